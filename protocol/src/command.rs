@@ -1,0 +1,137 @@
+//! Commands: what a worker is asked to do to one tenant. Published on
+//! `landlord.commands.<kind>.<tenant_id>` by the ingress, the CLI or an operator with `nats pub`.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{CommandId, ContactEmail, PROTOCOL_VERSION, PackageId, StoreName, SubscriptionTypeId, TenantId, TenantSlug};
+
+/// One command, version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Command {
+    /// Protocol version; readers refuse versions they do not know.
+    pub v: u8,
+    /// Idempotency key, also the JetStream message id.
+    pub id: CommandId,
+    pub tenant_id: TenantId,
+    /// Who asked: `stripe`, or the operator's name. For the audit trail only.
+    pub requested_by: String,
+    pub created: DateTime<Utc>,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What to do, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Create everything the tenant needs and make it active.
+    Provision(ProvisionSpec),
+    /// Resume a failed run at its first unfinished step.
+    Retry,
+    Suspend,
+    Resume,
+    Offboard,
+    ChangePlan(PlanChange),
+}
+
+/// The tenant a purchase pays for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProvisionSpec {
+    pub slug: TenantSlug,
+    pub store_name: StoreName,
+    pub contact_email: ContactEmail,
+    pub package_id: PackageId,
+    pub subscription_type_id: SubscriptionTypeId,
+}
+
+/// The plan a tenant moves to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanChange {
+    pub package_id: PackageId,
+    pub subscription_type_id: SubscriptionTypeId,
+}
+
+/// The `kind` of a command, which is also a token of its subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommandKind {
+    Provision,
+    Retry,
+    Suspend,
+    Resume,
+    Offboard,
+    ChangePlan,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provision => "provision",
+            Self::Retry => "retry",
+            Self::Suspend => "suspend",
+            Self::Resume => "resume",
+            Self::Offboard => "offboard",
+            Self::ChangePlan => "change_plan",
+        }
+    }
+}
+
+impl Action {
+    pub fn kind(&self) -> CommandKind {
+        match self {
+            Self::Provision(_) => CommandKind::Provision,
+            Self::Retry => CommandKind::Retry,
+            Self::Suspend => CommandKind::Suspend,
+            Self::Resume => CommandKind::Resume,
+            Self::Offboard => CommandKind::Offboard,
+            Self::ChangePlan(_) => CommandKind::ChangePlan,
+        }
+    }
+}
+
+/// Why a payload is not a command Landlord can act on. Carried in the `rejected` progress event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("payload is not a valid command: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("protocol version {0} is not supported (this worker reads version {PROTOCOL_VERSION})")]
+    Version(u8),
+    #[error("subject says tenant {subject} but the payload says {payload}")]
+    TenantMismatch { subject: String, payload: TenantId },
+    #[error("subject says kind {subject} but the payload says {payload}")]
+    KindMismatch { subject: String, payload: &'static str },
+}
+
+impl Command {
+    /// A version-1 command created now.
+    pub fn new(id: CommandId, tenant_id: TenantId, requested_by: impl Into<String>, action: Action) -> Self {
+        Self { v: PROTOCOL_VERSION, id, tenant_id, requested_by: requested_by.into(), created: Utc::now(), action }
+    }
+
+    /// Decodes a payload and checks it against the subject it arrived on, so a message cannot claim
+    /// one tenant in its subject and act on another.
+    pub fn decode(subject: &str, payload: &[u8]) -> Result<Self, DecodeError> {
+        let cmd: Command = serde_json::from_slice(payload)?;
+        if cmd.v != PROTOCOL_VERSION {
+            return Err(DecodeError::Version(cmd.v));
+        }
+        if let Some((kind, tenant)) = crate::subjects::parse_command_subject(subject) {
+            if kind != cmd.action.kind().as_str() {
+                return Err(DecodeError::KindMismatch { subject: kind.to_owned(), payload: cmd.action.kind().as_str() });
+            }
+            if tenant != cmd.tenant_id.to_string() {
+                return Err(DecodeError::TenantMismatch { subject: tenant.to_owned(), payload: cmd.tenant_id });
+            }
+        }
+        Ok(cmd)
+    }
+
+    pub fn subject(&self) -> String {
+        crate::subjects::command_subject(self.action.kind(), &self.tenant_id)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a command always serializes")
+    }
+}

@@ -1,0 +1,21 @@
+//! Landlord's wire contract: the commands workers consume, the progress events dashboards read, and the
+//! subject names both travel on. Types only, no I/O, so every crate (and every outside tool) agrees on
+//! one definition. Identifiers are newtypes that can only hold valid values: a command that decodes is
+//! already safe to act on.
+
+mod command;
+mod event;
+mod ids;
+mod schema;
+pub mod subjects;
+
+pub use command::{Action, Command, CommandKind, DecodeError, PlanChange, ProvisionSpec};
+pub use event::{EventError, EventKind, ProgressEvent, TenantStatus};
+pub use ids::{
+    CommandId, ContactEmail, IdError, PackageId, StoreName, SubscriptionTypeId, TenantId, TenantSlug,
+};
+pub use schema::{command_schema, progress_schema};
+
+/// The version every message carries in its `v` field. A reader refuses versions it does not know
+/// instead of guessing at their meaning.
+pub const PROTOCOL_VERSION: u8 = 1;
