@@ -1,0 +1,180 @@
+//! Landlord's use of NATS JetStream, shared by the ingress, the workers and the CLI: the two streams and
+//! their settings, publishing a command so that it is stored exactly once, and publishing progress.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage, stream};
+use landlord_protocol::{Command, ProgressEvent, subjects};
+
+/// How the streams are laid out. Defaults suit one server; a cluster raises `replicas`.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// How long JetStream remembers a command id to drop a repeated publish. Older duplicates are caught
+    /// by the control plane's record of processed commands.
+    pub duplicate_window: Duration,
+    /// How long progress events stay replayable for dashboards and `landlord watch`.
+    pub progress_max_age: Duration,
+    pub replicas: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            duplicate_window: Duration::from_secs(120),
+            progress_max_age: Duration::from_secs(30 * 24 * 3600),
+            replicas: 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("cannot set up stream {stream}: {source}")]
+    Stream {
+        stream: &'static str,
+        source: jetstream::context::CreateStreamError,
+    },
+    #[error("JetStream did not store the message on {subject}: {source}")]
+    Publish {
+        subject: String,
+        source: jetstream::context::PublishError,
+    },
+    #[error("JetStream is not answering: {0}")]
+    Unavailable(String),
+}
+
+/// What JetStream said about a stored command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub sequence: u64,
+    /// True when a command with the same id was already stored within the duplicate window.
+    pub duplicate: bool,
+}
+
+/// A connection to NATS with its JetStream context. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+impl Bus {
+    /// Connects, retrying the initial connection so a worker can start before its server does.
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("landlord")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|source| BusError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        Ok(Self::from_client(client))
+    }
+
+    pub fn from_client(client: async_nats::Client) -> Self {
+        let mut js = jetstream::new(client.clone());
+        // A publish must be answered promptly: the ingress holds Stripe's request open meanwhile.
+        js.set_timeout(Duration::from_secs(5));
+        Self { client, js }
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Creates both streams if they are missing. Safe to call from every process at start.
+    pub async fn ensure_streams(&self, settings: &StreamSettings) -> Result<(), BusError> {
+        let commands = stream::Config {
+            name: subjects::COMMANDS_STREAM.into(),
+            subjects: vec![subjects::COMMANDS_WILDCARD.into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            duplicate_window: settings.duplicate_window,
+            num_replicas: settings.replicas,
+            ..Default::default()
+        };
+        let progress = stream::Config {
+            name: subjects::PROGRESS_STREAM.into(),
+            subjects: vec![subjects::PROGRESS_WILDCARD.into()],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age: settings.progress_max_age,
+            num_replicas: settings.replicas,
+            ..Default::default()
+        };
+        for (name, config) in [
+            (subjects::COMMANDS_STREAM, commands),
+            (subjects::PROGRESS_STREAM, progress),
+        ] {
+            self.js
+                .get_or_create_stream(config)
+                .await
+                .map_err(|source| BusError::Stream {
+                    stream: name,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Publishes a command with its id as `Nats-Msg-Id` and waits until JetStream has stored it.
+    pub async fn publish_command(&self, cmd: &Command) -> Result<Stored, BusError> {
+        let subject = cmd.subject();
+        let message = PublishMessage::build()
+            .payload(cmd.to_json().into())
+            .message_id(cmd.id.as_str());
+        self.store(subject, message).await
+    }
+
+    /// Publishes a progress event, deduplicated by its event id.
+    pub async fn publish_progress(&self, event: &ProgressEvent) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(event).expect("a progress event always serializes");
+        let message = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(event.id.to_string());
+        self.store(event.subject(), message).await.map(|_| ())
+    }
+
+    async fn store(&self, subject: String, message: PublishMessage) -> Result<Stored, BusError> {
+        let fail = |source| BusError::Publish {
+            subject: subject.clone(),
+            source,
+        };
+        let ack = self
+            .js
+            .send_publish(subject.clone(), message)
+            .await
+            .map_err(fail)?
+            .await
+            .map_err(fail)?;
+        Ok(Stored {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// Whether JetStream answers and holds the command stream: what "ready" means for every Landlord
+    /// process.
+    pub async fn ready(&self) -> Result<(), BusError> {
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            self.js.get_stream(subjects::COMMANDS_STREAM),
+        )
+        .await
+        .map_err(|_| BusError::Unavailable("no answer within 2 s".into()))?
+        .map(|_| ())
+        .map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+}

@@ -1,0 +1,16 @@
+//! The control-plane database schema (SQLite by default, PostgreSQL in production), as sea-orm
+//! migrations. Workers apply them at start.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_control_plane;
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_control_plane::Migration)]
+    }
+}
