@@ -1,0 +1,4 @@
+//! HTTP routes. Handlers only extract and validate, then call plain functions.
+
+pub mod health;
+pub mod webhook;

@@ -1,0 +1,72 @@
+//! `POST /webhooks/stripe`: verify the signature over the raw body, decide, and answer 2xx only once
+//! JetStream has stored the command.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::HeaderMap,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    AppState,
+    error::ApiError,
+    stripe::{EventDecision, decide, signature},
+};
+
+/// Largest body accepted; Stripe events are a few kilobytes.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[tracing::instrument(name = "stripe_webhook", skip_all)]
+pub async fn stripe_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge { limit: MAX_BODY },
+        other => ApiError::bad_request("bad_body", other.body_text()),
+    })?;
+    let header = headers
+        .get("stripe-signature")
+        .map(|v| v.to_str().unwrap_or_default());
+    let now = chrono::Utc::now().timestamp();
+    signature::verify(
+        header,
+        &body,
+        &state.stripe_secrets,
+        state.stripe_tolerance,
+        now,
+    )
+    .map_err(|e| ApiError::bad_request("bad_signature", e))?;
+    accept_stripe_event(&state, &body).await.map(Json)
+}
+
+/// Acts on a verified event body. Knows nothing of HTTP beyond the error it returns.
+pub async fn accept_stripe_event(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
+    let decision = decide(body).map_err(|e| {
+        let code = match e {
+            crate::stripe::WebhookError::Metadata(_) => "invalid_metadata",
+            _ => "bad_event",
+        };
+        ApiError::bad_request(code, e)
+    })?;
+    match decision {
+        EventDecision::Ignore(reason) => {
+            tracing::info!(%reason, "ignoring Stripe event");
+            Ok(json!({"received": true, "ignored": reason}))
+        }
+        EventDecision::Provision(cmd) => {
+            let stored = state
+                .bus
+                .publish_command(&cmd)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            tracing::info!(tenant_id = %cmd.tenant_id, command_id = %cmd.id, duplicate = stored.duplicate, "provision command stored");
+            Ok(
+                json!({"received": true, "tenant_id": cmd.tenant_id, "command_id": cmd.id, "duplicate": stored.duplicate}),
+            )
+        }
+    }
+}
