@@ -1,0 +1,51 @@
+//! Publishing progress events. The control plane holds the truth; an event that cannot be published is
+//! logged and the run goes on rather than stalling provisioning on a dashboard feed.
+
+use std::time::Duration;
+
+use landlord_bus::Bus;
+use landlord_protocol::{EventError, EventKind, ProgressEvent, TenantId, TenantStatus};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct Progress {
+    bus: Bus,
+}
+
+/// The optional parts of an event.
+#[derive(Debug, Default)]
+pub struct Detail {
+    pub step: Option<&'static str>,
+    pub attempt: Option<u32>,
+    pub duration: Option<Duration>,
+    pub status: Option<TenantStatus>,
+    pub error: Option<EventError>,
+    pub message: Option<String>,
+}
+
+impl Progress {
+    pub fn new(bus: Bus) -> Self {
+        Self { bus }
+    }
+
+    pub async fn emit(
+        &self,
+        tenant: Option<TenantId>,
+        run: Option<Uuid>,
+        kind: EventKind,
+        d: Detail,
+    ) {
+        let event = ProgressEvent {
+            step: d.step.map(str::to_owned),
+            attempt: d.attempt,
+            duration_ms: d.duration.map(|x| x.as_millis() as u64),
+            status: d.status,
+            error: d.error,
+            message: d.message,
+            ..ProgressEvent::new(tenant, run, kind)
+        };
+        if let Err(e) = self.bus.publish_progress(&event).await {
+            tracing::warn!(error = %e, ?kind, "progress event not published");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! `apply_schema`: the plan's script, split into statements and run in order in the tenant database.
+
+use futures::{FutureExt, future::BoxFuture};
+
+use super::{Step, StepContext, StepDone, StepError};
+use crate::{
+    names::{DatabaseName, LoginName},
+    scripts::split,
+    tenant_db::Applied,
+};
+
+#[derive(Debug)]
+pub struct ApplySchema;
+
+impl Step for ApplySchema {
+    fn name(&self) -> &'static str {
+        "apply_schema"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {
+        async move {
+            let server = &ctx.deps.tenant_db;
+            let script = ctx
+                .deps
+                .scripts
+                .load(
+                    server.dialect(),
+                    ctx.tenant.package_id,
+                    ctx.tenant.subscription_type_id,
+                )
+                .await
+                .map_err(|e| {
+                    if e.is_permanent() {
+                        StepError::permanent("script_missing", e.to_string())
+                    } else {
+                        StepError::transient("script_unreadable", e.to_string())
+                    }
+                })?;
+            let statements = split(&script.sql, server.dialect()).map_err(|e| {
+                StepError::permanent("script_invalid", format!("{}: {e}", script.location))
+            })?;
+            let db = DatabaseName::for_slug(&ctx.tenant.slug);
+            let login = LoginName::for_slug(&ctx.tenant.slug);
+            Ok(
+                match server
+                    .apply_script(&db, &login, &script, &statements)
+                    .await?
+                {
+                    Applied::Now { statements } => {
+                        StepDone::Done(format!("{} applied: {statements} statements", script.name))
+                    }
+                    Applied::Already => {
+                        StepDone::Done(format!("{} was already applied", script.name))
+                    }
+                },
+            )
+        }
+        .boxed()
+    }
+}

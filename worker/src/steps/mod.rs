@@ -1,0 +1,112 @@
+//! The steps of a provisioning run. Each is a small unit with one job that is safe to repeat; the
+//! runner knows their order, a step knows its provider.
+
+mod activate;
+mod apply_schema;
+mod create_database;
+
+use futures::future::BoxFuture;
+use landlord_protocol::{EventError, PackageId, SubscriptionTypeId, TenantId, TenantSlug};
+
+pub use activate::Activate;
+pub use apply_schema::ApplySchema;
+pub use create_database::CreateDatabase;
+
+use crate::{scripts::ScriptSource, store::Store, tenant_db::TenantDbServer};
+
+/// Whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Connection refused, timeouts, throttling, lock waits: back off and try again.
+    Transient,
+    /// Bad script, conflicting resource, invalid input: stop, mark failed, wait for a person.
+    Permanent,
+}
+
+/// A step failure with a stable code and a message a person can act on. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    pub retry: Retry,
+    pub code: String,
+    pub message: String,
+}
+
+impl StepError {
+    pub fn transient(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            retry: Retry::Transient,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+    pub fn permanent(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            retry: Retry::Permanent,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+    pub fn is_transient(&self) -> bool {
+        self.retry == Retry::Transient
+    }
+    /// Removes `secret` from the message, for errors of statements that carried one.
+    pub fn redact(&mut self, secret: &str) {
+        if !secret.is_empty() {
+            self.message = self.message.replace(secret, "[redacted]");
+        }
+    }
+    pub fn to_event(&self) -> EventError {
+        EventError {
+            code: self.code.clone(),
+            message: self.message.clone(),
+            retryable: self.is_transient(),
+        }
+    }
+}
+
+/// What a step did, for its progress event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepDone {
+    Done(String),
+    Skipped(String),
+}
+
+/// The services steps use, built once per worker.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub store: Store,
+    pub tenant_db: TenantDbServer,
+    pub scripts: ScriptSource,
+}
+
+/// The tenant a run is for, read back from the control plane as valid types.
+#[derive(Debug, Clone)]
+pub struct TenantPlan {
+    pub id: TenantId,
+    pub slug: TenantSlug,
+    pub package_id: PackageId,
+    pub subscription_type_id: SubscriptionTypeId,
+}
+
+#[derive(Debug)]
+pub struct StepContext<'a> {
+    pub tenant: &'a TenantPlan,
+    pub deps: &'a Deps,
+}
+
+pub trait Step: Send + Sync {
+    /// The name shown in progress events and stored per tenant; never change a released one.
+    fn name(&self) -> &'static str;
+    /// Does the step's work; must be safe to run again after a crash at any point.
+    fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>>;
+}
+
+/// The provisioning steps, in order.
+pub fn provisioning() -> Vec<Box<dyn Step>> {
+    vec![
+        Box::new(CreateDatabase),
+        Box::new(ApplySchema),
+        Box::new(Activate),
+    ]
+}

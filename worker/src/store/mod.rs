@@ -1,0 +1,330 @@
+//! The control plane: what Landlord knows about tenants, their runs and steps, and the commands it has
+//! already processed. Every step outcome is written here before a message is acknowledged.
+
+pub mod entities;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use landlord_migrations::Migrator;
+use landlord_protocol::{ProvisionSpec, TenantId, TenantStatus};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use sea_orm_migration::MigratorTrait;
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use entities::{processed_command, run, tenant, tenant_step};
+
+#[derive(Debug, thiserror::Error)]
+#[error("control-plane database: {0}")]
+pub struct StoreError(#[from] pub DbErr);
+
+/// A step's recorded outcome for a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepState {
+    Started,
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// What happened when a provision asked for a tenant.
+#[derive(Debug)]
+pub enum NewTenant {
+    Created(tenant::Model),
+    /// The same tenant already exists: a resumed or repeated purchase.
+    Exists(tenant::Model),
+    /// Another tenant holds the subdomain.
+    SlugTaken,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects and applies migrations. Several workers may start at once; a migration that loses the
+    /// race is retried once the winner has created the tables.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut opts = ConnectOptions::new(url);
+        opts.max_connections(8)
+            .sqlx_logging(false)
+            .acquire_timeout(Duration::from_secs(10));
+        let db = Database::connect(opts).await?;
+        if url.starts_with("sqlite:") {
+            // Several tasks write at once; WAL lets readers continue meanwhile.
+            db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+        }
+        let mut attempt = 0;
+        loop {
+            match Migrator::up(&db, None).await {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    tracing::warn!(error = %e, "migration failed, retrying (another worker may be migrating)");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(300 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Self { db })
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<tenant::Model>, StoreError> {
+        Ok(tenant::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<tenant::Model>, StoreError> {
+        Ok(tenant::Entity::find()
+            .order_by_asc(tenant::Column::CreatedAt)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Creates the tenant in `pending`, or finds it; refuses a subdomain another tenant holds.
+    pub async fn create_tenant(
+        &self,
+        id: &TenantId,
+        spec: &ProvisionSpec,
+    ) -> Result<NewTenant, StoreError> {
+        if let Some(existing) = self.tenant(id).await? {
+            return Ok(NewTenant::Exists(existing));
+        }
+        let now = Utc::now();
+        let row = tenant::ActiveModel {
+            id: Set(id.to_string()),
+            slug: Set(spec.slug.to_string()),
+            store_name: Set(spec.store_name.to_string()),
+            contact_email: Set(spec.contact_email.to_string()),
+            package_id: Set(spec.package_id.get() as i32),
+            subscription_type_id: Set(spec.subscription_type_id.get() as i32),
+            status: Set(TenantStatus::Pending.as_str().into()),
+            last_error: Set(None),
+            db_engine: Set(None),
+            db_name: Set(None),
+            db_login: Set(None),
+            db_password: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        match row.insert(&self.db).await {
+            Ok(model) => Ok(NewTenant::Created(model)),
+            // Lost a race or hit the unique slug: read back which.
+            Err(e) => match self.tenant(id).await? {
+                Some(existing) => Ok(NewTenant::Exists(existing)),
+                None if self.slug_taken(spec.slug.as_str()).await? => Ok(NewTenant::SlugTaken),
+                None => Err(e.into()),
+            },
+        }
+    }
+
+    async fn slug_taken(&self, slug: &str) -> Result<bool, StoreError> {
+        Ok(tenant::Entity::find()
+            .filter(tenant::Column::Slug.eq(slug))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    pub async fn set_status(
+        &self,
+        id: &TenantId,
+        status: TenantStatus,
+        last_error: Option<String>,
+    ) -> Result<(), StoreError> {
+        let row = tenant::ActiveModel {
+            id: Set(id.to_string()),
+            status: Set(status.as_str().into()),
+            last_error: Set(last_error),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        row.update(&self.db).await?;
+        Ok(())
+    }
+
+    /// Records the tenant database and its login. Called after the login's password was (re)set, so
+    /// the stored password is always the live one.
+    pub async fn save_database(
+        &self,
+        id: &TenantId,
+        engine: &str,
+        name: &str,
+        login: &str,
+        password: &SecretString,
+    ) -> Result<(), StoreError> {
+        let row = tenant::ActiveModel {
+            id: Set(id.to_string()),
+            db_engine: Set(Some(engine.into())),
+            db_name: Set(Some(name.into())),
+            db_login: Set(Some(login.into())),
+            db_password: Set(Some(password.expose_secret().to_owned())),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        row.update(&self.db).await?;
+        Ok(())
+    }
+
+    pub async fn steps(&self, id: &TenantId) -> Result<Vec<tenant_step::Model>, StoreError> {
+        Ok(tenant_step::Entity::find()
+            .filter(tenant_step::Column::TenantId.eq(id.to_string()))
+            .order_by_asc(tenant_step::Column::StartedAt)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn step(
+        &self,
+        id: &TenantId,
+        step: &str,
+    ) -> Result<Option<tenant_step::Model>, StoreError> {
+        Ok(
+            tenant_step::Entity::find_by_id((id.to_string(), step.to_owned()))
+                .one(&self.db)
+                .await?,
+        )
+    }
+
+    /// Marks a step started for this run and returns its attempt number across all runs.
+    pub async fn step_started(
+        &self,
+        id: &TenantId,
+        step: &str,
+        run_id: Uuid,
+    ) -> Result<u32, StoreError> {
+        let now = Utc::now();
+        let previous = self.step(id, step).await?;
+        let attempts = previous.as_ref().map_or(0, |p| p.attempts) + 1;
+        let row = tenant_step::ActiveModel {
+            tenant_id: Set(id.to_string()),
+            step: Set(step.to_owned()),
+            run_id: Set(run_id.to_string()),
+            status: Set(StepState::Started.as_str().into()),
+            attempts: Set(attempts),
+            started_at: Set(now),
+            finished_at: Set(None),
+            duration_ms: Set(None),
+            error_code: Set(None),
+            error_message: Set(None),
+        };
+        if previous.is_some() {
+            row.update(&self.db).await?;
+        } else {
+            row.insert(&self.db).await?;
+        }
+        Ok(attempts as u32)
+    }
+
+    /// Records how a step ended.
+    pub async fn step_finished(
+        &self,
+        id: &TenantId,
+        step: &str,
+        state: StepState,
+        duration: Duration,
+        error: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let row = tenant_step::ActiveModel {
+            tenant_id: Set(id.to_string()),
+            step: Set(step.to_owned()),
+            status: Set(state.as_str().into()),
+            finished_at: Set(Some(Utc::now())),
+            duration_ms: Set(Some(duration.as_millis() as i64)),
+            error_code: Set(error.map(|e| e.0.to_owned())),
+            error_message: Set(error.map(|e| e.1.to_owned())),
+            ..Default::default()
+        };
+        row.update(&self.db).await?;
+        Ok(())
+    }
+
+    pub async fn start_run(
+        &self,
+        id: &TenantId,
+        command_id: &str,
+        kind: &str,
+    ) -> Result<Uuid, StoreError> {
+        let run_id = Uuid::new_v4();
+        run::ActiveModel {
+            id: Set(run_id.to_string()),
+            tenant_id: Set(id.to_string()),
+            command_id: Set(command_id.to_owned()),
+            kind: Set(kind.to_owned()),
+            status: Set("running".into()),
+            started_at: Set(Utc::now()),
+            finished_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(run_id)
+    }
+
+    pub async fn finish_run(&self, run_id: Uuid, status: &str) -> Result<(), StoreError> {
+        run::ActiveModel {
+            id: Set(run_id.to_string()),
+            status: Set(status.to_owned()),
+            finished_at: Set(Some(Utc::now())),
+            ..Default::default()
+        }
+        .update(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn runs(&self, id: &TenantId) -> Result<Vec<run::Model>, StoreError> {
+        Ok(run::Entity::find()
+            .filter(run::Column::TenantId.eq(id.to_string()))
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn is_processed(&self, command_id: &str) -> Result<bool, StoreError> {
+        Ok(processed_command::Entity::find_by_id(command_id.to_owned())
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
+    /// Remembers a command as done, so a redelivery after JetStream's duplicate window is a no-op.
+    pub async fn mark_processed(
+        &self,
+        command_id: &str,
+        id: &TenantId,
+        kind: &str,
+    ) -> Result<(), StoreError> {
+        if self.is_processed(command_id).await? {
+            return Ok(());
+        }
+        processed_command::ActiveModel {
+            command_id: Set(command_id.to_owned()),
+            tenant_id: Set(id.to_string()),
+            kind: Set(kind.to_owned()),
+            processed_at: Set(Utc::now()),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+}

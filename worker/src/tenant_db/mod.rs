@@ -1,0 +1,204 @@
+//! The tenant database server (`LANDLORD_TENANT_DB_URL`): MySQL/MariaDB or PostgreSQL. Creates a
+//! tenant's database and login and applies its plan script. Every operation is idempotent, so a
+//! resumed run can repeat it safely.
+//!
+//! Connections never log statements (`sqlx_logging(false)`): a statement that sets a password must not
+//! reach a log, and errors from those statements are redacted before they go anywhere.
+
+mod mysql;
+mod postgres;
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, sqlx};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{
+    names::{DatabaseName, LoginName},
+    scripts::{Dialect, PlanScript, Statement},
+    steps::StepError,
+};
+
+/// Table written into each tenant database, in the same transaction as the schema on PostgreSQL and
+/// last on MySQL, so a repeated `apply_schema` knows the script already ran.
+pub const SCHEMA_MARKER: &str = "_landlord_schema";
+
+/// A connection to the server where tenant databases live.
+#[derive(Debug, Clone)]
+pub struct TenantDbServer {
+    dialect: Dialect,
+    url: SecretString,
+    admin: DatabaseConnection,
+}
+
+/// What `apply_script` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Now { statements: usize },
+    Already,
+}
+
+impl TenantDbServer {
+    /// Prepares a lazy admin pool: the worker starts even while the server is down, and steps retry.
+    pub async fn new(url: &SecretString) -> Result<Self, StepError> {
+        let text = url.expose_secret();
+        let dialect = if text.starts_with("mysql:") || text.starts_with("mariadb:") {
+            Dialect::MySql
+        } else if text.starts_with("postgres:") || text.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(StepError::permanent(
+                "tenant_db_url",
+                "LANDLORD_TENANT_DB_URL must start with mysql:// or postgres://",
+            ));
+        };
+        let mut opts = options(text, 4);
+        opts.connect_lazy(true);
+        let admin = Database::connect(opts).await?;
+        Ok(Self {
+            dialect,
+            url: url.clone(),
+            admin,
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Creates the tenant's database and a login that can reach only it, with `password`. Repeating it
+    /// resets the password, so the one recorded afterwards is always the live one.
+    pub async fn create_database(
+        &self,
+        db: &DatabaseName,
+        login: &LoginName,
+        password: &SecretString,
+    ) -> Result<(), StepError> {
+        match self.dialect {
+            Dialect::MySql => mysql::create_database(&self.admin, db, login, password).await,
+            Dialect::Postgres => postgres::create_database(&self.admin, db, login, password).await,
+        }
+    }
+
+    /// Applies a plan script's statements in `db`, unless the marker says this script already ran.
+    pub async fn apply_script(
+        &self,
+        db: &DatabaseName,
+        login: &LoginName,
+        script: &PlanScript,
+        statements: &[Statement],
+    ) -> Result<Applied, StepError> {
+        match self.dialect {
+            Dialect::MySql => mysql::apply_script(self, db, script, statements).await,
+            Dialect::Postgres => postgres::apply_script(self, db, login, script, statements).await,
+        }
+    }
+
+    /// Whether the database exists (used by checks and tests).
+    pub async fn database_exists(&self, db: &DatabaseName) -> Result<bool, StepError> {
+        match self.dialect {
+            Dialect::MySql => mysql::database_exists(&self.admin, db).await,
+            Dialect::Postgres => postgres::database_exists(&self.admin, db).await,
+        }
+    }
+
+    /// Drops the database and its login; missing ones are fine.
+    pub async fn drop_database(
+        &self,
+        db: &DatabaseName,
+        login: &LoginName,
+    ) -> Result<(), StepError> {
+        match self.dialect {
+            Dialect::MySql => mysql::drop_database(&self.admin, db, login).await,
+            Dialect::Postgres => postgres::drop_database(&self.admin, db, login).await,
+        }
+    }
+
+    /// A single-connection pool on one tenant database, as the admin.
+    async fn connect_to(&self, db: &DatabaseName) -> Result<DatabaseConnection, StepError> {
+        let mut url = url::Url::parse(self.url.expose_secret()).map_err(|_| {
+            StepError::permanent("tenant_db_url", "LANDLORD_TENANT_DB_URL is not a valid URL")
+        })?;
+        url.set_path(&format!("/{}", db.as_str()));
+        Ok(Database::connect(options(url.as_str(), 1)).await?)
+    }
+
+    pub fn admin(&self) -> &DatabaseConnection {
+        &self.admin
+    }
+}
+
+fn options(url: &str, max: u32) -> ConnectOptions {
+    let mut o = ConnectOptions::new(url.to_owned());
+    o.max_connections(max)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    o
+}
+
+/// SQLSTATEs and MySQL error numbers that clear up on their own: locks, deadlocks, serialization
+/// failures, too many connections, a server shutting down.
+const TRANSIENT_SQLSTATES: &[&str] = &[
+    "40001", "40P01", "55P03", "57P01", "57P03", "53300", "08006", "08001", "08004",
+];
+const TRANSIENT_MYSQL_CODES: &[u16] = &[1205, 1213, 1040, 1053, 2002, 2003, 2006, 2013];
+
+impl From<DbErr> for StepError {
+    fn from(e: DbErr) -> Self {
+        let message = e.to_string();
+        if is_transient(&e) {
+            StepError::transient(
+                "database_unavailable",
+                format!("tenant database server: {message}"),
+            )
+        } else {
+            StepError::permanent(
+                "database_error",
+                format!("tenant database server: {message}"),
+            )
+        }
+    }
+}
+
+/// Whether a database error may succeed on retry.
+pub fn is_transient(e: &DbErr) -> bool {
+    let runtime = match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(r) | DbErr::Query(r) => r,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
+        return false;
+    };
+    match sqlx_err.as_ref() {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let state = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let mysql_code = db
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .map(|m| m.number());
+            TRANSIENT_SQLSTATES.contains(&state.as_str())
+                || mysql_code.is_some_and(|n| TRANSIENT_MYSQL_CODES.contains(&n))
+        }
+        _ => false,
+    }
+}
+
+/// Runs a statement that carries a password, replacing the password in any error before it is kept.
+async fn run_secret(
+    conn: &DatabaseConnection,
+    sql: &str,
+    password: &SecretString,
+) -> Result<(), StepError> {
+    use sea_orm::ConnectionTrait;
+    conn.execute_unprepared(sql).await.map(|_| ()).map_err(|e| {
+        let mut err = StepError::from(e);
+        err.redact(password.expose_secret());
+        err
+    })
+}

@@ -1,0 +1,195 @@
+//! MySQL/MariaDB: `CREATE DATABASE IF NOT EXISTS … utf8mb4`, a login `'name'@'%'` with privileges on that
+//! database only. DDL commits as it goes, so a script that failed half-way leaves tables behind: before
+//! applying, a database holding tables but no marker is emptied by dropping and recreating it (it was
+//! created by this same provisioning and holds nothing else).
+
+use std::time::Instant;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlStatement};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Applied, SCHEMA_MARKER, TenantDbServer, run_secret};
+use crate::{
+    names::{DatabaseName, LoginName},
+    scripts::{PlanScript, Statement},
+    steps::StepError,
+};
+
+pub async fn create_database(
+    admin: &DatabaseConnection,
+    db: &DatabaseName,
+    login: &LoginName,
+    password: &SecretString,
+) -> Result<(), StepError> {
+    let (d, l) = (db.mysql(), login.as_str());
+    admin
+        .execute_unprepared(&format!(
+            "CREATE DATABASE IF NOT EXISTS {d} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        ))
+        .await?;
+    // The password is ours (alphanumeric, generated) and never request text; it is still kept out of logs.
+    let pw = password.expose_secret();
+    run_secret(
+        admin,
+        &format!("CREATE USER IF NOT EXISTS '{l}'@'%' IDENTIFIED BY '{pw}'"),
+        password,
+    )
+    .await?;
+    run_secret(
+        admin,
+        &format!("ALTER USER '{l}'@'%' IDENTIFIED BY '{pw}'"),
+        password,
+    )
+    .await?;
+    admin
+        .execute_unprepared(&format!("GRANT ALL PRIVILEGES ON {d}.* TO '{l}'@'%'"))
+        .await?;
+    Ok(())
+}
+
+pub async fn database_exists(
+    admin: &DatabaseConnection,
+    db: &DatabaseName,
+) -> Result<bool, StepError> {
+    let row = admin
+        .query_one_raw(SqlStatement::from_sql_and_values(
+            DbBackend::MySql,
+            "SELECT COUNT(*) AS n FROM information_schema.schemata WHERE schema_name = ?",
+            [db.as_str().into()],
+        ))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0)
+        > 0)
+}
+
+pub async fn drop_database(
+    admin: &DatabaseConnection,
+    db: &DatabaseName,
+    login: &LoginName,
+) -> Result<(), StepError> {
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {}", db.mysql()))
+        .await?;
+    admin
+        .execute_unprepared(&format!("DROP USER IF EXISTS '{}'@'%'", login.as_str()))
+        .await?;
+    Ok(())
+}
+
+async fn count(
+    conn: &DatabaseConnection,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> Result<i64, StepError> {
+    let row = conn
+        .query_one_raw(SqlStatement::from_sql_and_values(
+            DbBackend::MySql,
+            sql,
+            values,
+        ))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+pub async fn apply_script(
+    server: &TenantDbServer,
+    db: &DatabaseName,
+    script: &PlanScript,
+    statements: &[Statement],
+) -> Result<Applied, StepError> {
+    let admin = server.admin();
+    let in_db = "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = ?";
+    let marker = count(
+        admin,
+        &format!("{in_db} AND table_name = '{SCHEMA_MARKER}'"),
+        vec![db.as_str().into()],
+    )
+    .await?;
+    if marker > 0 {
+        let conn = server.connect_to(db).await?;
+        let same = count(
+            &conn,
+            &format!("SELECT COUNT(*) AS n FROM `{SCHEMA_MARKER}` WHERE script = ? AND sha256 = ?"),
+            vec![script.name.clone().into(), script.sha256.clone().into()],
+        )
+        .await?;
+        return if same > 0 {
+            Ok(Applied::Already)
+        } else {
+            Err(StepError::permanent(
+                "schema_conflict",
+                format!(
+                    "database {db} already holds a different schema than {}; an operator must decide",
+                    script.name
+                ),
+            ))
+        };
+    }
+    if count(admin, in_db, vec![db.as_str().into()]).await? > 0 {
+        tracing::warn!(%db, "database holds tables from an interrupted attempt; recreating it before applying");
+        admin
+            .execute_unprepared(&format!("DROP DATABASE {}", db.mysql()))
+            .await?;
+        admin
+            .execute_unprepared(&format!(
+                "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+                db.mysql()
+            ))
+            .await?;
+    }
+    let conn = server.connect_to(db).await?;
+    for (i, st) in statements.iter().enumerate() {
+        let started = Instant::now();
+        conn.execute_unprepared(&st.sql)
+            .await
+            .map_err(|e| statement_error(e, script, i, st))?;
+        tracing::info!(
+            statement = i + 1,
+            line = st.line,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "schema statement applied"
+        );
+    }
+    conn.execute_unprepared(&format!(
+        "CREATE TABLE `{SCHEMA_MARKER}` (script VARCHAR(255) PRIMARY KEY, sha256 CHAR(64) NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    ))
+    .await?;
+    conn.execute_raw(SqlStatement::from_sql_and_values(
+        DbBackend::MySql,
+        &format!("INSERT INTO `{SCHEMA_MARKER}` (script, sha256) VALUES (?, ?)"),
+        [script.name.clone().into(), script.sha256.clone().into()],
+    ))
+    .await?;
+    conn.close().await.ok();
+    Ok(Applied::Now {
+        statements: statements.len(),
+    })
+}
+
+/// A failing statement names the script, the statement's number and line; a connection loss stays
+/// transient so the step retries (and the next attempt starts from a clean database).
+pub(super) fn statement_error(
+    e: sea_orm::DbErr,
+    script: &PlanScript,
+    i: usize,
+    st: &Statement,
+) -> StepError {
+    let transient = super::is_transient(&e);
+    let message = format!(
+        "{} statement {} (line {}) failed: {e}",
+        script.location,
+        i + 1,
+        st.line
+    );
+    if transient {
+        StepError::transient("database_unavailable", message)
+    } else {
+        StepError::permanent("schema_failed", message)
+    }
+}

@@ -1,0 +1,195 @@
+//! PostgreSQL: a login role and a database it owns, with `CONNECT` and `TEMPORARY` revoked from
+//! `PUBLIC` so no other tenant's login can reach it. `CREATE DATABASE` cannot run in a transaction and is
+//! issued alone. The plan script runs in one transaction as the tenant's role (so the tenant owns its
+//! tables), together with the marker, so it either applied completely or not at all.
+
+use std::time::Instant;
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlStatement, TransactionTrait,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Applied, SCHEMA_MARKER, TenantDbServer, mysql::statement_error, run_secret};
+use crate::{
+    names::{DatabaseName, LoginName},
+    scripts::{PlanScript, Statement},
+    steps::StepError,
+};
+
+async fn exists(
+    conn: &DatabaseConnection,
+    sql: &str,
+    name: &str,
+) -> Result<Option<String>, StepError> {
+    let row = conn
+        .query_one_raw(SqlStatement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [name.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<String>("", "owner")).transpose()?)
+}
+
+const DB_OWNER: &str =
+    "SELECT pg_get_userbyid(datdba)::text AS owner FROM pg_database WHERE datname = $1";
+const ROLE: &str = "SELECT rolname::text AS owner FROM pg_roles WHERE rolname = $1";
+
+pub async fn create_database(
+    admin: &DatabaseConnection,
+    db: &DatabaseName,
+    login: &LoginName,
+    password: &SecretString,
+) -> Result<(), StepError> {
+    let pw = password.expose_secret();
+    let verb = if exists(admin, ROLE, login.as_str()).await?.is_some() {
+        "ALTER"
+    } else {
+        "CREATE"
+    };
+    // Utility statements take no bind parameters; the password is generated alphanumeric text.
+    if let Err(e) = run_secret(
+        admin,
+        &format!("{verb} ROLE {} WITH LOGIN PASSWORD '{pw}'", login.pg()),
+        password,
+    )
+    .await
+    {
+        // Another attempt may have created the role in between; setting the password again settles it.
+        if verb == "CREATE" && exists(admin, ROLE, login.as_str()).await?.is_some() {
+            run_secret(
+                admin,
+                &format!("ALTER ROLE {} WITH LOGIN PASSWORD '{pw}'", login.pg()),
+                password,
+            )
+            .await?;
+        } else {
+            return Err(e);
+        }
+    }
+    if exists(admin, DB_OWNER, db.as_str()).await?.is_none() {
+        if let Err(e) = admin
+            .execute_unprepared(&format!("CREATE DATABASE {} OWNER {}", db.pg(), login.pg()))
+            .await
+        {
+            // 42P04: created concurrently. Accept it only if it is ours.
+            if exists(admin, DB_OWNER, db.as_str()).await?.is_none() {
+                return Err(e.into());
+            }
+        }
+    }
+    match exists(admin, DB_OWNER, db.as_str()).await? {
+        Some(owner) if owner == login.as_str() => {}
+        other => {
+            return Err(StepError::permanent(
+                "database_conflict",
+                format!(
+                    "database {db} exists but is owned by {}; it does not belong to this tenant",
+                    other.unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    admin
+        .execute_unprepared(&format!(
+            "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
+            db.pg()
+        ))
+        .await?;
+    Ok(())
+}
+
+pub async fn database_exists(
+    admin: &DatabaseConnection,
+    db: &DatabaseName,
+) -> Result<bool, StepError> {
+    Ok(exists(admin, DB_OWNER, db.as_str()).await?.is_some())
+}
+
+pub async fn drop_database(
+    admin: &DatabaseConnection,
+    db: &DatabaseName,
+    login: &LoginName,
+) -> Result<(), StepError> {
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.pg()))
+        .await?;
+    admin
+        .execute_unprepared(&format!("DROP ROLE IF EXISTS {}", login.pg()))
+        .await?;
+    Ok(())
+}
+
+pub async fn apply_script(
+    server: &TenantDbServer,
+    db: &DatabaseName,
+    login: &LoginName,
+    script: &PlanScript,
+    statements: &[Statement],
+) -> Result<Applied, StepError> {
+    let conn = server.connect_to(db).await?;
+    let marker = conn
+        .query_one_raw(SqlStatement::from_string(
+            DbBackend::Postgres,
+            format!("SELECT (to_regclass('public.{SCHEMA_MARKER}') IS NOT NULL) AS present"),
+        ))
+        .await?
+        .map(|r| r.try_get::<bool>("", "present"))
+        .transpose()?
+        .unwrap_or(false);
+    if marker {
+        let same = conn
+            .query_one_raw(SqlStatement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!("SELECT COUNT(*) AS n FROM public.{SCHEMA_MARKER} WHERE script = $1 AND sha256 = $2"),
+                [script.name.clone().into(), script.sha256.clone().into()],
+            ))
+            .await?
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0);
+        conn.close().await.ok();
+        return if same > 0 {
+            Ok(Applied::Already)
+        } else {
+            Err(StepError::permanent(
+                "schema_conflict",
+                format!(
+                    "database {db} already holds a different schema than {}; an operator must decide",
+                    script.name
+                ),
+            ))
+        };
+    }
+    let txn = conn.begin().await?;
+    txn.execute_unprepared(&format!("SET LOCAL ROLE {}", login.pg()))
+        .await?;
+    for (i, st) in statements.iter().enumerate() {
+        let started = Instant::now();
+        txn.execute_unprepared(&st.sql)
+            .await
+            .map_err(|e| statement_error(e, script, i, st))?;
+        tracing::info!(
+            statement = i + 1,
+            line = st.line,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "schema statement applied"
+        );
+    }
+    txn.execute_unprepared(&format!(
+        "CREATE TABLE public.{SCHEMA_MARKER} (script text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+    ))
+    .await?;
+    txn.execute_raw(SqlStatement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("INSERT INTO public.{SCHEMA_MARKER} (script, sha256) VALUES ($1, $2)"),
+        [script.name.clone().into(), script.sha256.clone().into()],
+    ))
+    .await?;
+    txn.commit().await?;
+    conn.close().await.ok();
+    Ok(Applied::Now {
+        statements: statements.len(),
+    })
+}
