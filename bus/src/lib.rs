@@ -6,6 +6,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use landlord_protocol::{Command, ProgressEvent, subjects};
 
+mod watch;
+
 /// How the streams are laid out. Defaults suit one server; a cluster raises `replicas`.
 #[derive(Debug, Clone)]
 pub struct StreamSettings {

@@ -55,8 +55,9 @@ pub enum ConfigError {
 }
 
 impl IngressConfig {
-    /// Loads defaults, then `file` if given, then the environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+    /// Loads defaults, then `file` if given, then the environment. `fallback_secret` is used only when
+    /// no webhook secret is configured (`landlord dev` passes a development one).
+    pub fn load(file: Option<&Path>, fallback_secret: Option<&str>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Raw::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file(file));
@@ -65,7 +66,10 @@ impl IngressConfig {
             .merge(Env::prefixed("LANDLORD_"))
             .extract()
             .map_err(Box::new)?;
-        let secrets = parse_secrets(raw.stripe_webhook_secret.map(SecretString::from));
+        let secret = raw
+            .stripe_webhook_secret
+            .or_else(|| fallback_secret.map(str::to_owned));
+        let secrets = parse_secrets(secret.map(SecretString::from));
         if secrets.is_empty() {
             return Err(ConfigError::NoWebhookSecret);
         }

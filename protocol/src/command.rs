@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{CommandId, ContactEmail, PROTOCOL_VERSION, PackageId, StoreName, SubscriptionTypeId, TenantId, TenantSlug};
+use crate::{
+    CommandId, ContactEmail, PROTOCOL_VERSION, PackageId, StoreName, SubscriptionTypeId, TenantId,
+    TenantSlug,
+};
 
 /// One command, version 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -100,13 +103,28 @@ pub enum DecodeError {
     #[error("subject says tenant {subject} but the payload says {payload}")]
     TenantMismatch { subject: String, payload: TenantId },
     #[error("subject says kind {subject} but the payload says {payload}")]
-    KindMismatch { subject: String, payload: &'static str },
+    KindMismatch {
+        subject: String,
+        payload: &'static str,
+    },
 }
 
 impl Command {
     /// A version-1 command created now.
-    pub fn new(id: CommandId, tenant_id: TenantId, requested_by: impl Into<String>, action: Action) -> Self {
-        Self { v: PROTOCOL_VERSION, id, tenant_id, requested_by: requested_by.into(), created: Utc::now(), action }
+    pub fn new(
+        id: CommandId,
+        tenant_id: TenantId,
+        requested_by: impl Into<String>,
+        action: Action,
+    ) -> Self {
+        Self {
+            v: PROTOCOL_VERSION,
+            id,
+            tenant_id,
+            requested_by: requested_by.into(),
+            created: Utc::now(),
+            action,
+        }
     }
 
     /// Decodes a payload and checks it against the subject it arrived on, so a message cannot claim
@@ -118,10 +136,16 @@ impl Command {
         }
         if let Some((kind, tenant)) = crate::subjects::parse_command_subject(subject) {
             if kind != cmd.action.kind().as_str() {
-                return Err(DecodeError::KindMismatch { subject: kind.to_owned(), payload: cmd.action.kind().as_str() });
+                return Err(DecodeError::KindMismatch {
+                    subject: kind.to_owned(),
+                    payload: cmd.action.kind().as_str(),
+                });
             }
             if tenant != cmd.tenant_id.to_string() {
-                return Err(DecodeError::TenantMismatch { subject: tenant.to_owned(), payload: cmd.tenant_id });
+                return Err(DecodeError::TenantMismatch {
+                    subject: tenant.to_owned(),
+                    payload: cmd.tenant_id,
+                });
             }
         }
         Ok(cmd)

@@ -80,8 +80,14 @@ impl TenantStatus {
 
     pub fn parse(s: &str) -> Option<Self> {
         [
-            Self::Pending, Self::Provisioning, Self::Active, Self::Suspended, Self::AwaitingOperator, Self::Failed,
-            Self::Offboarding, Self::Deleted,
+            Self::Pending,
+            Self::Provisioning,
+            Self::Active,
+            Self::Suspended,
+            Self::AwaitingOperator,
+            Self::Failed,
+            Self::Offboarding,
+            Self::Deleted,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)

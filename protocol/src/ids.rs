@@ -12,18 +12,32 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("{field} must be {min} to {max} characters long, got {got}")]
-    Length { field: &'static str, min: usize, max: usize, got: usize },
+    Length {
+        field: &'static str,
+        min: usize,
+        max: usize,
+        got: usize,
+    },
     #[error("{field} may only contain {allowed}; found {found:?}")]
-    Character { field: &'static str, allowed: &'static str, found: char },
+    Character {
+        field: &'static str,
+        allowed: &'static str,
+        found: char,
+    },
     #[error("{field} must {rule}")]
-    Shape { field: &'static str, rule: &'static str },
+    Shape {
+        field: &'static str,
+        rule: &'static str,
+    },
     #[error("{field} {value:?} is reserved")]
     Reserved { field: &'static str, value: String },
 }
 
 /// A tenant, named by a UUID. Tenants created from a purchase get a UUIDv5 of the checkout session, so
 /// every delivery of the same purchase names the same tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct TenantId(Uuid);
 
@@ -34,7 +48,10 @@ const CHECKOUT_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_6e64_6c6f_7264_8000_0000
 impl TenantId {
     /// The tenant of a Stripe checkout session; the same session always gives the same id.
     pub fn from_checkout_session(session_id: &str) -> Self {
-        Self(Uuid::new_v5(&CHECKOUT_NAMESPACE, format!("stripe:checkout:{session_id}").as_bytes()))
+        Self(Uuid::new_v5(
+            &CHECKOUT_NAMESPACE,
+            format!("stripe:checkout:{session_id}").as_bytes(),
+        ))
     }
     /// A fresh id, for tenants an operator creates.
     pub fn new_random() -> Self {
@@ -42,9 +59,10 @@ impl TenantId {
     }
     /// Parses the canonical hyphenated form.
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        Uuid::try_parse(s)
-            .map(Self)
-            .map_err(|_| IdError::Shape { field: "tenant id", rule: "be a UUID" })
+        Uuid::try_parse(s).map(Self).map_err(|_| IdError::Shape {
+            field: "tenant id",
+            rule: "be a UUID",
+        })
     }
     pub fn as_uuid(&self) -> Uuid {
         self.0
@@ -93,9 +111,31 @@ string_newtype!(TenantSlug);
 
 /// Names a tenant may not take: they belong to the product itself or invite phishing.
 pub const RESERVED_SLUGS: &[&str] = &[
-    "admin", "api", "app", "assets", "auth", "billing", "cdn", "dashboard", "dev", "docs", "ftp", "help",
-    "imap", "landlord", "login", "mail", "pop", "root", "smtp", "static", "status", "support", "system",
-    "test", "www",
+    "admin",
+    "api",
+    "app",
+    "assets",
+    "auth",
+    "billing",
+    "cdn",
+    "dashboard",
+    "dev",
+    "docs",
+    "ftp",
+    "help",
+    "imap",
+    "landlord",
+    "login",
+    "mail",
+    "pop",
+    "root",
+    "smtp",
+    "static",
+    "status",
+    "support",
+    "system",
+    "test",
+    "www",
 ];
 
 impl TenantSlug {
@@ -105,19 +145,40 @@ impl TenantSlug {
         const FIELD: &str = "subdomain";
         let len = s.chars().count();
         if !(3..=Self::MAX_LEN).contains(&len) {
-            return Err(IdError::Length { field: FIELD, min: 3, max: Self::MAX_LEN, got: len });
+            return Err(IdError::Length {
+                field: FIELD,
+                min: 3,
+                max: Self::MAX_LEN,
+                got: len,
+            });
         }
-        if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
-            return Err(IdError::Character { field: FIELD, allowed: "lowercase letters a-z, digits and hyphens", found: c });
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        {
+            return Err(IdError::Character {
+                field: FIELD,
+                allowed: "lowercase letters a-z, digits and hyphens",
+                found: c,
+            });
         }
         if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-            return Err(IdError::Shape { field: FIELD, rule: "start with a letter" });
+            return Err(IdError::Shape {
+                field: FIELD,
+                rule: "start with a letter",
+            });
         }
         if s.ends_with('-') || s.contains("--") {
-            return Err(IdError::Shape { field: FIELD, rule: "not end with a hyphen or contain two hyphens in a row" });
+            return Err(IdError::Shape {
+                field: FIELD,
+                rule: "not end with a hyphen or contain two hyphens in a row",
+            });
         }
         if RESERVED_SLUGS.contains(&s) {
-            return Err(IdError::Reserved { field: FIELD, value: s.to_owned() });
+            return Err(IdError::Reserved {
+                field: FIELD,
+                value: s.to_owned(),
+            });
         }
         Ok(Self(s.to_owned()))
     }
@@ -135,10 +196,19 @@ impl StoreName {
         let s = s.trim();
         let len = s.chars().count();
         if !(1..=100).contains(&len) {
-            return Err(IdError::Length { field: "store name", min: 1, max: 100, got: len });
+            return Err(IdError::Length {
+                field: "store name",
+                min: 1,
+                max: 100,
+                got: len,
+            });
         }
         if let Some(c) = s.chars().find(|c| c.is_control()) {
-            return Err(IdError::Character { field: "store name", allowed: "printable characters", found: c });
+            return Err(IdError::Character {
+                field: "store name",
+                allowed: "printable characters",
+                found: c,
+            });
         }
         Ok(Self(s.to_owned()))
     }
@@ -156,16 +226,37 @@ impl ContactEmail {
         const FIELD: &str = "contact email";
         let len = s.chars().count();
         if !(3..=254).contains(&len) {
-            return Err(IdError::Length { field: FIELD, min: 3, max: 254, got: len });
+            return Err(IdError::Length {
+                field: FIELD,
+                min: 3,
+                max: 254,
+                got: len,
+            });
         }
-        if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';')) {
-            return Err(IdError::Character { field: FIELD, allowed: "an address without spaces or separators", found: c });
+        if let Some(c) = s
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
+        {
+            return Err(IdError::Character {
+                field: FIELD,
+                allowed: "an address without spaces or separators",
+                found: c,
+            });
         }
         match s.split_once('@') {
             Some((local, domain))
-                if !local.is_empty() && !domain.contains('@') && domain.contains('.')
-                    && !domain.starts_with('.') && !domain.ends_with('.') => Ok(Self(s.to_owned())),
-            _ => Err(IdError::Shape { field: FIELD, rule: "look like name@example.com" }),
+                if !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.') =>
+            {
+                Ok(Self(s.to_owned()))
+            }
+            _ => Err(IdError::Shape {
+                field: FIELD,
+                rule: "look like name@example.com",
+            }),
         }
     }
 }
@@ -181,16 +272,34 @@ impl CommandId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         const FIELD: &str = "command id";
         let Some((source, key)) = s.split_once(':') else {
-            return Err(IdError::Shape { field: FIELD, rule: "start with stripe: or admin:" });
+            return Err(IdError::Shape {
+                field: FIELD,
+                rule: "start with stripe: or admin:",
+            });
         };
         if !matches!(source, "stripe" | "admin") {
-            return Err(IdError::Shape { field: FIELD, rule: "start with stripe: or admin:" });
+            return Err(IdError::Shape {
+                field: FIELD,
+                rule: "start with stripe: or admin:",
+            });
         }
         if !(1..=120).contains(&key.len()) {
-            return Err(IdError::Length { field: FIELD, min: 1, max: 120, got: key.len() });
+            return Err(IdError::Length {
+                field: FIELD,
+                min: 1,
+                max: 120,
+                got: key.len(),
+            });
         }
-        if let Some(c) = key.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
-            return Err(IdError::Character { field: FIELD, allowed: "letters, digits, _ - .", found: c });
+        if let Some(c) = key
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return Err(IdError::Character {
+                field: FIELD,
+                allowed: "letters, digits, _ - .",
+                found: c,
+            });
         }
         Ok(Self(s.to_owned()))
     }
@@ -258,9 +367,24 @@ mod tests {
     fn slugs_refuse_hostile_and_reserved_text() {
         let long = "a".repeat(200);
         for bad in [
-            "x'; DROP DATABASE test; --", "`acme`", "../etc", "acme/../x", "ac", "Acme", "acme-", "1acme",
-            "ac--me", "аcme", /* Cyrillic а */ "acme\u{200b}", "acme.example", "acme bakery", "", &long, "admin",
-            "api", "www",
+            "x'; DROP DATABASE test; --",
+            "`acme`",
+            "../etc",
+            "acme/../x",
+            "ac",
+            "Acme",
+            "acme-",
+            "1acme",
+            "ac--me",
+            "аcme",
+            /* Cyrillic а */ "acme\u{200b}",
+            "acme.example",
+            "acme bakery",
+            "",
+            &long,
+            "admin",
+            "api",
+            "www",
         ] {
             assert!(TenantSlug::parse(bad).is_err(), "accepted {bad:?}");
         }
@@ -277,10 +401,21 @@ mod tests {
     #[test]
     fn emails_names_and_numbers() {
         assert!(ContactEmail::parse("owner@acme.example").is_ok());
-        for bad in ["owner", "@acme.example", "owner@acme", "a b@c.de", "a@b@c.de", "x@.de", "<x@y.de>"] {
+        for bad in [
+            "owner",
+            "@acme.example",
+            "owner@acme",
+            "a b@c.de",
+            "a@b@c.de",
+            "x@.de",
+            "<x@y.de>",
+        ] {
             assert!(ContactEmail::parse(bad).is_err(), "accepted {bad:?}");
         }
-        assert_eq!(StoreName::parse("  Acme Bakery ").unwrap().as_str(), "Acme Bakery");
+        assert_eq!(
+            StoreName::parse("  Acme Bakery ").unwrap().as_str(),
+            "Acme Bakery"
+        );
         assert!(StoreName::parse("   ").is_err());
         assert!(StoreName::parse("a\u{7}b").is_err());
         assert_eq!(PackageId::parse("12").unwrap().get(), 12);

@@ -12,7 +12,8 @@ pub mod subjects;
 pub use command::{Action, Command, CommandKind, DecodeError, PlanChange, ProvisionSpec};
 pub use event::{EventError, EventKind, ProgressEvent, TenantStatus};
 pub use ids::{
-    CommandId, ContactEmail, IdError, PackageId, StoreName, SubscriptionTypeId, TenantId, TenantSlug,
+    CommandId, ContactEmail, IdError, PackageId, StoreName, SubscriptionTypeId, TenantId,
+    TenantSlug,
 };
 pub use schema::{command_schema, progress_schema};
 

@@ -155,7 +155,7 @@ fn provision_spec(session: &CheckoutSession) -> Result<ProvisionSpec, WebhookErr
 mod tests {
     use super::*;
 
-    fn event(kind: &str, session: serde_json::Value) -> Vec<u8> {
+    fn event(kind: &str, session: &serde_json::Value) -> Vec<u8> {
         serde_json::json!({"id": "evt_1", "type": kind, "data": {"object": session}})
             .to_string()
             .into_bytes()
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn paid_checkout_becomes_a_provision_command() {
         let EventDecision::Provision(cmd) =
-            decide(&event("checkout.session.completed", paid_session())).unwrap()
+            decide(&event("checkout.session.completed", &paid_session())).unwrap()
         else {
             panic!("expected a provision")
         };
@@ -194,13 +194,13 @@ mod tests {
     #[test]
     fn other_events_and_unpaid_checkouts_are_ignored() {
         assert!(matches!(
-            decide(&event("invoice.paid", serde_json::json!({}))).unwrap(),
+            decide(&event("invoice.paid", &serde_json::json!({}))).unwrap(),
             EventDecision::Ignore(_)
         ));
         let mut unpaid = paid_session();
         unpaid["payment_status"] = "unpaid".into();
         assert!(matches!(
-            decide(&event("checkout.session.completed", unpaid)).unwrap(),
+            decide(&event("checkout.session.completed", &unpaid)).unwrap(),
             EventDecision::Ignore(_)
         ));
     }
@@ -210,7 +210,7 @@ mod tests {
         let mut s = paid_session();
         s["metadata"] = serde_json::json!({"subdomain": "Bad Slug", "package_id": "x"});
         s["customer_details"] = serde_json::json!({"email": null});
-        let err = decide(&event("checkout.session.completed", s))
+        let err = decide(&event("checkout.session.completed", &s))
             .unwrap_err()
             .to_string();
         for needle in [

@@ -67,16 +67,17 @@ impl Splitter<'_> {
         let mut start_line = 1;
         let mut at_line_start = true;
         while self.pos < self.src.len() {
-            if at_line_start && self.dialect == Dialect::MySql {
-                if let Some((new, consumed)) = self.delimiter_command()? {
-                    self.push(start, self.pos, start_line);
-                    self.delimiter = new;
-                    self.advance(consumed);
-                    start = self.pos;
-                    start_line = self.line;
-                    at_line_start = true;
-                    continue;
-                }
+            if at_line_start
+                && self.dialect == Dialect::MySql
+                && let Some((new, consumed)) = self.delimiter_command()?
+            {
+                self.push(start, self.pos, start_line);
+                self.delimiter = new;
+                self.advance(consumed);
+                start = self.pos;
+                start_line = self.line;
+                at_line_start = true;
+                continue;
             }
             let rest = self.rest();
             if rest.starts_with(self.delimiter.as_str()) {

@@ -148,7 +148,7 @@ pub async fn apply_script(
         let started = Instant::now();
         conn.execute_unprepared(&st.sql)
             .await
-            .map_err(|e| statement_error(e, script, i, st))?;
+            .map_err(|e| statement_error(&e, script, i, st))?;
         tracing::info!(
             statement = i + 1,
             line = st.line,
@@ -162,7 +162,7 @@ pub async fn apply_script(
     .await?;
     conn.execute_raw(SqlStatement::from_sql_and_values(
         DbBackend::MySql,
-        &format!("INSERT INTO `{SCHEMA_MARKER}` (script, sha256) VALUES (?, ?)"),
+        format!("INSERT INTO `{SCHEMA_MARKER}` (script, sha256) VALUES (?, ?)"),
         [script.name.clone().into(), script.sha256.clone().into()],
     ))
     .await?;
@@ -175,12 +175,12 @@ pub async fn apply_script(
 /// A failing statement names the script, the statement's number and line; a connection loss stays
 /// transient so the step retries (and the next attempt starts from a clean database).
 pub(super) fn statement_error(
-    e: sea_orm::DbErr,
+    e: &sea_orm::DbErr,
     script: &PlanScript,
     i: usize,
     st: &Statement,
 ) -> StepError {
-    let transient = super::is_transient(&e);
+    let transient = super::is_transient(e);
     let message = format!(
         "{} statement {} (line {}) failed: {e}",
         script.location,

@@ -68,15 +68,14 @@ pub async fn create_database(
             return Err(e);
         }
     }
-    if exists(admin, DB_OWNER, db.as_str()).await?.is_none() {
-        if let Err(e) = admin
+    if exists(admin, DB_OWNER, db.as_str()).await?.is_none()
+        && let Err(e) = admin
             .execute_unprepared(&format!("CREATE DATABASE {} OWNER {}", db.pg(), login.pg()))
             .await
-        {
-            // 42P04: created concurrently. Accept it only if it is ours.
-            if exists(admin, DB_OWNER, db.as_str()).await?.is_none() {
-                return Err(e.into());
-            }
+    {
+        // 42P04: created concurrently. Accept it only if it is ours.
+        if exists(admin, DB_OWNER, db.as_str()).await?.is_none() {
+            return Err(e.into());
         }
     }
     match exists(admin, DB_OWNER, db.as_str()).await? {
@@ -169,7 +168,7 @@ pub async fn apply_script(
         let started = Instant::now();
         txn.execute_unprepared(&st.sql)
             .await
-            .map_err(|e| statement_error(e, script, i, st))?;
+            .map_err(|e| statement_error(&e, script, i, st))?;
         tracing::info!(
             statement = i + 1,
             line = st.line,

@@ -1,0 +1,61 @@
+//! `landlord`: run everything locally, send a demo purchase, watch progress, inspect tenants, check
+//! plan scripts.
+
+mod demo;
+mod dev;
+mod nats_child;
+mod scripts;
+mod tenants;
+mod watch;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Secret `landlord dev` and `landlord demo-checkout` share when `LANDLORD_STRIPE_WEBHOOK_SECRET` is unset.
+/// Only for local development: a deployment sets its own.
+pub const DEV_WEBHOOK_SECRET: &str = "whsec_landlord_local_development_only";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "landlord",
+    version,
+    about = "Turns a payment or an operator's request into a running tenant"
+)]
+struct Cli {
+    /// Optional TOML file with the same keys as the LANDLORD_* variables (lowercase, without the prefix).
+    #[arg(long, global = true, env = "LANDLORD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ingress and worker in one process; starts a local nats-server when none answers.
+    Dev,
+    /// Sends a signed `checkout.session.completed` to an ingress, as Stripe would, and prints the tenant id.
+    DemoCheckout(demo::Args),
+    /// Prints progress events (history first, then live).
+    Watch(watch::Args),
+    /// Tenants in the control plane.
+    #[command(subcommand)]
+    Tenants(tenants::Command),
+    /// Plan scripts.
+    #[command(subcommand)]
+    Scripts(scripts::Command),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    landlord_cli::init_tracing();
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Dev => dev::run(config).await,
+        Command::DemoCheckout(args) => demo::run(args).await,
+        Command::Watch(args) => watch::run(config, args).await,
+        Command::Tenants(cmd) => tenants::run(config, cmd).await,
+        Command::Scripts(cmd) => scripts::run(cmd),
+    }
+}

@@ -1,0 +1,356 @@
+//! Helpers for Landlord's end-to-end tests: a private `nats-server` per test on a free loopback port,
+//! the ingress on port 0, a worker task, and the real tenant database servers. Nothing here fakes a
+//! service; it only starts and wires the real ones.
+
+mod nats;
+
+use std::{path::PathBuf, time::Duration};
+
+use landlord_bus::Bus;
+use landlord_ingress::IngressConfig;
+use landlord_protocol::{ProgressEvent, TenantId, TenantStatus};
+use landlord_worker::{
+    RetryPolicy, WorkerConfig,
+    names::{DatabaseName, LoginName},
+    store::{Store, entities::tenant},
+    tenant_db::TenantDbServer,
+};
+use rand::Rng;
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+pub use nats::{NatsServer, free_port};
+
+/// Which tenant database server a test provisions on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    MariaDb,
+    Postgres,
+}
+
+/// The servers' admin URLs; the defaults are what `scripts/services` sets up.
+pub fn tenant_db_url(engine: Engine) -> String {
+    match engine {
+        Engine::MariaDb => std::env::var("LANDLORD_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into()),
+        Engine::Postgres => std::env::var("LANDLORD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into()),
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// A slug no other test (or earlier run) uses: `it-<prefix>-<8 random letters>`.
+pub fn unique_slug(prefix: &str) -> String {
+    let tail: String = rand::rng()
+        .sample_iter(rand::distr::Alphabetic)
+        .take(8)
+        .map(|c| (c as char).to_ascii_lowercase())
+        .collect();
+    format!("it-{prefix}-{tail}")
+}
+
+/// How to build a [`TestApp`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub engine: Engine,
+    /// Control-plane URL; a fresh SQLite file when `None`.
+    pub control_plane: Option<String>,
+    pub scripts: PathBuf,
+    pub retry: RetryPolicy,
+    /// The webhook secret; a random one when `None`.
+    pub secret: Option<String>,
+}
+
+impl Options {
+    pub fn new(engine: Engine) -> Self {
+        Self {
+            engine,
+            control_plane: None,
+            scripts: repo_root().join("sql-scripts"),
+            retry: RetryPolicy {
+                initial_ms: 50,
+                multiplier: 2.0,
+                max_delay_ms: 500,
+                max_attempts: 3,
+                jitter: true,
+            },
+            secret: None,
+        }
+    }
+}
+
+/// A running Landlord (ingress + one worker) on private NATS, with handles for assertions.
+#[derive(Debug)]
+pub struct TestApp {
+    pub nats: NatsServer,
+    pub base_url: String,
+    pub secret: String,
+    pub bus: Bus,
+    pub store: Store,
+    pub tenant_db: TenantDbServer,
+    pub worker_config: WorkerConfig,
+    pub shutdown: CancellationToken,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_with(Options::new(engine)).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nats = NatsServer::start();
+        let secret = opts
+            .secret
+            .clone()
+            .unwrap_or_else(|| format!("whsec_test_{}", unique_slug("s")));
+        let shutdown = CancellationToken::new();
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let ingress = IngressConfig {
+            http_addr: listener.local_addr().unwrap(),
+            nats_url: nats.url.clone(),
+            stripe_webhook_secrets: vec![SecretString::from(secret.clone())],
+            stripe_tolerance: Duration::from_secs(300),
+            duplicate_window: Duration::from_secs(120),
+        };
+        tokio::spawn(landlord_ingress::run(ingress, listener, shutdown.clone()));
+
+        let control_plane = opts.control_plane.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("landlord.db").display()
+            )
+        });
+        let worker_config = WorkerConfig {
+            nats_url: nats.url.clone(),
+            database_url: control_plane.clone().into(),
+            tenant_db_url: tenant_db_url(opts.engine).into(),
+            scripts: opts.scripts.clone(),
+            concurrency: 4,
+            retry: opts.retry.clone(),
+            duplicate_window: Duration::from_secs(120),
+        };
+        tokio::spawn(landlord_worker::run(
+            worker_config.clone(),
+            shutdown.clone(),
+        ));
+
+        let bus = Bus::connect(&nats.url).await.expect("nats");
+        let store = Store::connect(&control_plane).await.expect("control plane");
+        let tenant_db = TenantDbServer::new(&tenant_db_url(opts.engine).into())
+            .await
+            .expect("tenant db");
+        let app = Self {
+            nats,
+            base_url,
+            secret,
+            bus,
+            store,
+            tenant_db,
+            worker_config,
+            shutdown,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    /// Waits until the ingress reports ready (JetStream answers and the streams exist).
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/readyz", self.base_url))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("ingress never became ready");
+    }
+
+    /// Signs `body` with this app's secret, timestamped now.
+    pub fn sign(&self, body: &[u8]) -> String {
+        landlord_ingress::stripe::signature::sign(
+            body,
+            &SecretString::from(self.secret.clone()),
+            chrono::Utc::now().timestamp(),
+        )
+    }
+
+    pub async fn post_webhook(
+        &self,
+        body: Vec<u8>,
+        signature: Option<String>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/webhooks/stripe", self.base_url))
+            .body(body);
+        if let Some(sig) = signature {
+            req = req.header("Stripe-Signature", sig);
+        }
+        req.send().await.expect("ingress answers")
+    }
+
+    /// Posts a correctly signed event.
+    pub async fn post_signed(&self, body: Vec<u8>) -> reqwest::Response {
+        let sig = self.sign(&body);
+        self.post_webhook(body, Some(sig)).await
+    }
+
+    /// Polls the control plane until the tenant has `status` (panics after 90 s with what it saw).
+    pub async fn wait_for_status(&self, tenant: &TenantId, status: TenantStatus) -> tenant::Model {
+        let mut last = None;
+        for _ in 0..900 {
+            last = self.store.tenant(tenant).await.expect("control plane");
+            if let Some(t) = &last
+                && t.status == status.as_str()
+            {
+                return t.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "tenant {tenant} never became {}: last seen {last:?}",
+            status.as_str()
+        );
+    }
+
+    /// Progress events of `tenant` until one satisfies `last` (inclusive); panics after 60 s.
+    pub async fn events_until(
+        &self,
+        tenant: &TenantId,
+        last: impl Fn(&ProgressEvent) -> bool,
+    ) -> Vec<ProgressEvent> {
+        use futures::StreamExt;
+        let mut stream = Box::pin(
+            self.bus
+                .progress(Some(tenant))
+                .await
+                .expect("progress stream"),
+        );
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(ev)) => {
+                    let done = last(&ev);
+                    seen.push(ev);
+                    if done {
+                        return seen;
+                    }
+                }
+                _ => panic!("progress for {tenant} ended early: {seen:#?}"),
+            }
+        }
+    }
+
+    /// Drops a test tenant's database and login from the shared server.
+    pub async fn drop_tenant_db(&self, slug: &str) {
+        let slug = landlord_protocol::TenantSlug::parse(slug).expect("slug");
+        self.tenant_db
+            .drop_database(&DatabaseName::for_slug(&slug), &LoginName::for_slug(&slug))
+            .await
+            .expect("drop tenant database");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A `checkout.session.completed` event body shaped like Stripe's, built from the checked-in vector (itself
+/// built from Stripe's fixtures), with the given ids and metadata.
+pub fn checkout_event(event_id: &str, session_id: &str, metadata: serde_json::Value) -> Vec<u8> {
+    let path = repo_root().join("ingress/tests/vectors/stripe_checkout_completed.json");
+    let mut event: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("vector")).expect("json");
+    event["id"] = event_id.into();
+    event["data"]["object"]["id"] = session_id.into();
+    event["data"]["object"]["metadata"] = metadata;
+    serde_json::to_vec(&event).expect("serializes")
+}
+
+/// Metadata for a plan purchase.
+pub fn plan_metadata(slug: &str, package: u32, kind: u32) -> serde_json::Value {
+    serde_json::json!({
+        "subdomain": slug,
+        "store_name": format!("Store {slug}"),
+        "package_id": package.to_string(),
+        "subscription_type_id": kind.to_string(),
+    })
+}
+
+/// Connects to `database` with a tenant's own login (as its application would), on the server the
+/// tenant was provisioned on.
+pub async fn connect_as_tenant(
+    engine: Engine,
+    tenant: &tenant::Model,
+    database: &str,
+) -> Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
+    let mut url = url::Url::parse(&tenant_db_url(engine)).expect("admin url");
+    url.set_username(tenant.db_login.as_deref().expect("login recorded"))
+        .unwrap();
+    url.set_password(tenant.db_password.as_deref()).unwrap();
+    url.set_path(&format!("/{database}"));
+    let mut opts = sea_orm::ConnectOptions::new(url.to_string());
+    opts.max_connections(1)
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5));
+    sea_orm::Database::connect(opts).await
+}
+
+/// One number from a query such as `SELECT COUNT(*) AS n …`.
+pub async fn scalar(conn: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(backend, sql.to_owned()))
+        .await
+        .expect(sql)
+        .expect("a row");
+    row.try_get::<i64>("", "n").expect("column n")
+}
+
+/// How many databases on the server have a name starting with `prefix` (for "nothing was created").
+pub async fn count_databases(app: &TestApp, engine: Engine, prefix: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let (sql, backend) = match engine {
+        Engine::MariaDb => (
+            "SELECT COUNT(*) AS n FROM information_schema.schemata WHERE schema_name LIKE ?",
+            sea_orm::DbBackend::MySql,
+        ),
+        Engine::Postgres => (
+            "SELECT COUNT(*) AS n FROM pg_database WHERE datname LIKE $1",
+            sea_orm::DbBackend::Postgres,
+        ),
+    };
+    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [format!("{prefix}%").into()]);
+    let row = app
+        .tenant_db
+        .admin()
+        .query_one_raw(stmt)
+        .await
+        .expect("count")
+        .expect("row");
+    row.try_get::<i64>("", "n").expect("n")
+}

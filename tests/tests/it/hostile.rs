@@ -1,0 +1,108 @@
+//! Hostile or malformed metadata is refused at the edge with a 400 and creates nothing.
+
+use landlord_tests::{Engine, TestApp, checkout_event, count_databases, plan_metadata};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_slugs_are_refused_and_nothing_is_created() {
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    // Tests run in parallel and create `tenant_it_*` databases; anything else named `tenant_` would be ours.
+    let before = count_databases(&app, Engine::MariaDb, "tenant_").await
+        - count_databases(&app, Engine::MariaDb, "tenant\\_it\\_").await;
+    let long = "a".repeat(200);
+    let hostile = [
+        "x'; DROP DATABASE test; --",
+        "`shop`",
+        "shop`; DROP DATABASE mysql; `",
+        "../../etc/passwd",
+        "shop/../admin",
+        "ѕhop", // Cyrillic dze
+        "shоp", // Cyrillic o
+        "shop\u{200b}x",
+        "SHOP",
+        "admin",
+        long.as_str(),
+        "",
+    ];
+    for (i, slug) in hostile.iter().enumerate() {
+        let body = checkout_event(
+            &format!("evt_hostile_{i}"),
+            &format!("cs_hostile_{i}"),
+            plan_metadata(slug, 1, 1),
+        );
+        let res = app.post_signed(body).await;
+        assert_eq!(res.status(), 400, "slug {slug:?}");
+        let v: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "invalid_metadata", "slug {slug:?}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("subdomain"),
+            "{v}"
+        );
+    }
+    // Bad plan numbers and a bad email are refused the same way, each problem named.
+    let mut meta = plan_metadata("fine-shop", 1, 1);
+    meta["package_id"] = "1; DROP TABLE x".into();
+    meta["subscription_type_id"] = "0".into();
+    let res = app
+        .post_signed(checkout_event("evt_hostile_plan", "cs_hostile_plan", meta))
+        .await;
+    assert_eq!(res.status(), 400);
+    let msg = res.json::<serde_json::Value>().await.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        msg.contains("package id") && msg.contains("subscription type id"),
+        "{msg}"
+    );
+
+    let stream = app
+        .bus
+        .jetstream()
+        .get_stream("LANDLORD_COMMANDS")
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.get_info().await.unwrap().state.messages,
+        0,
+        "no command was published"
+    );
+    assert!(
+        app.store.tenants().await.unwrap().is_empty(),
+        "no tenant was recorded"
+    );
+    let after = count_databases(&app, Engine::MariaDb, "tenant_").await
+        - count_databases(&app, Engine::MariaDb, "tenant\\_it\\_").await;
+    assert_eq!(after, before, "no database was created");
+}
+
+/// A command published straight to NATS with a hostile slug is rejected by the worker, not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_command_on_nats_is_rejected_with_a_reason() {
+    use landlord_protocol::EventKind;
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let tenant = landlord_protocol::TenantId::new_random();
+    let payload = serde_json::json!({
+        "v": 1, "id": "admin:hostile-1", "tenant_id": tenant, "requested_by": "someone",
+        "created": "2026-01-01T00:00:00Z", "kind": "provision", "slug": "x'; DROP DATABASE test; --",
+        "store_name": "X", "contact_email": "a@b.example", "package_id": 1, "subscription_type_id": 1
+    });
+    let subject = format!("landlord.commands.provision.{tenant}");
+    app.bus
+        .jetstream()
+        .publish(subject, payload.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let events = app
+        .events_until(&tenant, |e| e.kind == EventKind::Rejected)
+        .await;
+    let error = events.last().unwrap().error.clone().unwrap();
+    assert_eq!(error.code, "undecodable_command");
+    assert!(error.message.contains("subdomain"), "{}", error.message);
+    assert!(!error.retryable);
+    assert!(app.store.tenants().await.unwrap().is_empty());
+}

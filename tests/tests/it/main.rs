@@ -1,0 +1,8 @@
+//! Landlord end to end, against a private nats-server per test and the machine's real MariaDB and
+//! PostgreSQL. One test binary for the whole suite keeps link time down.
+
+mod duplicates;
+mod failures;
+mod hostile;
+mod provision;
+mod webhook_http;
