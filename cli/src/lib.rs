@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 /// gives one JSON object per line for log collectors.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LANDLORD_LOG")
-        .unwrap_or_else(|_| "info,sqlx=warn,async_nats=warn,tower_http=warn".into());
+        .unwrap_or_else(|_| "info,sqlx=warn,sea_orm_migration=warn,async_nats=warn,tower_http=warn".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

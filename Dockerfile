@@ -1,0 +1,12 @@
+# Builds the Landlord binaries (landlord, landlord-ingress, landlord-worker) into a slim image.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bins
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/landlord /src/target/release/landlord-ingress /src/target/release/landlord-worker /usr/local/bin/
+COPY sql-scripts /srv/landlord/sql-scripts
+WORKDIR /srv/landlord
+ENV LANDLORD_SCRIPTS=/srv/landlord/sql-scripts
