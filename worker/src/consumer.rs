@@ -9,11 +9,11 @@ use async_nats::jetstream::{
 };
 use futures::StreamExt;
 use landlord_bus::Bus;
-use landlord_protocol::{Command, EventError, EventKind, TenantId, subjects};
+use landlord_protocol::{Command, TenantId, subjects};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    progress::{Detail, Progress},
+    progress::Progress,
     runner::{Outcome, Runner},
 };
 
@@ -73,21 +73,8 @@ impl Worker {
         let tenant =
             subjects::parse_command_subject(subject).and_then(|(_, t)| TenantId::parse(t).ok());
         tracing::warn!(%subject, %reason, "undecodable command rejected");
-        let error = EventError {
-            code: "undecodable_command".into(),
-            message: reason.clone(),
-            retryable: false,
-        };
         self.progress
-            .emit(
-                tenant,
-                None,
-                EventKind::Rejected,
-                Detail {
-                    error: Some(error),
-                    ..Detail::default()
-                },
-            )
+            .rejected(tenant, "undecodable_command", &reason)
             .await;
         Outcome::Rejected { reason }
     }

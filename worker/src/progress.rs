@@ -48,4 +48,23 @@ impl Progress {
             tracing::warn!(error = %e, ?kind, "progress event not published");
         }
     }
+
+    /// A `rejected` event: the command will not be acted on, and `reason` says why.
+    pub async fn rejected(&self, tenant: Option<TenantId>, code: &str, reason: &str) {
+        let error = EventError {
+            code: code.into(),
+            message: reason.into(),
+            retryable: false,
+        };
+        self.emit(
+            tenant,
+            None,
+            EventKind::Rejected,
+            Detail {
+                error: Some(error),
+                ..Detail::default()
+            },
+        )
+        .await;
+    }
 }

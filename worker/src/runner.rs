@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use landlord_protocol::{
-    Action, Command, EventError, EventKind, PackageId, SubscriptionTypeId, TenantId, TenantSlug,
-    TenantStatus,
+    Action, Command, EventKind, PackageId, SubscriptionTypeId, TenantId, TenantSlug, TenantStatus,
 };
 use uuid::Uuid;
 
@@ -118,21 +117,8 @@ impl Runner {
 
     async fn reject(&self, cmd: &Command, reason: String) -> Result<Outcome, StoreError> {
         tracing::warn!(%reason, "command rejected");
-        let error = EventError {
-            code: "rejected".into(),
-            message: reason.clone(),
-            retryable: false,
-        };
         self.progress
-            .emit(
-                Some(cmd.tenant_id),
-                None,
-                EventKind::Rejected,
-                Detail {
-                    error: Some(error),
-                    ..Detail::default()
-                },
-            )
+            .rejected(Some(cmd.tenant_id), "rejected", &reason)
             .await;
         self.deps
             .store

@@ -8,9 +8,12 @@
 mod mysql;
 mod postgres;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, sqlx};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    Statement as SqlStatement, sqlx,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
@@ -201,4 +204,82 @@ async fn run_secret(
         err.redact(password.expose_secret());
         err
     })
+}
+
+/// Runs a script's statements in order, logging each one's number, line and duration. A failing
+/// statement names the script, its number and line; a lost connection stays transient so the step
+/// retries.
+async fn run_statements<C: ConnectionTrait>(
+    conn: &C,
+    script: &PlanScript,
+    statements: &[Statement],
+) -> Result<(), StepError> {
+    for (i, st) in statements.iter().enumerate() {
+        let started = Instant::now();
+        conn.execute_unprepared(&st.sql).await.map_err(|e| {
+            let message = format!(
+                "{} statement {} (line {}) failed: {e}",
+                script.location,
+                i + 1,
+                st.line
+            );
+            if is_transient(&e) {
+                StepError::transient("database_unavailable", message)
+            } else {
+                StepError::permanent("schema_failed", message)
+            }
+        })?;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(
+            statement = i + 1,
+            line = st.line,
+            duration_ms,
+            "schema statement applied"
+        );
+    }
+    Ok(())
+}
+
+/// Records that `script` was applied, in the marker table (created here).
+async fn write_marker<C: ConnectionTrait>(conn: &C, script: &PlanScript) -> Result<(), StepError> {
+    let backend = conn.get_database_backend();
+    let (create, insert) = match backend {
+        DbBackend::MySql => (
+            format!(
+                "CREATE TABLE `{SCHEMA_MARKER}` (script VARCHAR(255) PRIMARY KEY, sha256 CHAR(64) NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            ),
+            format!("INSERT INTO `{SCHEMA_MARKER}` (script, sha256) VALUES (?, ?)"),
+        ),
+        _ => (
+            format!(
+                "CREATE TABLE public.{SCHEMA_MARKER} (script text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            ),
+            format!("INSERT INTO public.{SCHEMA_MARKER} (script, sha256) VALUES ($1, $2)"),
+        ),
+    };
+    conn.execute_unprepared(&create).await?;
+    let values = [script.name.clone().into(), script.sha256.clone().into()];
+    conn.execute_raw(SqlStatement::from_sql_and_values(backend, insert, values))
+        .await?;
+    Ok(())
+}
+
+/// The outcome when the marker table already exists: the same script means done, another means a
+/// person must look.
+fn already_applied(
+    db: &DatabaseName,
+    script: &PlanScript,
+    same_script: bool,
+) -> Result<Applied, StepError> {
+    if same_script {
+        Ok(Applied::Already)
+    } else {
+        Err(StepError::permanent(
+            "schema_conflict",
+            format!(
+                "database {db} already holds a different schema than {}; an operator must decide",
+                script.name
+            ),
+        ))
+    }
 }

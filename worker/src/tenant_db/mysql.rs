@@ -3,12 +3,13 @@
 //! applying, a database holding tables but no marker is emptied by dropping and recreating it (it was
 //! created by this same provisioning and holds nothing else).
 
-use std::time::Instant;
-
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlStatement};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Applied, SCHEMA_MARKER, TenantDbServer, run_secret};
+use super::{
+    Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements,
+    write_marker,
+};
 use crate::{
     names::{DatabaseName, LoginName},
     scripts::{PlanScript, Statement},
@@ -119,17 +120,7 @@ pub async fn apply_script(
             vec![script.name.clone().into(), script.sha256.clone().into()],
         )
         .await?;
-        return if same > 0 {
-            Ok(Applied::Already)
-        } else {
-            Err(StepError::permanent(
-                "schema_conflict",
-                format!(
-                    "database {db} already holds a different schema than {}; an operator must decide",
-                    script.name
-                ),
-            ))
-        };
+        return already_applied(db, script, same > 0);
     }
     if count(admin, in_db, vec![db.as_str().into()]).await? > 0 {
         tracing::warn!(%db, "database holds tables from an interrupted attempt; recreating it before applying");
@@ -144,52 +135,10 @@ pub async fn apply_script(
             .await?;
     }
     let conn = server.connect_to(db).await?;
-    for (i, st) in statements.iter().enumerate() {
-        let started = Instant::now();
-        conn.execute_unprepared(&st.sql)
-            .await
-            .map_err(|e| statement_error(&e, script, i, st))?;
-        tracing::info!(
-            statement = i + 1,
-            line = st.line,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "schema statement applied"
-        );
-    }
-    conn.execute_unprepared(&format!(
-        "CREATE TABLE `{SCHEMA_MARKER}` (script VARCHAR(255) PRIMARY KEY, sha256 CHAR(64) NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-    ))
-    .await?;
-    conn.execute_raw(SqlStatement::from_sql_and_values(
-        DbBackend::MySql,
-        format!("INSERT INTO `{SCHEMA_MARKER}` (script, sha256) VALUES (?, ?)"),
-        [script.name.clone().into(), script.sha256.clone().into()],
-    ))
-    .await?;
+    run_statements(&conn, script, statements).await?;
+    write_marker(&conn, script).await?;
     conn.close().await.ok();
     Ok(Applied::Now {
         statements: statements.len(),
     })
-}
-
-/// A failing statement names the script, the statement's number and line; a connection loss stays
-/// transient so the step retries (and the next attempt starts from a clean database).
-pub(super) fn statement_error(
-    e: &sea_orm::DbErr,
-    script: &PlanScript,
-    i: usize,
-    st: &Statement,
-) -> StepError {
-    let transient = super::is_transient(e);
-    let message = format!(
-        "{} statement {} (line {}) failed: {e}",
-        script.location,
-        i + 1,
-        st.line
-    );
-    if transient {
-        StepError::transient("database_unavailable", message)
-    } else {
-        StepError::permanent("schema_failed", message)
-    }
 }

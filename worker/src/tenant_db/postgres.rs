@@ -3,14 +3,15 @@
 //! issued alone. The plan script runs in one transaction as the tenant's role (so the tenant owns its
 //! tables), together with the marker, so it either applied completely or not at all.
 
-use std::time::Instant;
-
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlStatement, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Applied, SCHEMA_MARKER, TenantDbServer, mysql::statement_error, run_secret};
+use super::{
+    Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements,
+    write_marker,
+};
 use crate::{
     names::{DatabaseName, LoginName},
     scripts::{PlanScript, Statement},
@@ -149,43 +150,13 @@ pub async fn apply_script(
             .transpose()?
             .unwrap_or(0);
         conn.close().await.ok();
-        return if same > 0 {
-            Ok(Applied::Already)
-        } else {
-            Err(StepError::permanent(
-                "schema_conflict",
-                format!(
-                    "database {db} already holds a different schema than {}; an operator must decide",
-                    script.name
-                ),
-            ))
-        };
+        return already_applied(db, script, same > 0);
     }
     let txn = conn.begin().await?;
     txn.execute_unprepared(&format!("SET LOCAL ROLE {}", login.pg()))
         .await?;
-    for (i, st) in statements.iter().enumerate() {
-        let started = Instant::now();
-        txn.execute_unprepared(&st.sql)
-            .await
-            .map_err(|e| statement_error(&e, script, i, st))?;
-        tracing::info!(
-            statement = i + 1,
-            line = st.line,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "schema statement applied"
-        );
-    }
-    txn.execute_unprepared(&format!(
-        "CREATE TABLE public.{SCHEMA_MARKER} (script text PRIMARY KEY, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-    ))
-    .await?;
-    txn.execute_raw(SqlStatement::from_sql_and_values(
-        DbBackend::Postgres,
-        format!("INSERT INTO public.{SCHEMA_MARKER} (script, sha256) VALUES ($1, $2)"),
-        [script.name.clone().into(), script.sha256.clone().into()],
-    ))
-    .await?;
+    run_statements(&txn, script, statements).await?;
+    write_marker(&txn, script).await?;
     txn.commit().await?;
     conn.close().await.ok();
     Ok(Applied::Now {
