@@ -5,4 +5,5 @@ mod duplicates;
 mod failures;
 mod hostile;
 mod provision;
+mod secrets;
 mod webhook_http;
