@@ -56,6 +56,6 @@ async fn main() -> anyhow::Result<()> {
         Command::DemoCheckout(args) => demo::run(args).await,
         Command::Watch(args) => watch::run(config, args).await,
         Command::Tenants(cmd) => tenants::run(config, cmd).await,
-        Command::Scripts(cmd) => scripts::run(cmd),
+        Command::Scripts(cmd) => scripts::run(cmd).await,
     }
 }

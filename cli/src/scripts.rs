@@ -1,9 +1,10 @@
-//! `landlord scripts check [DIR]`: every plan script is correctly named and splits cleanly, before it
-//! can fail a customer's provisioning.
+//! `landlord scripts check|upload`: plan scripts are checked (names, splitting) before they can fail a
+//! customer's provisioning, and uploaded to S3 only when every one passes.
 
 use std::path::PathBuf;
 
-use landlord_worker::scripts::{Dialect, split};
+use indicatif::{ProgressBar, ProgressStyle};
+use landlord_worker::{infra, scripts::upload};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -12,77 +13,67 @@ pub enum Command {
         #[arg(default_value = "sql-scripts")]
         dir: PathBuf,
     },
+    /// Checks, then uploads DIR to `s3://bucket/prefix/` (nothing is uploaded if any file is wrong).
+    Upload { dir: PathBuf, destination: String },
 }
 
-pub fn run(cmd: Command) -> anyhow::Result<()> {
-    let Command::Check { dir } = cmd;
-    let mut problems = Vec::new();
-    let mut checked = 0;
-    for dialect in [Dialect::MySql, Dialect::Postgres] {
-        let folder = dir.join(dialect.as_str());
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            problems.push(format!("{}: missing folder", folder.display()));
-            continue;
-        };
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for path in paths {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_owned();
-            if !valid_name(&name) {
-                problems.push(format!(
-                    "{}: name must be package-<n>-type-<n>.sql",
-                    path.display()
-                ));
-                continue;
+fn checked(dir: &std::path::Path) -> anyhow::Result<Vec<upload::Upload>> {
+    upload::check_folder(dir).map_err(|problems| {
+        for p in &problems {
+            eprintln!("bad {p}");
+        }
+        anyhow::anyhow!(
+            "{} problem(s) in {}; nothing was uploaded",
+            problems.len(),
+            dir.display()
+        )
+    })
+}
+
+pub async fn run(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Check { dir } => {
+            let uploads = checked(&dir)?;
+            for u in &uploads {
+                println!("ok  {:<40} {:>3} statements", u.key, u.statements);
             }
-            match std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|sql| split(&sql, dialect).map_err(|e| e.to_string()))
-            {
-                Ok(statements) if statements.is_empty() => {
-                    problems.push(format!("{}: no statements", path.display()))
-                }
-                Ok(statements) => {
-                    checked += 1;
-                    println!(
-                        "ok  {:<40} {:>3} statements",
-                        path.display(),
-                        statements.len()
-                    );
-                }
-                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            println!("{} scripts ok", uploads.len());
+        }
+        Command::Upload { dir, destination } => {
+            let (bucket, prefix) = infra::parse_s3_url(&destination)
+                .ok_or_else(|| anyhow::anyhow!("destination must be s3://bucket/prefix/"))?;
+            let uploads = checked(&dir)?;
+            let client = infra::s3_client(&infra::sdk_config_from_env().await);
+            let bar = ProgressBar::new(uploads.len() as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("template"),
+            );
+            upload::upload(&client, &bucket, &prefix, &uploads, |u| {
+                bar.set_message(u.key.clone());
+                bar.inc(1);
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+            bar.finish_and_clear();
+            println!("{:<44} {:>10} {:>11}", "key", "bytes", "statements");
+            for u in &uploads {
+                let key = format!(
+                    "{}{}{}",
+                    prefix,
+                    if prefix.is_empty() || prefix.ends_with('/') {
+                        ""
+                    } else {
+                        "/"
+                    },
+                    u.key
+                );
+                println!("{key:<44} {:>10} {:>11}", u.bytes, u.statements);
             }
+            println!(
+                "{} scripts uploaded to s3://{bucket}/{prefix}",
+                uploads.len()
+            );
         }
     }
-    for p in &problems {
-        eprintln!("bad {p}");
-    }
-    anyhow::ensure!(
-        problems.is_empty(),
-        "{} problem(s) in {}",
-        problems.len(),
-        dir.display()
-    );
-    println!("{checked} scripts ok");
     Ok(())
-}
-
-/// `package-{n}-type-{n}.sql` with positive numbers.
-fn valid_name(name: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix("package-")
-        .and_then(|r| r.strip_suffix(".sql"))
-    else {
-        return false;
-    };
-    let Some((package, kind)) = rest.split_once("-type-") else {
-        return false;
-    };
-    [package, kind]
-        .iter()
-        .all(|n| landlord_protocol::PackageId::parse(n).is_ok())
 }

@@ -2,6 +2,7 @@
 //! the ingress on port 0, a worker task, and the real tenant database servers. Nothing here fakes a
 //! service; it only starts and wires the real ones.
 
+mod moto;
 mod nats;
 
 use std::{path::PathBuf, time::Duration};
@@ -19,6 +20,7 @@ use rand::Rng;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
+pub use moto::MotoServer;
 pub use nats::{NatsServer, free_port};
 
 /// Which tenant database server a test provisions on.
@@ -65,6 +67,21 @@ pub struct Options {
     pub retry: RetryPolicy,
     /// The webhook secret; a random one when `None`.
     pub secret: Option<String>,
+    /// AWS SDK configuration (a moto server's) for the infrastructure steps.
+    pub aws: Option<aws_config::SdkConfig>,
+    /// Applied to the worker's configuration last (zone, template, scripts in S3…).
+    pub worker: fn(&mut WorkerConfig, &Infra),
+    /// Values `worker` may use.
+    pub infra: Infra,
+}
+
+/// Infrastructure a test set up (zone id, template path, bucket…), handed to [`Options::worker`].
+#[derive(Debug, Clone, Default)]
+pub struct Infra {
+    pub zone_id: Option<String>,
+    pub template: Option<String>,
+    pub scripts: Option<String>,
+    pub health_url: Option<String>,
 }
 
 impl Options {
@@ -81,6 +98,9 @@ impl Options {
                 jitter: true,
             },
             secret: None,
+            aws: None,
+            worker: |_, _| {},
+            infra: Infra::default(),
         }
     }
 }
@@ -95,6 +115,7 @@ pub struct TestApp {
     pub store: Store,
     pub tenant_db: TenantDbServer,
     pub worker_config: WorkerConfig,
+    pub aws: Option<aws_config::SdkConfig>,
     pub shutdown: CancellationToken,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -133,17 +154,26 @@ impl TestApp {
                 dir.path().join("landlord.db").display()
             )
         });
-        let worker_config = WorkerConfig {
-            nats_url: nats.url.clone(),
-            database_url: control_plane.clone().into(),
-            tenant_db_url: tenant_db_url(opts.engine).into(),
-            scripts: opts.scripts.clone(),
-            concurrency: 4,
-            retry: opts.retry.clone(),
-            duplicate_window: Duration::from_secs(120),
+        let mut worker_config = WorkerConfig::defaults();
+        worker_config.nats_url = nats.url.clone();
+        worker_config.database_url = control_plane.clone().into();
+        worker_config.tenant_db_url = tenant_db_url(opts.engine).into();
+        worker_config.scripts = opts.scripts.display().to_string();
+        worker_config.retry = opts.retry.clone();
+        worker_config.environment = "test".into();
+        worker_config.poll = RetryPolicy {
+            initial_ms: 50,
+            multiplier: 2.0,
+            max_delay_ms: 500,
+            max_attempts: 100,
+            jitter: false,
         };
-        tokio::spawn(landlord_worker::run(
+        worker_config.dns_budget = Duration::from_secs(2);
+        worker_config.health_deadline = Duration::from_secs(10);
+        (opts.worker)(&mut worker_config, &opts.infra);
+        tokio::spawn(landlord_worker::run_with(
             worker_config.clone(),
+            opts.aws.clone(),
             shutdown.clone(),
         ));
 
@@ -160,6 +190,7 @@ impl TestApp {
             store,
             tenant_db,
             worker_config,
+            aws: opts.aws.clone(),
             shutdown,
             http: reqwest::Client::new(),
             _dir: dir,

@@ -1,7 +1,8 @@
 //! The worker's settings: compiled-in defaults, then an optional TOML file, then `LANDLORD_*`
-//! environment variables. Database URLs may carry passwords and are held as `SecretString`s.
+//! environment variables. Database URLs may carry passwords and are held as `SecretString`s. AWS itself
+//! is configured the standard AWS way (`AWS_REGION`, `AWS_ENDPOINT_URL`, the credential chain).
 
-use std::{path::Path, path::PathBuf, time::Duration};
+use std::{path::Path, time::Duration};
 
 use figment::{
     Figment,
@@ -19,12 +20,31 @@ pub struct WorkerConfig {
     pub database_url: SecretString,
     /// The server tenant databases are created on.
     pub tenant_db_url: SecretString,
-    /// Folder holding `mysql/` and `postgres/` plan scripts.
-    pub scripts: PathBuf,
+    /// Plan scripts: a folder holding `mysql/` and `postgres/`, or `s3://bucket/prefix/` with the same layout.
+    pub scripts: String,
     /// Messages handled at once by this process.
     pub concurrency: usize,
     pub retry: RetryPolicy,
     pub duplicate_window: Duration,
+    /// Hosted zone for tenant records; DNS is skipped without it.
+    pub route53_zone_id: Option<String>,
+    /// What tenant hostnames point at: a hostname (CNAME) or `alias:<zone id>:<dns name>`.
+    pub dns_target: Option<String>,
+    /// Domain for tenant hostnames when it differs from the hosted zone's.
+    pub tenant_domain: Option<String>,
+    pub dns_budget: Duration,
+    /// How often pending DNS is retried in the background.
+    pub dns_retry_interval: Duration,
+    /// Stack template, a file or `s3://bucket/key`; stacks are skipped without it.
+    pub stack_template: Option<String>,
+    /// Environment name in stack names (`{slug}-{environment}-website`) and parameters.
+    pub environment: String,
+    pub stack_deadline: Duration,
+    /// Health URL template with `{hostname}`; the stack's `HealthUrl` output when absent.
+    pub health_url: Option<String>,
+    pub health_deadline: Duration,
+    /// Polling schedule for DNS changes, stacks and health checks.
+    pub poll: RetryPolicy,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,10 +52,21 @@ struct Raw {
     nats_url: String,
     database_url: String,
     tenant_db_url: String,
-    scripts: PathBuf,
+    scripts: String,
     worker_concurrency: usize,
     retry: RetryPolicy,
     nats_duplicate_window_secs: u64,
+    route53_zone_id: Option<String>,
+    dns_target: Option<String>,
+    tenant_domain: Option<String>,
+    dns_budget_secs: u64,
+    dns_retry_interval_secs: u64,
+    stack_template: Option<String>,
+    environment: String,
+    stack_deadline_secs: u64,
+    health_url: Option<String>,
+    health_deadline_secs: u64,
+    poll: RetryPolicy,
 }
 
 impl Default for Raw {
@@ -44,17 +75,34 @@ impl Default for Raw {
             nats_url: "nats://127.0.0.1:4222".into(),
             database_url: "sqlite://landlord.db?mode=rwc".into(),
             tenant_db_url: "mysql://root@127.0.0.1:3306".into(),
-            scripts: PathBuf::from("./sql-scripts"),
+            scripts: "./sql-scripts".into(),
             worker_concurrency: 4,
             retry: RetryPolicy::default(),
             nats_duplicate_window_secs: 120,
+            route53_zone_id: None,
+            dns_target: None,
+            tenant_domain: None,
+            dns_budget_secs: 120,
+            dns_retry_interval_secs: 60,
+            stack_template: None,
+            environment: "production".into(),
+            stack_deadline_secs: 1800,
+            health_url: None,
+            health_deadline_secs: 300,
+            poll: RetryPolicy {
+                initial_ms: 1000,
+                multiplier: 1.5,
+                max_delay_ms: 15_000,
+                max_attempts: 100,
+                jitter: true,
+            },
         }
     }
 }
 
 impl WorkerConfig {
     /// Loads defaults, then `file` if given, then the environment (`LANDLORD_RETRY__INITIAL_MS=…` sets
-    /// a nested key).
+    /// a nested key). Empty values count as unset.
     pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Raw::default()));
         if let Some(file) = file {
@@ -64,7 +112,17 @@ impl WorkerConfig {
             .merge(Env::prefixed("LANDLORD_").split("__"))
             .extract()
             .map_err(Box::new)?;
-        Ok(Self {
+        Ok(Self::from_raw(raw))
+    }
+
+    /// The compiled-in defaults alone, ignoring files and the environment.
+    pub fn defaults() -> Self {
+        Self::from_raw(Raw::default())
+    }
+
+    fn from_raw(raw: Raw) -> Self {
+        let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        Self {
             nats_url: raw.nats_url,
             database_url: raw.database_url.into(),
             tenant_db_url: raw.tenant_db_url.into(),
@@ -72,6 +130,24 @@ impl WorkerConfig {
             concurrency: raw.worker_concurrency.max(1),
             retry: raw.retry,
             duplicate_window: Duration::from_secs(raw.nats_duplicate_window_secs),
-        })
+            route53_zone_id: set(raw.route53_zone_id),
+            dns_target: set(raw.dns_target),
+            tenant_domain: set(raw.tenant_domain),
+            dns_budget: Duration::from_secs(raw.dns_budget_secs),
+            dns_retry_interval: Duration::from_secs(raw.dns_retry_interval_secs.max(1)),
+            stack_template: set(raw.stack_template),
+            environment: raw.environment,
+            stack_deadline: Duration::from_secs(raw.stack_deadline_secs),
+            health_url: set(raw.health_url),
+            health_deadline: Duration::from_secs(raw.health_deadline_secs),
+            poll: raw.poll,
+        }
+    }
+
+    /// Whether any setting needs AWS (so the SDK configuration is loaded only then).
+    pub fn uses_aws(&self) -> bool {
+        self.scripts.starts_with("s3://")
+            || self.route53_zone_id.is_some()
+            || self.stack_template.is_some()
     }
 }

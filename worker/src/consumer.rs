@@ -13,6 +13,7 @@ use landlord_protocol::{Command, TenantId, subjects};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    keepalive::{KeepAlive, NoKeepAlive},
     progress::Progress,
     runner::{Outcome, Runner},
 };
@@ -53,11 +54,23 @@ impl Worker {
     /// Handles one message's content and says what became of it. Public so tests can drive a worker one
     /// message at a time without a consumer loop.
     pub async fn handle(&self, subject: &str, payload: &[u8], delivered: i64) -> Outcome {
+        self.handle_with(subject, payload, delivered, &NoKeepAlive)
+            .await
+    }
+
+    /// [`Worker::handle`], keeping `alive` touched during long steps.
+    pub async fn handle_with(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        delivered: i64,
+        alive: &dyn KeepAlive,
+    ) -> Outcome {
         let cmd = match Command::decode(subject, payload) {
             Ok(cmd) => cmd,
             Err(e) => return self.reject_undecodable(subject, e.to_string()).await,
         };
-        match self.runner.handle(&cmd, delivered).await {
+        match self.runner.handle(&cmd, delivered, alive).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 // The control plane is unreachable: nothing was lost, try again shortly.
@@ -83,7 +96,7 @@ impl Worker {
     pub async fn handle_message(&self, msg: Message) -> Outcome {
         let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
         let outcome = self
-            .handle(msg.subject.as_str(), &msg.payload, delivered)
+            .handle_with(msg.subject.as_str(), &msg.payload, delivered, &msg)
             .await;
         let ack = match &outcome {
             Outcome::Completed | Outcome::AlreadyDone | Outcome::Failed { .. } => AckKind::Ack,

@@ -3,6 +3,9 @@
 
 pub mod config;
 pub mod consumer;
+pub mod dns_retry;
+pub mod infra;
+pub mod keepalive;
 pub mod names;
 mod progress;
 mod retry;
@@ -24,17 +27,36 @@ pub use progress::Progress;
 pub use retry::RetryPolicy;
 pub use runner::{Outcome, Runner};
 
-/// Builds a worker from its configuration: connects the control plane (applying migrations) and prepares
-/// the tenant database server.
-pub async fn build(cfg: &WorkerConfig, bus: &Bus) -> anyhow::Result<Worker> {
+/// Builds a worker from its configuration: connects the control plane (applying migrations), prepares
+/// the tenant database server and whatever infrastructure is configured. `aws` overrides the SDK
+/// configuration otherwise read from the environment (tests point it at an emulator).
+pub async fn build(
+    cfg: &WorkerConfig,
+    bus: &Bus,
+    aws: Option<&aws_config::SdkConfig>,
+) -> anyhow::Result<Worker> {
     let store = store::Store::connect(cfg.database_url.expose_secret()).await?;
     let tenant_db = tenant_db::TenantDbServer::new(&cfg.tenant_db_url)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
+    let loaded;
+    let aws = match aws {
+        Some(aws) => Some(aws),
+        None if cfg.uses_aws() => {
+            loaded = infra::sdk_config_from_env().await;
+            Some(&loaded)
+        }
+        None => None,
+    };
+    let s3 = aws.map(infra::s3_client);
+    let scripts =
+        scripts::ScriptSource::parse(&cfg.scripts, s3.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    let infra = infra_from(cfg, aws, s3)?;
     let deps = steps::Deps {
         store,
         tenant_db,
-        scripts: scripts::ScriptSource::Folder(cfg.scripts.clone()),
+        scripts,
+        infra: std::sync::Arc::new(infra),
     };
     let progress = Progress::new(bus.clone());
     let runner = Runner {
@@ -46,8 +68,60 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus) -> anyhow::Result<Worker> {
     Ok(Worker { runner, progress })
 }
 
+fn infra_from(
+    cfg: &WorkerConfig,
+    aws: Option<&aws_config::SdkConfig>,
+    s3: Option<aws_sdk_s3::Client>,
+) -> anyhow::Result<infra::Infra> {
+    let mut infra = infra::Infra::none();
+    infra.poll = cfg.poll.clone();
+    infra.tenant_domain = cfg.tenant_domain.clone();
+    infra.dns_budget = cfg.dns_budget;
+    infra.stack_deadline = cfg.stack_deadline;
+    infra.health = infra::health::HealthCheck::new(cfg.poll.clone(), cfg.health_deadline);
+    infra.health_url = cfg.health_url.clone();
+    if let (Some(zone), Some(aws)) = (&cfg.route53_zone_id, aws) {
+        let target = cfg.dns_target.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("LANDLORD_DNS_TARGET is required with LANDLORD_ROUTE53_ZONE_ID")
+        })?;
+        infra.dns_target_label = target.to_owned();
+        let target = infra::dns::DnsTarget::parse(target).map_err(|e| anyhow::anyhow!(e))?;
+        infra.dns = Some(infra::dns::Dns::new(
+            aws_sdk_route53::Client::new(aws),
+            zone.clone(),
+            target,
+        ));
+    }
+    if let (Some(template), Some(aws)) = (&cfg.stack_template, aws) {
+        let template = match infra::parse_s3_url(template) {
+            Some((bucket, key)) => infra::stacks::TemplateSource::S3 {
+                client: s3.expect("S3 client with AWS"),
+                bucket,
+                key,
+            },
+            None => infra::stacks::TemplateSource::File(template.into()),
+        };
+        infra.stacks = Some(infra::stacks::Stacks {
+            client: aws_sdk_cloudformation::Client::new(aws),
+            template,
+            environment: cfg.environment.clone(),
+            poll: cfg.poll.clone(),
+        });
+    }
+    Ok(infra)
+}
+
 /// Runs a worker until `shutdown` is cancelled, then lets in-flight messages finish.
 pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with(cfg, None, shutdown).await
+}
+
+/// [`run`] with an explicit AWS SDK configuration.
+pub async fn run_with(
+    cfg: WorkerConfig,
+    aws: Option<aws_config::SdkConfig>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let bus = Bus::connect(&cfg.nats_url).await?;
     let settings = StreamSettings {
         duplicate_window: cfg.duplicate_window,
@@ -60,8 +134,16 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Resu
             _ = shutdown.cancelled() => return Ok(()),
         }
     }
-    let worker = build(&cfg, &bus).await?;
+    let worker = build(&cfg, &bus, aws.as_ref()).await?;
     let consumer = consumer::ensure_consumer(&bus).await?;
     tracing::info!(concurrency = cfg.concurrency, "worker consuming commands");
-    consumer::consume(&worker, &consumer, cfg.concurrency, shutdown).await
+    let dns = dns_retry::run(
+        &worker.runner.deps,
+        &worker.progress,
+        cfg.dns_retry_interval,
+        shutdown.clone(),
+    );
+    let consume = consumer::consume(&worker, &consumer, cfg.concurrency, shutdown);
+    let (_, consumed) = tokio::join!(dns, consume);
+    consumed
 }

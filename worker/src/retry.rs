@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-use backon::ExponentialBuilder;
+use std::future::Future;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::time::Instant;
+
+use crate::steps::StepError;
 use serde::{Deserialize, Serialize};
 
 /// Exponential backoff with jitter: `initial_ms`, multiplied by `multiplier` per attempt, capped at
@@ -54,5 +59,33 @@ impl RetryPolicy {
         Duration::from_millis(
             ((self.initial_ms as f64) * exp).min(self.max_delay_ms as f64 * 6.0) as u64,
         )
+    }
+}
+
+/// Runs `f` until it succeeds, fails permanently, or `deadline` would pass before the next attempt;
+/// transient errors wait out the policy's backoff (its delays repeat at the cap once attempts run out).
+pub async fn until_deadline<T, F, Fut>(
+    policy: &RetryPolicy,
+    deadline: Instant,
+    mut f: F,
+) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StepError>>,
+{
+    let mut delays = policy.backoff().build();
+    loop {
+        match f().await {
+            Err(e) if e.is_transient() => {
+                let delay = delays
+                    .next()
+                    .unwrap_or(Duration::from_millis(policy.max_delay_ms));
+                if Instant::now() + delay > deadline {
+                    return Err(e);
+                }
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
     }
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     RetryPolicy,
+    keepalive::KeepAlive,
     progress::{Detail, Progress},
     steps::{Deps, Step, StepContext, StepDone, StepError, TenantPlan},
     store::{NewTenant, StepState, StoreError, entities::tenant},
@@ -63,7 +64,12 @@ fn plan_of(row: &tenant::Model) -> Result<TenantPlan, String> {
 impl Runner {
     /// Handles one decoded command. `delivered` is JetStream's delivery count, for the redelivery delay.
     #[tracing::instrument(skip_all, fields(tenant_id = %cmd.tenant_id, command_id = %cmd.id, kind = cmd.action.kind().as_str()))]
-    pub async fn handle(&self, cmd: &Command, delivered: i64) -> Result<Outcome, StoreError> {
+    pub async fn handle(
+        &self,
+        cmd: &Command,
+        delivered: i64,
+        alive: &dyn KeepAlive,
+    ) -> Result<Outcome, StoreError> {
         let store = &self.deps.store;
         if store.is_processed(cmd.id.as_str()).await? {
             return Ok(Outcome::AlreadyDone);
@@ -112,7 +118,7 @@ impl Runner {
             Ok(p) => p,
             Err(reason) => return self.reject(cmd, reason).await,
         };
-        self.provision(cmd, &plan, delivered).await
+        self.provision(cmd, &plan, delivered, alive).await
     }
 
     async fn reject(&self, cmd: &Command, reason: String) -> Result<Outcome, StoreError> {
@@ -155,6 +161,7 @@ impl Runner {
         cmd: &Command,
         plan: &TenantPlan,
         delivered: i64,
+        alive: &dyn KeepAlive,
     ) -> Result<Outcome, StoreError> {
         let store = &self.deps.store;
         let run = store
@@ -165,16 +172,18 @@ impl Runner {
         let ctx = StepContext {
             tenant: plan,
             deps: &self.deps,
+            alive,
         };
         for step in &self.steps {
             let name = step.name();
             if store
                 .step(&plan.id, name)
                 .await?
-                .is_some_and(|s| s.status == StepState::Succeeded.as_str())
+                .is_some_and(|s| StepState::is_settled(&s.status))
             {
                 continue;
             }
+            alive.touch().await;
             match self.run_step(step.as_ref(), &ctx, run).await? {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => {
@@ -245,7 +254,8 @@ impl Runner {
                 Ok(done) => {
                     let (state, kind, message) = match done {
                         StepDone::Done(m) => (StepState::Succeeded, EventKind::StepSucceeded, m),
-                        StepDone::Skipped(m) => (StepState::Succeeded, EventKind::StepSkipped, m),
+                        StepDone::Skipped(m) => (StepState::Skipped, EventKind::StepSkipped, m),
+                        StepDone::Deferred(m) => (StepState::Deferred, EventKind::StepSkipped, m),
                     };
                     store
                         .step_finished(&tenant, name, state, took, None)

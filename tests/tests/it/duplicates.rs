@@ -90,7 +90,7 @@ async fn a_processed_command_redelivered_is_a_no_op() {
     app.wait_for_status(&tenant, TenantStatus::Active).await;
 
     // Drive a second worker directly with the same command, as a redelivery would.
-    let worker = landlord_worker::build(&app.worker_config, &app.bus)
+    let worker = landlord_worker::build(&app.worker_config, &app.bus, None)
         .await
         .unwrap();
     let cmd = match landlord_ingress::stripe::decide(&checkout_event(

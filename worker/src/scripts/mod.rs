@@ -2,8 +2,9 @@
 
 mod source;
 pub mod split;
+pub mod upload;
 
-pub use source::{PlanScript, ScriptError, ScriptSource};
+pub use source::{PlanScript, S3Scripts, ScriptError, ScriptSource};
 pub use split::{SplitError, Statement, split};
 
 /// The SQL dialect of a tenant database server, which decides both the script folder and the

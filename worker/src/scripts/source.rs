@@ -1,8 +1,13 @@
-//! Where plan scripts come from. A script is named by its plan,
+//! Where plan scripts come from: a folder, or S3 (`s3://bucket/prefix/`). A script is named by its plan,
 //! `{root}/{dialect}/package-{package_id}-type-{subscription_type_id}.sql`, so no request text ever
-//! becomes part of a path.
+//! becomes part of a path or key. Scripts from S3 are cached by ETag: a repeat asks S3 only whether the
+//! object changed.
 
-use std::path::PathBuf;
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
 
 use landlord_protocol::{PackageId, SubscriptionTypeId};
 use sha2::{Digest, Sha256};
@@ -12,6 +17,17 @@ use super::Dialect;
 #[derive(Debug, Clone)]
 pub enum ScriptSource {
     Folder(PathBuf),
+    S3(S3Scripts),
+}
+
+/// Scripts under `s3://bucket/prefix/`.
+#[derive(Debug, Clone)]
+pub struct S3Scripts {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    /// Key → (ETag, script).
+    cache: Arc<Mutex<HashMap<String, (String, PlanScript)>>>,
 }
 
 /// A loaded script: its text, where it came from, and a checksum that marks it as applied.
@@ -34,12 +50,22 @@ pub enum ScriptError {
     },
     #[error("schema script {0} is not UTF-8 text")]
     NotText(String),
+    #[error("cannot read schema script {location}: {message}")]
+    Remote {
+        location: String,
+        message: String,
+        transient: bool,
+    },
 }
 
 impl ScriptError {
-    /// A missing or unreadable-as-text script will not fix itself; an I/O hiccup might.
+    /// A missing or non-text script will not fix itself; an I/O hiccup or an S3 outage might.
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, Self::Read { .. })
+        match self {
+            Self::Read { .. } => false,
+            Self::Remote { transient, .. } => !transient,
+            Self::Missing(_) | Self::NotText(_) => true,
+        }
     }
 }
 
@@ -48,7 +74,42 @@ pub fn script_name(package: PackageId, kind: SubscriptionTypeId) -> String {
     format!("package-{package}-type-{kind}.sql")
 }
 
+fn plan_script(name: String, location: String, bytes: Vec<u8>) -> Result<PlanScript, ScriptError> {
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let sql = String::from_utf8(bytes).map_err(|_| ScriptError::NotText(location.clone()))?;
+    Ok(PlanScript {
+        name,
+        location,
+        sql,
+        sha256,
+    })
+}
+
 impl ScriptSource {
+    /// A folder path, or `s3://bucket/prefix/` read with `s3` (required then).
+    pub fn parse(location: &str, s3: Option<aws_sdk_s3::Client>) -> Result<Self, String> {
+        match crate::infra::parse_s3_url(location) {
+            Some((bucket, prefix)) => {
+                let client = s3.ok_or("S3 scripts need the AWS configuration")?;
+                let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+                    prefix
+                } else {
+                    format!("{prefix}/")
+                };
+                Ok(Self::S3(S3Scripts {
+                    client,
+                    bucket,
+                    prefix,
+                    cache: Arc::default(),
+                }))
+            }
+            None if location.starts_with("s3:") => Err(format!(
+                "LANDLORD_SCRIPTS {location:?} is not s3://bucket/prefix/"
+            )),
+            None => Ok(Self::Folder(PathBuf::from(location))),
+        }
+    }
+
     pub async fn load(
         &self,
         dialect: Dialect,
@@ -60,23 +121,65 @@ impl ScriptSource {
             Self::Folder(root) => {
                 let path = root.join(dialect.as_str()).join(&name);
                 let location = path.display().to_string();
-                let bytes = match tokio::fs::read(&path).await {
-                    Ok(b) => b,
+                match tokio::fs::read(&path).await {
+                    Ok(bytes) => plan_script(name, location, bytes),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(ScriptError::Missing(location));
+                        Err(ScriptError::Missing(location))
                     }
-                    Err(source) => return Err(ScriptError::Read { location, source }),
-                };
-                let sha256 = hex::encode(Sha256::digest(&bytes));
-                let sql =
-                    String::from_utf8(bytes).map_err(|_| ScriptError::NotText(location.clone()))?;
-                Ok(PlanScript {
-                    name,
-                    location,
-                    sql,
-                    sha256,
-                })
+                    Err(source) => Err(ScriptError::Read { location, source }),
+                }
             }
+            Self::S3(s3) => s3.load(name, dialect).await,
         }
+    }
+}
+
+impl S3Scripts {
+    async fn load(&self, name: String, dialect: Dialect) -> Result<PlanScript, ScriptError> {
+        let key = format!("{}{}/{name}", self.prefix, dialect.as_str());
+        let location = format!("s3://{}/{key}", self.bucket);
+        let cached = self.cache.lock().expect("cache lock").get(&key).cloned();
+        let mut request = self.client.get_object().bucket(&self.bucket).key(&key);
+        if let Some((etag, _)) = &cached {
+            request = request.if_none_match(etag);
+        }
+        let out = match request.send().await {
+            Ok(out) => out,
+            Err(e) => {
+                if let (Some((_, script)), Some(304)) =
+                    (&cached, e.raw_response().map(|r| r.status().as_u16()))
+                {
+                    return Ok(script.clone());
+                }
+                if e.as_service_error().is_some_and(|se| se.is_no_such_key()) {
+                    return Err(ScriptError::Missing(location));
+                }
+                let step = crate::infra::sdk_error("script_unreadable", "S3", &e);
+                return Err(ScriptError::Remote {
+                    location,
+                    transient: step.is_transient(),
+                    message: step.message,
+                });
+            }
+        };
+        let etag = out.e_tag().map(str::to_owned);
+        let bytes = out.body.collect().await.map_err(|e| ScriptError::Remote {
+            location: location.clone(),
+            message: e.to_string(),
+            transient: true,
+        })?;
+        let script = plan_script(name, location, bytes.to_vec())?;
+        if let Some(etag) = etag {
+            self.cache
+                .lock()
+                .expect("cache lock")
+                .insert(key, (etag, script.clone()));
+        }
+        Ok(script)
+    }
+
+    /// How many scripts are cached (for tests of the cache).
+    pub fn cached(&self) -> usize {
+        self.cache.lock().expect("cache lock").len()
     }
 }

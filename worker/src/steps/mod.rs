@@ -3,16 +3,25 @@
 
 mod activate;
 mod apply_schema;
+mod configure_dns;
 mod create_database;
+mod deploy_stack;
+mod health_check;
 
 use futures::future::BoxFuture;
 use landlord_protocol::{EventError, PackageId, SubscriptionTypeId, TenantId, TenantSlug};
 
 pub use activate::Activate;
 pub use apply_schema::ApplySchema;
+pub use configure_dns::{ConfigureDns, apply as apply_dns};
 pub use create_database::CreateDatabase;
+pub use deploy_stack::DeployStack;
+pub use health_check::HealthCheck;
 
-use crate::{scripts::ScriptSource, store::Store, tenant_db::TenantDbServer};
+use crate::{
+    infra::Infra, keepalive::KeepAlive, scripts::ScriptSource, store::Store,
+    tenant_db::TenantDbServer,
+};
 
 /// Whether trying again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +78,10 @@ impl StepError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepDone {
     Done(String),
+    /// Nothing to do here (not configured); counts as done.
     Skipped(String),
+    /// Not finished, but the run goes on; something else completes it later (DNS in the background).
+    Deferred(String),
 }
 
 /// The services steps use, built once per worker.
@@ -78,6 +90,7 @@ pub struct Deps {
     pub store: Store,
     pub tenant_db: TenantDbServer,
     pub scripts: ScriptSource,
+    pub infra: std::sync::Arc<Infra>,
 }
 
 /// The tenant a run is for, read back from the control plane as valid types.
@@ -93,6 +106,14 @@ pub struct TenantPlan {
 pub struct StepContext<'a> {
     pub tenant: &'a TenantPlan,
     pub deps: &'a Deps,
+    /// Keeps the command's message alive during long waits.
+    pub alive: &'a dyn KeepAlive,
+}
+
+impl std::fmt::Debug for dyn KeepAlive + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepAlive")
+    }
 }
 
 pub trait Step: Send + Sync {
@@ -100,6 +121,13 @@ pub trait Step: Send + Sync {
     fn name(&self) -> &'static str;
     /// Does the step's work; must be safe to run again after a crash at any point.
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>>;
+    /// Undoes the step's work, for rollback and offboarding; `None` when there is nothing to undo.
+    fn undo<'a>(
+        &'a self,
+        _ctx: &'a StepContext<'a>,
+    ) -> Option<BoxFuture<'a, Result<StepDone, StepError>>> {
+        None
+    }
 }
 
 /// The provisioning steps, in order.
@@ -107,6 +135,9 @@ pub fn provisioning() -> Vec<Box<dyn Step>> {
     vec![
         Box::new(CreateDatabase),
         Box::new(ApplySchema),
+        Box::new(ConfigureDns),
+        Box::new(DeployStack),
+        Box::new(HealthCheck),
         Box::new(Activate),
     ]
 }

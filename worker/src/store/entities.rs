@@ -23,6 +23,15 @@ pub mod tenant {
         pub db_password: Option<String>,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
+        pub hostname: Option<String>,
+        pub api_hostname: Option<String>,
+        /// DNS could not be confirmed within its budget; a background task keeps trying.
+        pub dns_pending: bool,
+        pub stack_id: Option<String>,
+        /// The stack's outputs as a JSON object.
+        pub stack_outputs: Option<String>,
+        /// The failing resource and its reason, from the stack events.
+        pub stack_failure: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

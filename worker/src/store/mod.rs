@@ -28,7 +28,10 @@ pub enum StepState {
     Started,
     Succeeded,
     Failed,
+    /// Not configured in this deployment.
     Skipped,
+    /// Left to finish in the background (DNS); the run went on.
+    Deferred,
 }
 
 impl StepState {
@@ -38,7 +41,15 @@ impl StepState {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
+            Self::Deferred => "deferred",
         }
+    }
+
+    /// Whether a resumed run may pass over a step in this state.
+    pub fn is_settled(status: &str) -> bool {
+        [Self::Succeeded, Self::Skipped, Self::Deferred]
+            .iter()
+            .any(|s| s.as_str() == status)
     }
 }
 
@@ -127,6 +138,12 @@ impl Store {
             db_password: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
+            hostname: Set(None),
+            api_hostname: Set(None),
+            dns_pending: Set(false),
+            stack_id: Set(None),
+            stack_outputs: Set(None),
+            stack_failure: Set(None),
         };
         match row.insert(&self.db).await {
             Ok(model) => Ok(NewTenant::Created(model)),
@@ -147,21 +164,73 @@ impl Store {
             .is_some())
     }
 
+    /// Updates the fields `change` sets on a tenant, stamping `updated_at`.
+    async fn update_tenant(
+        &self,
+        id: &TenantId,
+        change: impl FnOnce(&mut tenant::ActiveModel),
+    ) -> Result<(), StoreError> {
+        let mut row = tenant::ActiveModel {
+            id: Set(id.to_string()),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        };
+        change(&mut row);
+        row.update(&self.db).await?;
+        Ok(())
+    }
+
     pub async fn set_status(
         &self,
         id: &TenantId,
         status: TenantStatus,
         last_error: Option<String>,
     ) -> Result<(), StoreError> {
-        let row = tenant::ActiveModel {
-            id: Set(id.to_string()),
-            status: Set(status.as_str().into()),
-            last_error: Set(last_error),
-            updated_at: Set(Utc::now()),
-            ..Default::default()
-        };
-        row.update(&self.db).await?;
-        Ok(())
+        self.update_tenant(id, |t| {
+            t.status = Set(status.as_str().into());
+            t.last_error = Set(last_error);
+        })
+        .await
+    }
+
+    /// Records the tenant's hostnames and whether their records are still to be confirmed.
+    pub async fn save_dns(
+        &self,
+        id: &TenantId,
+        hostname: &str,
+        api_hostname: &str,
+        pending: bool,
+    ) -> Result<(), StoreError> {
+        self.update_tenant(id, |t| {
+            t.hostname = Set(Some(hostname.to_owned()));
+            t.api_hostname = Set(Some(api_hostname.to_owned()));
+            t.dns_pending = Set(pending);
+        })
+        .await
+    }
+
+    /// Tenants whose DNS records still need confirming.
+    pub async fn dns_pending(&self) -> Result<Vec<tenant::Model>, StoreError> {
+        Ok(tenant::Entity::find()
+            .filter(tenant::Column::DnsPending.eq(true))
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Records the deployed stack, or (with `failure`) why it failed.
+    pub async fn save_stack(
+        &self,
+        id: &TenantId,
+        stack_id: Option<&str>,
+        outputs: Option<&serde_json::Value>,
+        failure: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.update_tenant(id, |t| {
+            t.stack_id = Set(stack_id.map(str::to_owned));
+            t.stack_outputs = Set(outputs.map(serde_json::Value::to_string));
+            t.stack_failure = Set(failure.map(str::to_owned));
+        })
+        .await
     }
 
     /// Records the tenant database and its login. Called after the login's password was (re)set, so
@@ -174,17 +243,13 @@ impl Store {
         login: &str,
         password: &SecretString,
     ) -> Result<(), StoreError> {
-        let row = tenant::ActiveModel {
-            id: Set(id.to_string()),
-            db_engine: Set(Some(engine.into())),
-            db_name: Set(Some(name.into())),
-            db_login: Set(Some(login.into())),
-            db_password: Set(Some(password.expose_secret().to_owned())),
-            updated_at: Set(Utc::now()),
-            ..Default::default()
-        };
-        row.update(&self.db).await?;
-        Ok(())
+        self.update_tenant(id, |t| {
+            t.db_engine = Set(Some(engine.into()));
+            t.db_name = Set(Some(name.into()));
+            t.db_login = Set(Some(login.into()));
+            t.db_password = Set(Some(password.expose_secret().to_owned()));
+        })
+        .await
     }
 
     pub async fn steps(&self, id: &TenantId) -> Result<Vec<tenant_step::Model>, StoreError> {

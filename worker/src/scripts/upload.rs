@@ -1,0 +1,131 @@
+//! Uploading a scripts folder to S3 (`landlord scripts upload`). Every name and every script is checked
+//! first; if any is wrong, nothing is uploaded, so a bucket never holds half a release.
+
+use std::path::{Path, PathBuf};
+
+use super::{Dialect, split};
+
+/// One script ready to upload.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub path: PathBuf,
+    /// Key under the prefix: `mysql/package-1-type-1.sql`.
+    pub key: String,
+    pub statements: usize,
+    pub bytes: u64,
+}
+
+/// `package-{n}-type-{n}.sql` with positive numbers.
+pub fn valid_name(name: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix("package-")
+        .and_then(|r| r.strip_suffix(".sql"))
+    else {
+        return false;
+    };
+    let Some((package, kind)) = rest.split_once("-type-") else {
+        return false;
+    };
+    [package, kind]
+        .iter()
+        .all(|n| landlord_protocol::PackageId::parse(n).is_ok())
+}
+
+/// Checks a scripts folder (`mysql/` and `postgres/` of `package-N-type-N.sql`): every file correctly
+/// named, every script splitting into at least one statement. Returns the uploads or every problem.
+pub fn check_folder(dir: &Path) -> Result<Vec<Upload>, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut uploads = Vec::new();
+    let mut seen_folder = false;
+    for dialect in [Dialect::MySql, Dialect::Postgres] {
+        let folder = dir.join(dialect.as_str());
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        seen_folder = true;
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if !valid_name(&name) {
+                problems.push(format!(
+                    "{}: name must be package-<n>-type-<n>.sql",
+                    path.display()
+                ));
+                continue;
+            }
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!("{}: {e}", path.display()));
+                    continue;
+                }
+            };
+            match split(&text, dialect) {
+                Ok(s) if s.is_empty() => {
+                    problems.push(format!("{}: no statements", path.display()))
+                }
+                Ok(s) => uploads.push(Upload {
+                    key: format!("{}/{name}", dialect.as_str()),
+                    statements: s.len(),
+                    bytes: text.len() as u64,
+                    path,
+                }),
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    if !seen_folder {
+        problems.push(format!(
+            "{}: has neither mysql/ nor postgres/",
+            dir.display()
+        ));
+    }
+    if problems.is_empty() {
+        Ok(uploads)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Uploads checked scripts under `s3://bucket/prefix`, as `application/sql`, calling `done` after each.
+pub async fn upload(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    uploads: &[Upload],
+    mut done: impl FnMut(&Upload),
+) -> Result<(), String> {
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    };
+    for u in uploads {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(&u.path)
+            .await
+            .map_err(|e| format!("{}: {e}", u.path.display()))?;
+        client
+            .put_object()
+            .bucket(bucket)
+            .key(format!("{prefix}{}", u.key))
+            .content_type("application/sql")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "uploading {} to s3://{bucket}/{prefix}{}: {}",
+                    u.path.display(),
+                    u.key,
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )
+            })?;
+        done(u);
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! `deploy_stack`: the tenant's CloudFormation stack, with parameters from the tenant, its id and outputs
+//! stored on the tenant; a failure stores the failing resource and its reason.
+
+use futures::{FutureExt, future::BoxFuture};
+use tokio::time::Instant;
+
+use super::{Step, StepContext, StepDone, StepError};
+use crate::{infra::stacks::DeployError, names::DatabaseName};
+
+#[derive(Debug)]
+pub struct DeployStack;
+
+impl Step for DeployStack {
+    fn name(&self) -> &'static str {
+        "deploy_stack"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {
+        async move {
+            let infra = &ctx.deps.infra;
+            let Some(stacks) = &infra.stacks else {
+                return Ok(StepDone::Skipped(
+                    "no stack template configured (LANDLORD_STACK_TEMPLATE)".into(),
+                ));
+            };
+            let t = ctx.tenant;
+            let (host, api) = infra.hostnames(&t.slug).await?.unwrap_or_default();
+            let url = |h: &str| {
+                if h.is_empty() {
+                    String::new()
+                } else {
+                    format!("https://{h}")
+                }
+            };
+            let parameters = [
+                ("TenantUrl", url(&host)),
+                ("ApiUrl", url(&api)),
+                ("DatabaseName", DatabaseName::for_slug(&t.slug).to_string()),
+                (
+                    "Plan",
+                    format!("package-{}-type-{}", t.package_id, t.subscription_type_id),
+                ),
+                ("Environment", stacks.environment.clone()),
+            ];
+            let name = stacks.stack_name(t.slug.as_str());
+            let token = format!("landlord-{}", t.id.as_uuid().simple());
+            let deadline = Instant::now() + infra.stack_deadline;
+            let store = &ctx.deps.store;
+            let control_plane =
+                |e: crate::store::StoreError| StepError::transient("control_plane", e.to_string());
+            match stacks
+                .deploy(&name, &parameters, &token, ctx.alive, deadline)
+                .await
+            {
+                Ok(d) => {
+                    store
+                        .save_stack(&t.id, Some(&d.stack_id), Some(&d.outputs), None)
+                        .await
+                        .map_err(control_plane)?;
+                    let keys = d
+                        .outputs
+                        .as_object()
+                        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default();
+                    Ok(StepDone::Done(format!(
+                        "stack {name} is ready (outputs: {keys})"
+                    )))
+                }
+                Err(DeployError::Failed(f)) => {
+                    store
+                        .save_stack(&t.id, f.stack_id.as_deref(), None, Some(&f.reason))
+                        .await
+                        .map_err(control_plane)?;
+                    Err(StepError::permanent("stack_failed", f.reason))
+                }
+                Err(DeployError::Step(e)) => Err(e),
+            }
+        }
+        .boxed()
+    }
+
+    fn undo<'a>(
+        &'a self,
+        ctx: &'a StepContext<'a>,
+    ) -> Option<BoxFuture<'a, Result<StepDone, StepError>>> {
+        Some(
+            async move {
+                let infra = &ctx.deps.infra;
+                let Some(stacks) = &infra.stacks else {
+                    return Ok(StepDone::Skipped("no stack template configured".into()));
+                };
+                let name = stacks.stack_name(ctx.tenant.slug.as_str());
+                stacks
+                    .delete_and_wait(&name, ctx.alive, Instant::now() + infra.stack_deadline)
+                    .await?;
+                Ok(StepDone::Done(format!("stack {name} deleted")))
+            }
+            .boxed(),
+        )
+    }
+}
