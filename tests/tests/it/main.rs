@@ -4,6 +4,7 @@
 mod duplicates;
 mod failures;
 mod hostile;
+mod infra;
 mod provision;
 mod secrets;
 mod webhook_http;

@@ -6,6 +6,9 @@ pub mod dns;
 pub mod health;
 pub mod stacks;
 
+#[cfg(test)]
+mod recorded_tests;
+
 use std::time::Duration;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

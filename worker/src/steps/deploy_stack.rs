@@ -24,7 +24,13 @@ impl Step for DeployStack {
                 ));
             };
             let t = ctx.tenant;
-            let (host, api) = infra.hostnames(&t.slug).await?.unwrap_or_default();
+            // Unknown hostnames (no domain, or DNS unreachable) must not fail the stack: DNS never fails provisioning.
+            let (host, api) = infra
+                .hostnames(&t.slug)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             let url = |h: &str| {
                 if h.is_empty() {
                     String::new()
