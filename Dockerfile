@@ -8,5 +8,6 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/landlord /src/target/release/landlord-ingress /src/target/release/landlord-worker /usr/local/bin/
 COPY sql-scripts /srv/landlord/sql-scripts
+COPY deploy /srv/landlord/deploy
 WORKDIR /srv/landlord
 ENV LANDLORD_SCRIPTS=/srv/landlord/sql-scripts
