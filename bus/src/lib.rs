@@ -32,20 +32,11 @@ impl Default for StreamSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("cannot connect to NATS at {url}: {source}")]
-    Connect {
-        url: String,
-        source: async_nats::ConnectError,
-    },
+    Connect { url: String, source: async_nats::ConnectError },
     #[error("cannot set up stream {stream}: {source}")]
-    Stream {
-        stream: &'static str,
-        source: jetstream::context::CreateStreamError,
-    },
+    Stream { stream: &'static str, source: jetstream::context::CreateStreamError },
     #[error("JetStream did not store the message on {subject}: {source}")]
-    Publish {
-        subject: String,
-        source: jetstream::context::PublishError,
-    },
+    Publish { subject: String, source: jetstream::context::PublishError },
     #[error("JetStream is not answering: {0}")]
     Unavailable(String),
 }
@@ -66,18 +57,21 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Connects, retrying the initial connection so a worker can start before its server does.
+    /// Connects to `url` (several servers of a cluster may be given comma-separated), retrying the
+    /// initial connection so a worker can start before its server does.
     pub async fn connect(url: &str) -> Result<Self, BusError> {
+        let fail = |e: std::io::Error| BusError::Unavailable(format!("bad NATS URL {url:?}: {e}"));
+        let servers = url
+            .split(',')
+            .map(|u| u.trim().parse::<async_nats::ServerAddr>().map_err(fail))
+            .collect::<Result<Vec<_>, _>>()?;
         let client = async_nats::ConnectOptions::new()
             .name("landlord")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect(servers)
             .await
-            .map_err(|source| BusError::Connect {
-                url: url.to_owned(),
-                source,
-            })?;
+            .map_err(|source| BusError::Connect { url: url.to_owned(), source })?;
         Ok(Self::from_client(client))
     }
 
@@ -116,17 +110,8 @@ impl Bus {
             num_replicas: settings.replicas,
             ..Default::default()
         };
-        for (name, config) in [
-            (subjects::COMMANDS_STREAM, commands),
-            (subjects::PROGRESS_STREAM, progress),
-        ] {
-            self.js
-                .get_or_create_stream(config)
-                .await
-                .map_err(|source| BusError::Stream {
-                    stream: name,
-                    source,
-                })?;
+        for (name, config) in [(subjects::COMMANDS_STREAM, commands), (subjects::PROGRESS_STREAM, progress)] {
+            self.js.get_or_create_stream(config).await.map_err(|source| BusError::Stream { stream: name, source })?;
         }
         Ok(())
     }
@@ -134,49 +119,30 @@ impl Bus {
     /// Publishes a command with its id as `Nats-Msg-Id` and waits until JetStream has stored it.
     pub async fn publish_command(&self, cmd: &Command) -> Result<Stored, BusError> {
         let subject = cmd.subject();
-        let message = PublishMessage::build()
-            .payload(cmd.to_json().into())
-            .message_id(cmd.id.as_str());
+        let message = PublishMessage::build().payload(cmd.to_json().into()).message_id(cmd.id.as_str());
         self.store(subject, message).await
     }
 
     /// Publishes a progress event, deduplicated by its event id.
     pub async fn publish_progress(&self, event: &ProgressEvent) -> Result<(), BusError> {
         let payload = serde_json::to_vec(event).expect("a progress event always serializes");
-        let message = PublishMessage::build()
-            .payload(payload.into())
-            .message_id(event.id.to_string());
+        let message = PublishMessage::build().payload(payload.into()).message_id(event.id.to_string());
         self.store(event.subject(), message).await.map(|_| ())
     }
 
     async fn store(&self, subject: String, message: PublishMessage) -> Result<Stored, BusError> {
-        let fail = |source| BusError::Publish {
-            subject: subject.clone(),
-            source,
-        };
-        let ack = self
-            .js
-            .send_publish(subject.clone(), message)
-            .await
-            .map_err(fail)?
-            .await
-            .map_err(fail)?;
-        Ok(Stored {
-            sequence: ack.sequence,
-            duplicate: ack.duplicate,
-        })
+        let fail = |source| BusError::Publish { subject: subject.clone(), source };
+        let ack = self.js.send_publish(subject.clone(), message).await.map_err(fail)?.await.map_err(fail)?;
+        Ok(Stored { sequence: ack.sequence, duplicate: ack.duplicate })
     }
 
     /// Whether JetStream answers and holds the command stream: what "ready" means for every Landlord
     /// process.
     pub async fn ready(&self) -> Result<(), BusError> {
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            self.js.get_stream(subjects::COMMANDS_STREAM),
-        )
-        .await
-        .map_err(|_| BusError::Unavailable("no answer within 2 s".into()))?
-        .map(|_| ())
-        .map_err(|e| BusError::Unavailable(e.to_string()))
+        tokio::time::timeout(Duration::from_secs(2), self.js.get_stream(subjects::COMMANDS_STREAM))
+            .await
+            .map_err(|_| BusError::Unavailable("no answer within 2 s".into()))?
+            .map(|_| ())
+            .map_err(|e| BusError::Unavailable(e.to_string()))
     }
 }

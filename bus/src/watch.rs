@@ -19,11 +19,7 @@ impl Bus {
             None => subjects::PROGRESS_WILDCARD.to_owned(),
         };
         let fail = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
-        let stream = self
-            .js
-            .get_stream(subjects::PROGRESS_STREAM)
-            .await
-            .map_err(|e| fail(&e))?;
+        let stream = self.js.get_stream(subjects::PROGRESS_STREAM).await.map_err(|e| fail(&e))?;
         let consumer = stream
             .create_consumer(OrderedConfig {
                 filter_subject: filter,

@@ -45,17 +45,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }}
     });
     let body = serde_json::to_vec(&event)?;
-    let secret = SecretString::from(
-        args.secret
-            .unwrap_or_else(|| crate::DEV_WEBHOOK_SECRET.to_owned()),
-    );
-    let signature =
-        landlord_ingress::stripe::signature::sign(&body, &secret, chrono::Utc::now().timestamp());
+    let secret = SecretString::from(args.secret.unwrap_or_else(|| crate::DEV_WEBHOOK_SECRET.to_owned()));
+    let signature = landlord_ingress::stripe::signature::sign(&body, &secret, chrono::Utc::now().timestamp());
     let res = reqwest::Client::new()
-        .post(format!(
-            "{}/webhooks/stripe",
-            args.url.trim_end_matches('/')
-        ))
+        .post(format!("{}/webhooks/stripe", args.url.trim_end_matches('/')))
         .header("Stripe-Signature", signature)
         .header("Content-Type", "application/json")
         .body(body)
@@ -63,10 +56,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await?;
     let status = res.status();
     let answer: serde_json::Value = res.json().await.unwrap_or_default();
-    anyhow::ensure!(
-        status.is_success(),
-        "the ingress answered {status}: {answer}"
-    );
+    anyhow::ensure!(status.is_success(), "the ingress answered {status}: {answer}");
     eprintln!("checkout {session_id} accepted: {answer}");
     println!("{}", TenantId::from_checkout_session(&session_id));
     Ok(())

@@ -15,10 +15,7 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     let shutdown = landlord_cli::shutdown_on_signal();
 
     let listener = tokio::net::TcpListener::bind(ingress.http_addr).await?;
-    println!(
-        "Landlord is listening on http://{}  (ctrl-c to stop)",
-        listener.local_addr()?
-    );
+    println!("Landlord is listening on http://{}  (ctrl-c to stop)", listener.local_addr()?);
     let ingress_task = tokio::spawn(landlord_ingress::run(ingress, listener, shutdown.clone()));
     let worker_task = tokio::spawn(landlord_worker::run(worker, shutdown.clone()));
     let (i, w) = tokio::join!(ingress_task, worker_task);

@@ -17,11 +17,7 @@ use clap::{Parser, Subcommand};
 pub const DEV_WEBHOOK_SECRET: &str = "whsec_landlord_local_development_only";
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "landlord",
-    version,
-    about = "Turns a payment or an operator's request into a running tenant"
-)]
+#[command(name = "landlord", version, about = "Turns a payment or an operator's request into a running tenant")]
 struct Cli {
     /// Optional TOML file with the same keys as the LANDLORD_* variables (lowercase, without the prefix).
     #[arg(long, global = true, env = "LANDLORD_CONFIG")]

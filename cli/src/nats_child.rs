@@ -11,13 +11,8 @@ fn binary() -> PathBuf {
     if let Ok(p) = std::env::var("LANDLORD_NATS_SERVER") {
         return p.into();
     }
-    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cache/landlord/venv/bin/nats-server");
-    if venv.exists() {
-        venv
-    } else {
-        "nats-server".into()
-    }
+    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/landlord/venv/bin/nats-server");
+    if venv.exists() { venv } else { "nats-server".into() }
 }
 
 /// Returns a running child when one had to be started, `None` when a server already answers.
@@ -25,10 +20,7 @@ pub async fn ensure(nats_url: &str) -> anyhow::Result<Option<Child>> {
     let url = url::Url::parse(nats_url).context("LANDLORD_NATS_URL is not a URL")?;
     let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
     let port = url.port().unwrap_or(4222);
-    if tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .is_ok()
-    {
+    if tokio::net::TcpStream::connect((host.as_str(), port)).await.is_ok() {
         return Ok(None);
     }
     let dir = PathBuf::from(".landlord/nats");
@@ -41,10 +33,7 @@ pub async fn ensure(nats_url: &str) -> anyhow::Result<Option<Child>> {
         .spawn()
         .context("cannot start nats-server (run scripts/services to install it, or set LANDLORD_NATS_SERVER)")?;
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .is_ok()
-        {
+        if tokio::net::TcpStream::connect((host.as_str(), port)).await.is_ok() {
             return Ok(Some(child));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

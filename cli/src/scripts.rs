@@ -22,11 +22,7 @@ fn checked(dir: &std::path::Path) -> anyhow::Result<Vec<upload::Upload>> {
         for p in &problems {
             eprintln!("bad {p}");
         }
-        anyhow::anyhow!(
-            "{} problem(s) in {}; nothing was uploaded",
-            problems.len(),
-            dir.display()
-        )
+        anyhow::anyhow!("{} problem(s) in {}; nothing was uploaded", problems.len(), dir.display())
     })
 }
 
@@ -45,9 +41,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             let uploads = checked(&dir)?;
             let client = infra::s3_client(&infra::sdk_config_from_env().await);
             let bar = ProgressBar::new(uploads.len() as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("template"),
-            );
+            bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("template"));
             upload::upload(&client, &bucket, &prefix, &uploads, |u| {
                 bar.set_message(u.key.clone());
                 bar.inc(1);
@@ -57,22 +51,11 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             bar.finish_and_clear();
             println!("{:<44} {:>10} {:>11}", "key", "bytes", "statements");
             for u in &uploads {
-                let key = format!(
-                    "{}{}{}",
-                    prefix,
-                    if prefix.is_empty() || prefix.ends_with('/') {
-                        ""
-                    } else {
-                        "/"
-                    },
-                    u.key
-                );
+                let key =
+                    format!("{}{}{}", prefix, if prefix.is_empty() || prefix.ends_with('/') { "" } else { "/" }, u.key);
                 println!("{key:<44} {:>10} {:>11}", u.bytes, u.statements);
             }
-            println!(
-                "{} scripts uploaded to s3://{bucket}/{prefix}",
-                uploads.len()
-            );
+            println!("{} scripts uploaded to s3://{bucket}/{prefix}", uploads.len());
         }
     }
     Ok(())

@@ -25,10 +25,9 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
         if args.until_done && ev.kind == EventKind::StatusChanged {
             match ev.status {
                 Some(TenantStatus::Active) => return Ok(()),
-                Some(TenantStatus::Failed) => anyhow::bail!(
-                    "tenant failed: {}",
-                    ev.error.map(|e| e.message).unwrap_or_default()
-                ),
+                Some(TenantStatus::Failed) => {
+                    anyhow::bail!("tenant failed: {}", ev.error.map(|e| e.message).unwrap_or_default())
+                }
                 _ => {}
             }
         }
@@ -40,10 +39,7 @@ fn line(ev: &ProgressEvent) -> String {
     let mut out = format!(
         "{}  {:<15}",
         ev.at.format("%H:%M:%S%.3f"),
-        serde_json::to_value(ev.kind)
-            .unwrap()
-            .as_str()
-            .unwrap_or("")
+        serde_json::to_value(ev.kind).unwrap().as_str().unwrap_or("")
     );
     if let Some(step) = &ev.step {
         out.push_str(&format!(" {step:<16}"));
@@ -61,12 +57,7 @@ fn line(ev: &ProgressEvent) -> String {
         out.push_str(&format!("  {m}"));
     }
     if let Some(e) = &ev.error {
-        out.push_str(&format!(
-            "  error {}: {}{}",
-            e.code,
-            e.message,
-            if e.retryable { " (will retry)" } else { "" }
-        ));
+        out.push_str(&format!("  error {}: {}{}", e.code, e.message, if e.retryable { " (will retry)" } else { "" }));
     }
     out
 }

@@ -21,6 +21,10 @@ pub struct IngressConfig {
     pub stripe_tolerance: Duration,
     /// JetStream duplicate window for the command stream, when the ingress creates it.
     pub duplicate_window: Duration,
+    /// Stream replicas, when the ingress creates the streams (3 on a three-node cluster).
+    pub replicas: usize,
+    /// Bearer tokens for the admin API; none means the admin API refuses every request.
+    pub admin_tokens: Vec<SecretString>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -30,6 +34,8 @@ struct Raw {
     stripe_webhook_secret: Option<String>,
     stripe_tolerance_secs: u64,
     nats_duplicate_window_secs: u64,
+    nats_replicas: usize,
+    admin_tokens: Option<String>,
 }
 
 impl Default for Raw {
@@ -40,6 +46,8 @@ impl Default for Raw {
             stripe_webhook_secret: None,
             stripe_tolerance_secs: 300,
             nats_duplicate_window_secs: 120,
+            nats_replicas: 1,
+            admin_tokens: None,
         }
     }
 }
@@ -48,9 +56,7 @@ impl Default for Raw {
 pub enum ConfigError {
     #[error("cannot read the configuration: {0}")]
     Read(#[from] Box<figment::Error>),
-    #[error(
-        "LANDLORD_STRIPE_WEBHOOK_SECRET is required (comma-separated during a rotation); each starts with whsec_"
-    )]
+    #[error("LANDLORD_STRIPE_WEBHOOK_SECRET is required (comma-separated during a rotation); each starts with whsec_")]
     NoWebhookSecret,
 }
 
@@ -62,13 +68,8 @@ impl IngressConfig {
         if let Some(file) = file {
             figment = figment.merge(Toml::file(file));
         }
-        let raw: Raw = figment
-            .merge(Env::prefixed("LANDLORD_"))
-            .extract()
-            .map_err(Box::new)?;
-        let secret = raw
-            .stripe_webhook_secret
-            .or_else(|| fallback_secret.map(str::to_owned));
+        let raw: Raw = figment.merge(Env::prefixed("LANDLORD_")).extract().map_err(Box::new)?;
+        let secret = raw.stripe_webhook_secret.or_else(|| fallback_secret.map(str::to_owned));
         let secrets = parse_secrets(secret.map(SecretString::from));
         if secrets.is_empty() {
             return Err(ConfigError::NoWebhookSecret);
@@ -79,6 +80,8 @@ impl IngressConfig {
             stripe_webhook_secrets: secrets,
             stripe_tolerance: Duration::from_secs(raw.stripe_tolerance_secs),
             duplicate_window: Duration::from_secs(raw.nats_duplicate_window_secs),
+            replicas: raw.nats_replicas.max(1),
+            admin_tokens: parse_secrets(raw.admin_tokens.map(SecretString::from)),
         })
     }
 }
@@ -103,15 +106,7 @@ mod tests {
     #[test]
     fn secrets_split_on_commas() {
         let got = parse_secrets(Some(SecretString::from("whsec_a, whsec_b,,".to_owned())));
-        assert_eq!(
-            got.iter()
-                .map(|s| s.expose_secret().to_owned())
-                .collect::<Vec<_>>(),
-            ["whsec_a", "whsec_b"]
-        );
-        assert!(
-            format!("{:?}", got[0]).contains("REDACTED"),
-            "secrets must not print"
-        );
+        assert_eq!(got.iter().map(|s| s.expose_secret().to_owned()).collect::<Vec<_>>(), ["whsec_a", "whsec_b"]);
+        assert!(format!("{:?}", got[0]).contains("REDACTED"), "secrets must not print");
     }
 }

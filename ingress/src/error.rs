@@ -13,6 +13,8 @@ pub enum ApiError {
     /// The caller sent something wrong; `code` is stable, `message` says what to fix.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    #[error("a valid admin token is required (Authorization: Bearer <token>)")]
+    Unauthorized,
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     /// A dependency is down; the caller should try again (Stripe does so by itself).
@@ -24,10 +26,7 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl std::fmt::Display) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.to_string(),
-        }
+        Self::BadRequest { code, message: message.to_string() }
     }
 }
 
@@ -35,28 +34,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match &self {
             Self::BadRequest { code, message } => (StatusCode::BAD_REQUEST, *code, message.clone()),
-            Self::TooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                self.to_string(),
-            ),
+            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", self.to_string()),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", self.to_string()),
             Self::Unavailable(m) => {
                 tracing::warn!(reason = %m, "answering 503");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m.clone())
             }
             Self::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error".to_owned(),
-                )
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".to_owned())
             }
         };
-        (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response()
+        (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
     }
 }

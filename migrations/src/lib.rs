@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_control_plane;
 mod m20261122_000002_infrastructure;
+mod m20261122_000003_leases;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_control_plane::Migration),
             Box::new(m20261122_000002_infrastructure::Migration),
+            Box::new(m20261122_000003_leases::Migration),
         ]
     }
 }

@@ -103,12 +103,7 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("runs_by_tenant")
-                .table(Runs::Table)
-                .col(Runs::TenantId)
-                .if_not_exists()
-                .to_owned(),
+            Index::create().name("runs_by_tenant").table(Runs::Table).col(Runs::TenantId).if_not_exists().to_owned(),
         )
         .await?;
         m.create_table(
@@ -125,11 +120,7 @@ impl MigrationTrait for Migration {
                 .col(big_integer_null(TenantSteps::DurationMs))
                 .col(string_len_null(TenantSteps::ErrorCode, 64))
                 .col(text_null(TenantSteps::ErrorMessage))
-                .primary_key(
-                    Index::create()
-                        .col(TenantSteps::TenantId)
-                        .col(TenantSteps::Step),
-                )
+                .primary_key(Index::create().col(TenantSteps::TenantId).col(TenantSteps::Step))
                 .to_owned(),
         )
         .await?;
@@ -153,8 +144,7 @@ impl MigrationTrait for Migration {
             Runs::Table.into_iden(),
             Tenants::Table.into_iden(),
         ] {
-            m.drop_table(Table::drop().table(t).if_exists().to_owned())
-                .await?;
+            m.drop_table(Table::drop().table(t).if_exists().to_owned()).await?;
         }
         Ok(())
     }

@@ -30,13 +30,7 @@ impl MigrationTrait for Migration {
             text_null(Tenants::StackFailure),
         ];
         for mut column in columns {
-            m.alter_table(
-                Table::alter()
-                    .table(Tenants::Table)
-                    .add_column(&mut column)
-                    .to_owned(),
-            )
-            .await?;
+            m.alter_table(Table::alter().table(Tenants::Table).add_column(&mut column).to_owned()).await?;
         }
         Ok(())
     }
@@ -50,13 +44,7 @@ impl MigrationTrait for Migration {
             Tenants::StackOutputs,
             Tenants::StackFailure,
         ] {
-            m.alter_table(
-                Table::alter()
-                    .table(Tenants::Table)
-                    .drop_column(column)
-                    .to_owned(),
-            )
-            .await?;
+            m.alter_table(Table::alter().table(Tenants::Table).drop_column(column).to_owned()).await?;
         }
         Ok(())
     }

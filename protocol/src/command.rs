@@ -6,8 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CommandId, ContactEmail, PROTOCOL_VERSION, PackageId, StoreName, SubscriptionTypeId, TenantId,
-    TenantSlug,
+    CommandId, ContactEmail, PROTOCOL_VERSION, PackageId, StoreName, SubscriptionTypeId, TenantId, TenantSlug,
 };
 
 /// One command, version 1.
@@ -103,28 +102,13 @@ pub enum DecodeError {
     #[error("subject says tenant {subject} but the payload says {payload}")]
     TenantMismatch { subject: String, payload: TenantId },
     #[error("subject says kind {subject} but the payload says {payload}")]
-    KindMismatch {
-        subject: String,
-        payload: &'static str,
-    },
+    KindMismatch { subject: String, payload: &'static str },
 }
 
 impl Command {
     /// A version-1 command created now.
-    pub fn new(
-        id: CommandId,
-        tenant_id: TenantId,
-        requested_by: impl Into<String>,
-        action: Action,
-    ) -> Self {
-        Self {
-            v: PROTOCOL_VERSION,
-            id,
-            tenant_id,
-            requested_by: requested_by.into(),
-            created: Utc::now(),
-            action,
-        }
+    pub fn new(id: CommandId, tenant_id: TenantId, requested_by: impl Into<String>, action: Action) -> Self {
+        Self { v: PROTOCOL_VERSION, id, tenant_id, requested_by: requested_by.into(), created: Utc::now(), action }
     }
 
     /// Decodes a payload and checks it against the subject it arrived on, so a message cannot claim
@@ -142,10 +126,7 @@ impl Command {
                 });
             }
             if tenant != cmd.tenant_id.to_string() {
-                return Err(DecodeError::TenantMismatch {
-                    subject: tenant.to_owned(),
-                    payload: cmd.tenant_id,
-                });
+                return Err(DecodeError::TenantMismatch { subject: tenant.to_owned(), payload: cmd.tenant_id });
             }
         }
         Ok(cmd)

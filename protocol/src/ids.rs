@@ -12,32 +12,18 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("{field} must be {min} to {max} characters long, got {got}")]
-    Length {
-        field: &'static str,
-        min: usize,
-        max: usize,
-        got: usize,
-    },
+    Length { field: &'static str, min: usize, max: usize, got: usize },
     #[error("{field} may only contain {allowed}; found {found:?}")]
-    Character {
-        field: &'static str,
-        allowed: &'static str,
-        found: char,
-    },
+    Character { field: &'static str, allowed: &'static str, found: char },
     #[error("{field} must {rule}")]
-    Shape {
-        field: &'static str,
-        rule: &'static str,
-    },
+    Shape { field: &'static str, rule: &'static str },
     #[error("{field} {value:?} is reserved")]
     Reserved { field: &'static str, value: String },
 }
 
 /// A tenant, named by a UUID. Tenants created from a purchase get a UUIDv5 of the checkout session, so
 /// every delivery of the same purchase names the same tenant.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct TenantId(Uuid);
 
@@ -48,10 +34,7 @@ const CHECKOUT_NAMESPACE: Uuid = Uuid::from_u128(0x6c61_6e64_6c6f_7264_8000_0000
 impl TenantId {
     /// The tenant of a Stripe checkout session; the same session always gives the same id.
     pub fn from_checkout_session(session_id: &str) -> Self {
-        Self(Uuid::new_v5(
-            &CHECKOUT_NAMESPACE,
-            format!("stripe:checkout:{session_id}").as_bytes(),
-        ))
+        Self(Uuid::new_v5(&CHECKOUT_NAMESPACE, format!("stripe:checkout:{session_id}").as_bytes()))
     }
     /// A fresh id, for tenants an operator creates.
     pub fn new_random() -> Self {
@@ -59,10 +42,7 @@ impl TenantId {
     }
     /// Parses the canonical hyphenated form.
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        Uuid::try_parse(s).map(Self).map_err(|_| IdError::Shape {
-            field: "tenant id",
-            rule: "be a UUID",
-        })
+        Uuid::try_parse(s).map(Self).map_err(|_| IdError::Shape { field: "tenant id", rule: "be a UUID" })
     }
     pub fn as_uuid(&self) -> Uuid {
         self.0
@@ -145,17 +125,9 @@ impl TenantSlug {
         const FIELD: &str = "subdomain";
         let len = s.chars().count();
         if !(3..=Self::MAX_LEN).contains(&len) {
-            return Err(IdError::Length {
-                field: FIELD,
-                min: 3,
-                max: Self::MAX_LEN,
-                got: len,
-            });
+            return Err(IdError::Length { field: FIELD, min: 3, max: Self::MAX_LEN, got: len });
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-        {
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
             return Err(IdError::Character {
                 field: FIELD,
                 allowed: "lowercase letters a-z, digits and hyphens",
@@ -163,22 +135,13 @@ impl TenantSlug {
             });
         }
         if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
-            return Err(IdError::Shape {
-                field: FIELD,
-                rule: "start with a letter",
-            });
+            return Err(IdError::Shape { field: FIELD, rule: "start with a letter" });
         }
         if s.ends_with('-') || s.contains("--") {
-            return Err(IdError::Shape {
-                field: FIELD,
-                rule: "not end with a hyphen or contain two hyphens in a row",
-            });
+            return Err(IdError::Shape { field: FIELD, rule: "not end with a hyphen or contain two hyphens in a row" });
         }
         if RESERVED_SLUGS.contains(&s) {
-            return Err(IdError::Reserved {
-                field: FIELD,
-                value: s.to_owned(),
-            });
+            return Err(IdError::Reserved { field: FIELD, value: s.to_owned() });
         }
         Ok(Self(s.to_owned()))
     }
@@ -196,19 +159,10 @@ impl StoreName {
         let s = s.trim();
         let len = s.chars().count();
         if !(1..=100).contains(&len) {
-            return Err(IdError::Length {
-                field: "store name",
-                min: 1,
-                max: 100,
-                got: len,
-            });
+            return Err(IdError::Length { field: "store name", min: 1, max: 100, got: len });
         }
         if let Some(c) = s.chars().find(|c| c.is_control()) {
-            return Err(IdError::Character {
-                field: "store name",
-                allowed: "printable characters",
-                found: c,
-            });
+            return Err(IdError::Character { field: "store name", allowed: "printable characters", found: c });
         }
         Ok(Self(s.to_owned()))
     }
@@ -226,17 +180,9 @@ impl ContactEmail {
         const FIELD: &str = "contact email";
         let len = s.chars().count();
         if !(3..=254).contains(&len) {
-            return Err(IdError::Length {
-                field: FIELD,
-                min: 3,
-                max: 254,
-                got: len,
-            });
+            return Err(IdError::Length { field: FIELD, min: 3, max: 254, got: len });
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
-        {
+        if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';')) {
             return Err(IdError::Character {
                 field: FIELD,
                 allowed: "an address without spaces or separators",
@@ -253,10 +199,7 @@ impl ContactEmail {
             {
                 Ok(Self(s.to_owned()))
             }
-            _ => Err(IdError::Shape {
-                field: FIELD,
-                rule: "look like name@example.com",
-            }),
+            _ => Err(IdError::Shape { field: FIELD, rule: "look like name@example.com" }),
         }
     }
 }
@@ -272,34 +215,16 @@ impl CommandId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         const FIELD: &str = "command id";
         let Some((source, key)) = s.split_once(':') else {
-            return Err(IdError::Shape {
-                field: FIELD,
-                rule: "start with stripe: or admin:",
-            });
+            return Err(IdError::Shape { field: FIELD, rule: "start with stripe: or admin:" });
         };
         if !matches!(source, "stripe" | "admin") {
-            return Err(IdError::Shape {
-                field: FIELD,
-                rule: "start with stripe: or admin:",
-            });
+            return Err(IdError::Shape { field: FIELD, rule: "start with stripe: or admin:" });
         }
         if !(1..=120).contains(&key.len()) {
-            return Err(IdError::Length {
-                field: FIELD,
-                min: 1,
-                max: 120,
-                got: key.len(),
-            });
+            return Err(IdError::Length { field: FIELD, min: 1, max: 120, got: key.len() });
         }
-        if let Some(c) = key
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        {
-            return Err(IdError::Character {
-                field: FIELD,
-                allowed: "letters, digits, _ - .",
-                found: c,
-            });
+        if let Some(c) = key.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+            return Err(IdError::Character { field: FIELD, allowed: "letters, digits, _ - .", found: c });
         }
         Ok(Self(s.to_owned()))
     }
@@ -401,21 +326,10 @@ mod tests {
     #[test]
     fn emails_names_and_numbers() {
         assert!(ContactEmail::parse("owner@acme.example").is_ok());
-        for bad in [
-            "owner",
-            "@acme.example",
-            "owner@acme",
-            "a b@c.de",
-            "a@b@c.de",
-            "x@.de",
-            "<x@y.de>",
-        ] {
+        for bad in ["owner", "@acme.example", "owner@acme", "a b@c.de", "a@b@c.de", "x@.de", "<x@y.de>"] {
             assert!(ContactEmail::parse(bad).is_err(), "accepted {bad:?}");
         }
-        assert_eq!(
-            StoreName::parse("  Acme Bakery ").unwrap().as_str(),
-            "Acme Bakery"
-        );
+        assert_eq!(StoreName::parse("  Acme Bakery ").unwrap().as_str(), "Acme Bakery");
         assert!(StoreName::parse("   ").is_err());
         assert!(StoreName::parse("a\u{7}b").is_err());
         assert_eq!(PackageId::parse("12").unwrap().get(), 12);

@@ -44,16 +44,10 @@ mod tests {
     #[test]
     fn subjects_have_the_documented_shape() {
         let t = TenantId::from_checkout_session("cs_test_1");
-        assert_eq!(
-            command_subject(CommandKind::Provision, &t),
-            format!("landlord.commands.provision.{t}")
-        );
+        assert_eq!(command_subject(CommandKind::Provision, &t), format!("landlord.commands.provision.{t}"));
         assert_eq!(progress_subject(Some(&t)), format!("landlord.progress.{t}"));
         assert_eq!(progress_subject(None), "landlord.progress.unknown");
-        assert_eq!(
-            parse_command_subject("landlord.commands.retry.abc"),
-            Some(("retry", "abc"))
-        );
+        assert_eq!(parse_command_subject("landlord.commands.retry.abc"), Some(("retry", "abc")));
         assert_eq!(parse_command_subject("landlord.commands.retry"), None);
         assert_eq!(parse_command_subject("other.commands.retry.abc"), None);
     }

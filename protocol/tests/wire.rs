@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use landlord_protocol::{
-    Action, Command, CommandKind, DecodeError, EventKind, ProgressEvent, TenantStatus,
-};
+use landlord_protocol::{Action, Command, CommandKind, DecodeError, EventKind, ProgressEvent, TenantStatus};
 
 fn dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name)
@@ -34,25 +32,15 @@ fn command_vectors_round_trip() {
 }
 
 fn subject_of(v: &serde_json::Value) -> String {
-    format!(
-        "landlord.commands.{}.{}",
-        v["kind"].as_str().unwrap(),
-        v["tenant_id"].as_str().unwrap()
-    )
+    format!("landlord.commands.{}.{}", v["kind"].as_str().unwrap(), v["tenant_id"].as_str().unwrap())
 }
 
 #[test]
 fn provision_vector_has_the_documented_fields() {
     let text = std::fs::read_to_string(dir("vectors/command-provision.json")).unwrap();
-    let cmd = Command::decode(
-        &subject_of(&serde_json::from_str(&text).unwrap()),
-        text.as_bytes(),
-    )
-    .unwrap();
+    let cmd = Command::decode(&subject_of(&serde_json::from_str(&text).unwrap()), text.as_bytes()).unwrap();
     assert_eq!(cmd.action.kind(), CommandKind::Provision);
-    let Action::Provision(spec) = cmd.action else {
-        panic!("not a provision")
-    };
+    let Action::Provision(spec) = cmd.action else { panic!("not a provision") };
     assert_eq!(spec.slug.as_str(), "acme-bakery");
     assert_eq!(spec.package_id.get(), 2);
 }
@@ -70,48 +58,22 @@ fn decode_refuses_bad_payloads_with_reasons() {
 
     let mut future = good.clone();
     future["v"] = 2.into();
-    assert!(matches!(
-        Command::decode(&subject, future.to_string().as_bytes()),
-        Err(DecodeError::Version(2))
-    ));
+    assert!(matches!(Command::decode(&subject, future.to_string().as_bytes()), Err(DecodeError::Version(2))));
 
-    let other = subject.replace(
-        good["tenant_id"].as_str().unwrap(),
-        "6f1c0a84-0000-4000-8000-000000000000",
-    );
-    assert!(matches!(
-        Command::decode(&other, text.as_bytes()),
-        Err(DecodeError::TenantMismatch { .. })
-    ));
+    let other = subject.replace(good["tenant_id"].as_str().unwrap(), "6f1c0a84-0000-4000-8000-000000000000");
+    assert!(matches!(Command::decode(&other, text.as_bytes()), Err(DecodeError::TenantMismatch { .. })));
     let wrong_kind = subject.replace(".provision.", ".suspend.");
-    assert!(matches!(
-        Command::decode(&wrong_kind, text.as_bytes()),
-        Err(DecodeError::KindMismatch { .. })
-    ));
-    assert!(matches!(
-        Command::decode(&subject, b"not json"),
-        Err(DecodeError::Json(_))
-    ));
+    assert!(matches!(Command::decode(&wrong_kind, text.as_bytes()), Err(DecodeError::KindMismatch { .. })));
+    assert!(matches!(Command::decode(&subject, b"not json"), Err(DecodeError::Json(_))));
 }
 
 #[test]
 fn statuses_parse_back() {
-    for s in [
-        "pending",
-        "provisioning",
-        "active",
-        "suspended",
-        "awaiting_operator",
-        "failed",
-        "offboarding",
-        "deleted",
-    ] {
+    for s in ["pending", "provisioning", "active", "suspended", "awaiting_operator", "failed", "offboarding", "deleted"]
+    {
         assert_eq!(TenantStatus::parse(s).unwrap().as_str(), s);
     }
-    assert_eq!(
-        serde_json::to_value(EventKind::StepRetrying).unwrap(),
-        "step_retrying"
-    );
+    assert_eq!(serde_json::to_value(EventKind::StepRetrying).unwrap(), "step_retrying");
 }
 
 #[test]
@@ -127,12 +89,7 @@ fn checked_in_schema_matches_the_types() {
         }
         let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
         // Compared as JSON values: key order depends on serde_json features other crates turn on.
-        let parse =
-            |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
-        assert_eq!(
-            parse(&checked_in),
-            parse(&generated),
-            "{file} is stale: run with LANDLORD_UPDATE_SCHEMA=1"
-        );
+        let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap_or_default();
+        assert_eq!(parse(&checked_in), parse(&generated), "{file} is stale: run with LANDLORD_UPDATE_SCHEMA=1");
     }
 }

@@ -2,6 +2,7 @@
 //! the ingress on port 0, a worker task, and the real tenant database servers. Nothing here fakes a
 //! service; it only starts and wires the real ones.
 
+pub mod chaos;
 mod moto;
 mod nats;
 
@@ -23,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 pub use moto::MotoServer;
 pub use nats::{NatsServer, free_port};
 
+/// The admin token every [`TestApp`] ingress accepts.
+pub const ADMIN_TOKEN: &str = "test-admin-token-1f0c";
+
 /// Which tenant database server a test provisions on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -33,27 +37,22 @@ pub enum Engine {
 /// The servers' admin URLs; the defaults are what `scripts/services` sets up.
 pub fn tenant_db_url(engine: Engine) -> String {
     match engine {
-        Engine::MariaDb => std::env::var("LANDLORD_TEST_MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into()),
+        Engine::MariaDb => {
+            std::env::var("LANDLORD_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+        }
         Engine::Postgres => std::env::var("LANDLORD_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into()),
     }
 }
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// A slug no other test (or earlier run) uses: `it-<prefix>-<8 random letters>`.
 pub fn unique_slug(prefix: &str) -> String {
-    let tail: String = rand::rng()
-        .sample_iter(rand::distr::Alphabetic)
-        .take(8)
-        .map(|c| (c as char).to_ascii_lowercase())
-        .collect();
+    let tail: String =
+        rand::rng().sample_iter(rand::distr::Alphabetic).take(8).map(|c| (c as char).to_ascii_lowercase()).collect();
     format!("it-{prefix}-{tail}")
 }
 
@@ -73,6 +72,14 @@ pub struct Options {
     pub worker: fn(&mut WorkerConfig, &Infra),
     /// Values `worker` may use.
     pub infra: Infra,
+    /// Run a worker inside the test process (the chaos suite runs worker processes instead).
+    pub in_process_worker: bool,
+    /// Use this NATS (a cluster's URLs) instead of starting a private server.
+    pub external_nats: Option<String>,
+    /// JetStream's duplicate window for commands.
+    pub duplicate_window: Duration,
+    /// Stream replicas.
+    pub replicas: usize,
 }
 
 /// Infrastructure a test set up (zone id, template path, bucket…), handed to [`Options::worker`].
@@ -90,17 +97,15 @@ impl Options {
             engine,
             control_plane: None,
             scripts: repo_root().join("sql-scripts"),
-            retry: RetryPolicy {
-                initial_ms: 50,
-                multiplier: 2.0,
-                max_delay_ms: 500,
-                max_attempts: 3,
-                jitter: true,
-            },
+            retry: RetryPolicy { initial_ms: 50, multiplier: 2.0, max_delay_ms: 500, max_attempts: 3, jitter: true },
             secret: None,
             aws: None,
             worker: |_, _| {},
             infra: Infra::default(),
+            in_process_worker: true,
+            external_nats: None,
+            duplicate_window: Duration::from_secs(120),
+            replicas: 1,
         }
     }
 }
@@ -108,7 +113,9 @@ impl Options {
 /// A running Landlord (ingress + one worker) on private NATS, with handles for assertions.
 #[derive(Debug)]
 pub struct TestApp {
-    pub nats: NatsServer,
+    /// The private server, unless the test brought its own NATS.
+    pub nats: Option<NatsServer>,
+    pub nats_url: String,
     pub base_url: String,
     pub secret: String,
     pub bus: Bus,
@@ -128,62 +135,52 @@ impl TestApp {
 
     pub async fn spawn_with(opts: Options) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let nats = NatsServer::start();
-        let secret = opts
-            .secret
-            .clone()
-            .unwrap_or_else(|| format!("whsec_test_{}", unique_slug("s")));
+        let nats = opts.external_nats.is_none().then(NatsServer::start);
+        let nats_url = opts.external_nats.clone().unwrap_or_else(|| nats.as_ref().expect("private server").url.clone());
+        let secret = opts.secret.clone().unwrap_or_else(|| format!("whsec_test_{}", unique_slug("s")));
         let shutdown = CancellationToken::new();
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let ingress = IngressConfig {
             http_addr: listener.local_addr().unwrap(),
-            nats_url: nats.url.clone(),
+            nats_url: nats_url.clone(),
             stripe_webhook_secrets: vec![SecretString::from(secret.clone())],
             stripe_tolerance: Duration::from_secs(300),
-            duplicate_window: Duration::from_secs(120),
+            duplicate_window: opts.duplicate_window,
+            replicas: opts.replicas,
+            admin_tokens: vec![SecretString::from(ADMIN_TOKEN.to_owned())],
         };
         tokio::spawn(landlord_ingress::run(ingress, listener, shutdown.clone()));
 
-        let control_plane = opts.control_plane.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("landlord.db").display()
-            )
-        });
+        let control_plane = opts
+            .control_plane
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("landlord.db").display()));
         let mut worker_config = WorkerConfig::defaults();
-        worker_config.nats_url = nats.url.clone();
+        worker_config.nats_url = nats_url.clone();
+        worker_config.duplicate_window = opts.duplicate_window;
+        worker_config.nats_replicas = opts.replicas;
         worker_config.database_url = control_plane.clone().into();
         worker_config.tenant_db_url = tenant_db_url(opts.engine).into();
         worker_config.scripts = opts.scripts.display().to_string();
         worker_config.retry = opts.retry.clone();
         worker_config.environment = "test".into();
-        worker_config.poll = RetryPolicy {
-            initial_ms: 50,
-            multiplier: 2.0,
-            max_delay_ms: 500,
-            max_attempts: 100,
-            jitter: false,
-        };
+        worker_config.poll =
+            RetryPolicy { initial_ms: 50, multiplier: 2.0, max_delay_ms: 500, max_attempts: 100, jitter: false };
         worker_config.dns_budget = Duration::from_secs(2);
         worker_config.health_deadline = Duration::from_secs(10);
         (opts.worker)(&mut worker_config, &opts.infra);
-        tokio::spawn(landlord_worker::run_with(
-            worker_config.clone(),
-            opts.aws.clone(),
-            shutdown.clone(),
-        ));
+        if opts.in_process_worker {
+            tokio::spawn(landlord_worker::run_with(worker_config.clone(), opts.aws.clone(), shutdown.clone()));
+        }
 
-        let bus = Bus::connect(&nats.url).await.expect("nats");
+        let bus = Bus::connect(&nats_url).await.expect("nats");
         let store = Store::connect(&control_plane).await.expect("control plane");
-        let tenant_db = TenantDbServer::new(&tenant_db_url(opts.engine).into())
-            .await
-            .expect("tenant db");
+        let tenant_db = TenantDbServer::new(&tenant_db_url(opts.engine).into()).await.expect("tenant db");
         let app = Self {
             nats,
+            nats_url,
             base_url,
             secret,
             bus,
@@ -202,11 +199,7 @@ impl TestApp {
     /// Waits until the ingress reports ready (JetStream answers and the streams exist).
     pub async fn wait_ready(&self) {
         for _ in 0..200 {
-            if let Ok(r) = self
-                .http
-                .get(format!("{}/readyz", self.base_url))
-                .send()
-                .await
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base_url)).send().await
                 && r.status().is_success()
             {
                 return;
@@ -225,19 +218,22 @@ impl TestApp {
         )
     }
 
-    pub async fn post_webhook(
-        &self,
-        body: Vec<u8>,
-        signature: Option<String>,
-    ) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(format!("{}/webhooks/stripe", self.base_url))
-            .body(body);
+    pub async fn post_webhook(&self, body: Vec<u8>, signature: Option<String>) -> reqwest::Response {
+        let mut req = self.http.post(format!("{}/webhooks/stripe", self.base_url)).body(body);
         if let Some(sig) = signature {
             req = req.header("Stripe-Signature", sig);
         }
         req.send().await.expect("ingress answers")
+    }
+
+    /// `POST /v1/tenants/{id}/provision` with the admin token.
+    pub async fn request_retry(&self, tenant: &TenantId) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/tenants/{tenant}/provision", self.base_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("ingress answers")
     }
 
     /// Posts a correctly signed event.
@@ -258,25 +254,13 @@ impl TestApp {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!(
-            "tenant {tenant} never became {}: last seen {last:?}",
-            status.as_str()
-        );
+        panic!("tenant {tenant} never became {}: last seen {last:?}", status.as_str());
     }
 
     /// Progress events of `tenant` until one satisfies `last` (inclusive); panics after 60 s.
-    pub async fn events_until(
-        &self,
-        tenant: &TenantId,
-        last: impl Fn(&ProgressEvent) -> bool,
-    ) -> Vec<ProgressEvent> {
+    pub async fn events_until(&self, tenant: &TenantId, last: impl Fn(&ProgressEvent) -> bool) -> Vec<ProgressEvent> {
         use futures::StreamExt;
-        let mut stream = Box::pin(
-            self.bus
-                .progress(Some(tenant))
-                .await
-                .expect("progress stream"),
-        );
+        let mut stream = Box::pin(self.bus.progress(Some(tenant)).await.expect("progress stream"));
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -313,8 +297,7 @@ impl Drop for TestApp {
 /// built from Stripe's fixtures), with the given ids and metadata.
 pub fn checkout_event(event_id: &str, session_id: &str, metadata: serde_json::Value) -> Vec<u8> {
     let path = repo_root().join("ingress/tests/vectors/stripe_checkout_completed.json");
-    let mut event: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).expect("vector")).expect("json");
+    let mut event: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("vector")).expect("json");
     event["id"] = event_id.into();
     event["data"]["object"]["id"] = session_id.into();
     event["data"]["object"]["metadata"] = metadata;
@@ -339,14 +322,11 @@ pub async fn connect_as_tenant(
     database: &str,
 ) -> Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
     let mut url = url::Url::parse(&tenant_db_url(engine)).expect("admin url");
-    url.set_username(tenant.db_login.as_deref().expect("login recorded"))
-        .unwrap();
+    url.set_username(tenant.db_login.as_deref().expect("login recorded")).unwrap();
     url.set_password(tenant.db_password.as_deref()).unwrap();
     url.set_path(&format!("/{database}"));
     let mut opts = sea_orm::ConnectOptions::new(url.to_string());
-    opts.max_connections(1)
-        .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(5));
+    opts.max_connections(1).sqlx_logging(false).connect_timeout(Duration::from_secs(5));
     sea_orm::Database::connect(opts).await
 }
 
@@ -354,11 +334,8 @@ pub async fn connect_as_tenant(
 pub async fn scalar(conn: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
     use sea_orm::ConnectionTrait;
     let backend = conn.get_database_backend();
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(backend, sql.to_owned()))
-        .await
-        .expect(sql)
-        .expect("a row");
+    let row =
+        conn.query_one_raw(sea_orm::Statement::from_string(backend, sql.to_owned())).await.expect(sql).expect("a row");
     row.try_get::<i64>("", "n").expect("column n")
 }
 
@@ -370,18 +347,11 @@ pub async fn count_databases(app: &TestApp, engine: Engine, prefix: &str) -> i64
             "SELECT COUNT(*) AS n FROM information_schema.schemata WHERE schema_name LIKE ?",
             sea_orm::DbBackend::MySql,
         ),
-        Engine::Postgres => (
-            "SELECT COUNT(*) AS n FROM pg_database WHERE datname LIKE $1",
-            sea_orm::DbBackend::Postgres,
-        ),
+        Engine::Postgres => {
+            ("SELECT COUNT(*) AS n FROM pg_database WHERE datname LIKE $1", sea_orm::DbBackend::Postgres)
+        }
     };
     let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [format!("{prefix}%").into()]);
-    let row = app
-        .tenant_db
-        .admin()
-        .query_one_raw(stmt)
-        .await
-        .expect("count")
-        .expect("row");
+    let row = app.tenant_db.admin().query_one_raw(stmt).await.expect("count").expect("row");
     row.try_get::<i64>("", "n").expect("n")
 }

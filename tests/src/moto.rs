@@ -14,13 +14,8 @@ fn binary() -> PathBuf {
     if let Ok(p) = std::env::var("LANDLORD_MOTO_SERVER") {
         return p.into();
     }
-    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cache/landlord/venv/bin/moto_server");
-    if venv.exists() {
-        venv
-    } else {
-        "moto_server".into()
-    }
+    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/landlord/venv/bin/moto_server");
+    if venv.exists() { venv } else { "moto_server".into() }
 }
 
 #[derive(Debug)]
@@ -40,16 +35,10 @@ impl MotoServer {
             .expect("moto_server starts (run scripts/services to install it)");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on {port}"
-            );
+            assert!(Instant::now() < deadline, "moto_server did not listen on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
+        Self { child, endpoint: format!("http://127.0.0.1:{port}") }
     }
 
     /// What `AWS_ENDPOINT_URL`, `AWS_REGION` and test credentials would give.
@@ -57,9 +46,7 @@ impl MotoServer {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "moto",
-            ))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto"))
             .load()
             .await
     }

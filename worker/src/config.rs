@@ -2,7 +2,7 @@
 //! environment variables. Database URLs may carry passwords and are held as `SecretString`s. AWS itself
 //! is configured the standard AWS way (`AWS_REGION`, `AWS_ENDPOINT_URL`, the credential chain).
 
-use std::{path::Path, time::Duration};
+use std::{collections::HashMap, path::Path, time::Duration};
 
 use figment::{
     Figment,
@@ -45,6 +45,21 @@ pub struct WorkerConfig {
     pub health_deadline: Duration,
     /// Polling schedule for DNS changes, stacks and health checks.
     pub poll: RetryPolicy,
+    /// Retry policies of single steps, overriding `retry` (keys are step names).
+    pub step_retry: HashMap<String, RetryPolicy>,
+    /// Steps undone, in reverse order, when a run fails permanently.
+    pub compensate: Vec<String>,
+    /// How long JetStream waits for an acknowledgement before redelivering a message.
+    pub ack_wait: Duration,
+    /// How long a tenant lease lasts unless renewed.
+    pub lease_ttl: Duration,
+    /// How long in-flight runs may take to reach a checkpoint after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Stream replicas (3 on a three-node cluster).
+    pub nats_replicas: usize,
+    /// Testing hook: a point where the worker stops and waits to be killed (see `failpoint`).
+    pub failpoint: Option<String>,
+    pub failpoint_file: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,6 +82,14 @@ struct Raw {
     health_url: Option<String>,
     health_deadline_secs: u64,
     poll: RetryPolicy,
+    step_retry: HashMap<String, RetryPolicy>,
+    compensate: String,
+    ack_wait_secs: u64,
+    lease_ttl_secs: u64,
+    shutdown_grace_secs: u64,
+    nats_replicas: usize,
+    failpoint: Option<String>,
+    failpoint_file: Option<String>,
 }
 
 impl Default for Raw {
@@ -96,6 +119,15 @@ impl Default for Raw {
                 max_attempts: 100,
                 jitter: true,
             },
+            step_retry: HashMap::new(),
+            // A database whose schema failed half-way is dropped; DNS and stacks are kept for the retry.
+            compensate: "create_database".into(),
+            ack_wait_secs: 60,
+            lease_ttl_secs: 60,
+            shutdown_grace_secs: 30,
+            nats_replicas: 1,
+            failpoint: None,
+            failpoint_file: None,
         }
     }
 }
@@ -108,10 +140,7 @@ impl WorkerConfig {
         if let Some(file) = file {
             figment = figment.merge(Toml::file(file));
         }
-        let raw: Raw = figment
-            .merge(Env::prefixed("LANDLORD_").split("__"))
-            .extract()
-            .map_err(Box::new)?;
+        let raw: Raw = figment.merge(Env::prefixed("LANDLORD_").split("__")).extract().map_err(Box::new)?;
         Ok(Self::from_raw(raw))
     }
 
@@ -141,13 +170,24 @@ impl WorkerConfig {
             health_url: set(raw.health_url),
             health_deadline: Duration::from_secs(raw.health_deadline_secs),
             poll: raw.poll,
+            step_retry: raw.step_retry,
+            compensate: raw.compensate.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            ack_wait: Duration::from_secs(raw.ack_wait_secs.max(1)),
+            lease_ttl: Duration::from_secs(raw.lease_ttl_secs.max(1)),
+            shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
+            nats_replicas: raw.nats_replicas.max(1),
+            failpoint: set(raw.failpoint),
+            failpoint_file: set(raw.failpoint_file),
         }
+    }
+
+    /// The retry policy of one step.
+    pub fn retry_for(&self, step: &str) -> &RetryPolicy {
+        self.step_retry.get(step).unwrap_or(&self.retry)
     }
 
     /// Whether any setting needs AWS (so the SDK configuration is loaded only then).
     pub fn uses_aws(&self) -> bool {
-        self.scripts.starts_with("s3://")
-            || self.route53_zone_id.is_some()
-            || self.stack_template.is_some()
+        self.scripts.starts_with("s3://") || self.route53_zone_id.is_some() || self.stack_template.is_some()
     }
 }

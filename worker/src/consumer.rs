@@ -1,5 +1,5 @@
-//! The JetStream side of a worker: the shared durable consumer, decoding each message, and turning a
-//! run's [`Outcome`] into an acknowledgement.
+//! The JetStream side of a worker: the shared durable consumer, the per-tenant lease and heartbeat around
+//! each run, and turning a run's [`Outcome`] into an acknowledgement.
 
 use std::time::Duration;
 
@@ -18,24 +18,23 @@ use crate::{
     runner::{Outcome, Runner},
 };
 
-/// How long JetStream waits for an acknowledgement before redelivering to another worker. Long enough
-/// for a whole provisioning run of database steps; a worker that dies mid-run is replaced after this.
-pub const ACK_WAIT: Duration = Duration::from_secs(300);
-
 /// Creates (or finds) the one durable pull consumer all workers share.
-pub async fn ensure_consumer(bus: &Bus) -> anyhow::Result<PullConsumer> {
-    let stream = bus
-        .jetstream()
-        .get_stream(subjects::COMMANDS_STREAM)
-        .await?;
+///
+/// - `ack_wait` (default 60 s): a worker that dies is replaced after at most this long. Live workers
+///   send progress acknowledgements every third of it, so long steps never hit it.
+/// - `max_deliver` unlimited: a paid purchase is never given up on. Transient failures come back with a
+///   growing NAK delay; undecodable or unknown commands are terminated, so nothing loops forever.
+/// - no `backoff` list: redelivery delays are chosen per message by the worker (NAK with delay), which
+///   knows why it failed; a list would also require a finite `max_deliver`.
+pub async fn ensure_consumer(bus: &Bus, ack_wait: Duration) -> anyhow::Result<PullConsumer> {
+    let stream = bus.jetstream().get_stream(subjects::COMMANDS_STREAM).await?;
     let consumer = stream
         .get_or_create_consumer(
             subjects::WORKERS_CONSUMER,
             pull::Config {
                 durable_name: Some(subjects::WORKERS_CONSUMER.into()),
                 ack_policy: AckPolicy::Explicit,
-                ack_wait: ACK_WAIT,
-                // Unlimited: transient failures are NAKed with a growing delay, poison is terminated.
+                ack_wait,
                 max_deliver: -1,
                 ..Default::default()
             },
@@ -48,60 +47,83 @@ pub async fn ensure_consumer(bus: &Bus) -> anyhow::Result<PullConsumer> {
 pub struct Worker {
     pub runner: Runner,
     pub progress: Progress,
+    /// This process's name in tenant leases.
+    pub holder: String,
 }
 
 impl Worker {
     /// Handles one message's content and says what became of it. Public so tests can drive a worker one
     /// message at a time without a consumer loop.
     pub async fn handle(&self, subject: &str, payload: &[u8], delivered: i64) -> Outcome {
-        self.handle_with(subject, payload, delivered, &NoKeepAlive)
-            .await
+        self.handle_with(subject, payload, delivered, &NoKeepAlive).await
     }
 
-    /// [`Worker::handle`], keeping `alive` touched during long steps.
-    pub async fn handle_with(
-        &self,
-        subject: &str,
-        payload: &[u8],
-        delivered: i64,
-        alive: &dyn KeepAlive,
-    ) -> Outcome {
+    /// [`Worker::handle`], keeping `alive` touched while the run goes on.
+    pub async fn handle_with(&self, subject: &str, payload: &[u8], delivered: i64, alive: &dyn KeepAlive) -> Outcome {
         let cmd = match Command::decode(subject, payload) {
             Ok(cmd) => cmd,
             Err(e) => return self.reject_undecodable(subject, e.to_string()).await,
         };
-        match self.runner.handle(&cmd, delivered, alive).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                // The control plane is unreachable: nothing was lost, try again shortly.
-                tracing::error!(error = %e, "control plane unavailable");
-                Outcome::RetryLater {
-                    delay: Duration::from_secs(5),
+        let store = &self.runner.deps.store;
+        let ttl = self.runner.config.lease_ttl;
+        match store.acquire_lease(&cmd.tenant_id, &self.holder, ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(tenant_id = %cmd.tenant_id, "another worker holds the tenant; trying later");
+                return Outcome::Busy { delay: (ttl / 4).max(Duration::from_secs(1)) };
+            }
+            Err(e) => return control_plane_down(&e),
+        }
+        let outcome = self.run_with_heartbeat(&cmd, delivered, alive).await;
+        if let Err(e) = store.release_lease(&cmd.tenant_id, &self.holder).await {
+            tracing::warn!(error = %e, "lease not released; it expires by itself");
+        }
+        outcome
+    }
+
+    /// Runs the command while renewing the lease and acknowledging progress every third of the shorter
+    /// of the lease and `ack_wait`. If the lease is lost, the run is dropped at once, as a crash would
+    /// be: every step is safe to repeat.
+    async fn run_with_heartbeat(&self, cmd: &Command, delivered: i64, alive: &dyn KeepAlive) -> Outcome {
+        let cfg = &self.runner.config;
+        let mut beat = tokio::time::interval(cfg.lease_ttl.min(cfg.ack_wait) / 3);
+        beat.tick().await;
+        let run = self.runner.handle(cmd, delivered, alive);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                result = &mut run => return result.unwrap_or_else(|e| control_plane_down(&e)),
+                _ = beat.tick() => {
+                    alive.touch().await;
+                    match self.runner.deps.store.renew_lease(&cmd.tenant_id, &self.holder, cfg.lease_ttl).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::error!(tenant_id = %cmd.tenant_id, "lease lost; abandoning the run");
+                            return Outcome::Busy { delay: Duration::from_secs(1) };
+                        }
+                        Err(e) => tracing::warn!(error = %e, "lease not renewed this time"),
+                    }
                 }
             }
         }
     }
 
     async fn reject_undecodable(&self, subject: &str, reason: String) -> Outcome {
-        let tenant =
-            subjects::parse_command_subject(subject).and_then(|(_, t)| TenantId::parse(t).ok());
+        let tenant = subjects::parse_command_subject(subject).and_then(|(_, t)| TenantId::parse(t).ok());
         tracing::warn!(%subject, %reason, "undecodable command rejected");
-        self.progress
-            .rejected(tenant, "undecodable_command", &reason)
-            .await;
+        self.progress.rejected(tenant, "undecodable_command", &reason).await;
         Outcome::Rejected { reason }
     }
 
     /// Handles a JetStream message and acknowledges it according to the outcome.
     pub async fn handle_message(&self, msg: Message) -> Outcome {
         let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-        let outcome = self
-            .handle_with(msg.subject.as_str(), &msg.payload, delivered, &msg)
-            .await;
+        let outcome = self.handle_with(msg.subject.as_str(), &msg.payload, delivered, &msg).await;
         let ack = match &outcome {
             Outcome::Completed | Outcome::AlreadyDone | Outcome::Failed { .. } => AckKind::Ack,
             Outcome::Rejected { .. } => AckKind::Term,
-            Outcome::RetryLater { delay } => AckKind::Nak(Some(*delay)),
+            Outcome::RetryLater { delay } | Outcome::Busy { delay } => AckKind::Nak(Some(*delay)),
+            Outcome::Interrupted => AckKind::Nak(Some(Duration::from_millis(200))),
         };
         if let Err(e) = msg.ack_with(ack).await {
             // The outcome is recorded; a redelivery will find it done.
@@ -111,34 +133,61 @@ impl Worker {
     }
 }
 
-/// Pulls messages until `shutdown`, handling up to `concurrency` at once. In-flight messages finish
-/// before this returns.
+/// The control plane is unreachable: nothing was lost, try again shortly.
+fn control_plane_down(e: &crate::store::StoreError) -> Outcome {
+    tracing::error!(error = %e, "control plane unavailable");
+    Outcome::RetryLater { delay: Duration::from_secs(5) }
+}
+
+/// Pulls messages until `shutdown`, handling up to `concurrency` at once. After `shutdown`, in-flight runs
+/// stop at their next step boundary; whatever is still running after `grace` is abandoned (its message
+/// is redelivered once `ack_wait` passes) and this worker's leases are released.
 pub async fn consume(
     worker: &Worker,
     consumer: &PullConsumer,
     concurrency: usize,
+    grace: Duration,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    // Small batches: a worker must not hold messages it is not working on while their ack_wait runs.
-    let messages = consumer
-        .stream()
-        .max_messages_per_batch(concurrency)
-        .messages()
-        .await?;
-    messages
-        .take_until(shutdown.cancelled_owned())
-        .for_each_concurrent(concurrency, |msg| async move {
-            match msg {
-                Ok(msg) => {
-                    let outcome = worker.handle_message(msg).await;
-                    tracing::info!(?outcome, "message handled");
-                }
+    let work = async {
+        // A pull stream ends when NATS goes away for long enough; open a new one until shutdown.
+        while !shutdown.is_cancelled() {
+            // Small batches: a worker must not hold messages it is not working on while their ack_wait runs.
+            let messages = match consumer.stream().max_messages_per_batch(concurrency).messages().await {
+                Ok(m) => m,
                 Err(e) => {
-                    tracing::warn!(error = %e, "pull failed; continuing");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tracing::warn!(error = %e, "cannot pull; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
                 }
-            }
-        })
-        .await;
+            };
+            messages
+                .take_until(shutdown.cancelled())
+                .for_each_concurrent(concurrency, |msg| async move {
+                    match msg {
+                        Ok(msg) => {
+                            let outcome = worker.handle_message(msg).await;
+                            tracing::info!(?outcome, "message handled");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "pull failed; continuing");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                })
+                .await;
+        }
+    };
+    tokio::pin!(work);
+    tokio::select! {
+        _ = &mut work => {}
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight work did not reach a checkpoint in time; abandoning it");
+        }
+    }
+    match worker.runner.deps.store.release_leases_of(&worker.holder).await {
+        Ok(n) => tracing::info!(released = n, "worker stopped"),
+        Err(e) => tracing::warn!(error = %e, "leases not released; they expire by themselves"),
+    }
     Ok(())
 }

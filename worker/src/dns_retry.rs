@@ -25,8 +25,7 @@ pub async fn retry_pending(deps: &Deps, progress: &Progress) -> usize {
     };
     let mut fixed = 0;
     for tenant in pending {
-        let (Ok(id), Ok(slug)) = (TenantId::parse(&tenant.id), TenantSlug::parse(&tenant.slug))
-        else {
+        let (Ok(id), Ok(slug)) = (TenantId::parse(&tenant.id), TenantSlug::parse(&tenant.slug)) else {
             continue;
         };
         let started = Instant::now();
@@ -35,15 +34,7 @@ pub async fn retry_pending(deps: &Deps, progress: &Progress) -> usize {
             Ok((host, api)) => {
                 let saved = async {
                     deps.store.save_dns(&id, &host, &api, false).await?;
-                    deps.store
-                        .step_finished(
-                            &id,
-                            "configure_dns",
-                            StepState::Succeeded,
-                            started.elapsed(),
-                            None,
-                        )
-                        .await
+                    deps.store.step_finished(&id, "configure_dns", StepState::Succeeded, started.elapsed(), None).await
                 };
                 if let Err(e) = saved.await {
                     tracing::warn!(error = %e, tenant_id = %id, "DNS in sync but not recorded; will retry");
@@ -54,14 +45,10 @@ pub async fn retry_pending(deps: &Deps, progress: &Progress) -> usize {
                     step: Some("configure_dns"),
                     duration: Some(started.elapsed()),
                     status,
-                    message: Some(format!(
-                        "{host} and {api} are in sync (retried in the background)"
-                    )),
+                    message: Some(format!("{host} and {api} are in sync (retried in the background)")),
                     ..Detail::default()
                 };
-                progress
-                    .emit(Some(id), None, EventKind::StepSucceeded, detail)
-                    .await;
+                progress.emit(Some(id), None, EventKind::StepSucceeded, detail).await;
                 fixed += 1;
             }
             Err(e) => tracing::info!(tenant_id = %id, error = %e, "DNS still pending"),
@@ -71,12 +58,7 @@ pub async fn retry_pending(deps: &Deps, progress: &Progress) -> usize {
 }
 
 /// Runs [`retry_pending`] every `interval` until `shutdown`.
-pub async fn run(
-    deps: &Deps,
-    progress: &Progress,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
+pub async fn run(deps: &Deps, progress: &Progress, interval: Duration, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod consumer;
 pub mod dns_retry;
+pub mod failpoint;
 pub mod infra;
 pub mod keepalive;
 pub mod names;
@@ -30,15 +31,9 @@ pub use runner::{Outcome, Runner};
 /// Builds a worker from its configuration: connects the control plane (applying migrations), prepares
 /// the tenant database server and whatever infrastructure is configured. `aws` overrides the SDK
 /// configuration otherwise read from the environment (tests point it at an emulator).
-pub async fn build(
-    cfg: &WorkerConfig,
-    bus: &Bus,
-    aws: Option<&aws_config::SdkConfig>,
-) -> anyhow::Result<Worker> {
+pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkConfig>) -> anyhow::Result<Worker> {
     let store = store::Store::connect(cfg.database_url.expose_secret()).await?;
-    let tenant_db = tenant_db::TenantDbServer::new(&cfg.tenant_db_url)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let tenant_db = tenant_db::TenantDbServer::new(&cfg.tenant_db_url).await.map_err(|e| anyhow::anyhow!(e.message))?;
     let loaded;
     let aws = match aws {
         Some(aws) => Some(aws),
@@ -49,23 +44,19 @@ pub async fn build(
         None => None,
     };
     let s3 = aws.map(infra::s3_client);
-    let scripts =
-        scripts::ScriptSource::parse(&cfg.scripts, s3.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    let scripts = scripts::ScriptSource::parse(&cfg.scripts, s3.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let infra = infra_from(cfg, aws, s3)?;
-    let deps = steps::Deps {
-        store,
-        tenant_db,
-        scripts,
-        infra: std::sync::Arc::new(infra),
-    };
+    let deps = steps::Deps { store, tenant_db, scripts, infra: std::sync::Arc::new(infra) };
     let progress = Progress::new(bus.clone());
     let runner = Runner {
         deps,
         progress: progress.clone(),
         steps: steps::provisioning(),
-        retry: cfg.retry.clone(),
+        config: cfg.clone(),
+        shutdown: CancellationToken::new(),
     };
-    Ok(Worker { runner, progress })
+    let holder = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    Ok(Worker { runner, progress, holder })
 }
 
 fn infra_from(
@@ -81,24 +72,19 @@ fn infra_from(
     infra.health = infra::health::HealthCheck::new(cfg.poll.clone(), cfg.health_deadline);
     infra.health_url = cfg.health_url.clone();
     if let (Some(zone), Some(aws)) = (&cfg.route53_zone_id, aws) {
-        let target = cfg.dns_target.as_deref().ok_or_else(|| {
-            anyhow::anyhow!("LANDLORD_DNS_TARGET is required with LANDLORD_ROUTE53_ZONE_ID")
-        })?;
+        let target = cfg
+            .dns_target
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("LANDLORD_DNS_TARGET is required with LANDLORD_ROUTE53_ZONE_ID"))?;
         infra.dns_target_label = target.to_owned();
         let target = infra::dns::DnsTarget::parse(target).map_err(|e| anyhow::anyhow!(e))?;
-        infra.dns = Some(infra::dns::Dns::new(
-            aws_sdk_route53::Client::new(aws),
-            zone.clone(),
-            target,
-        ));
+        infra.dns = Some(infra::dns::Dns::new(aws_sdk_route53::Client::new(aws), zone.clone(), target));
     }
     if let (Some(template), Some(aws)) = (&cfg.stack_template, aws) {
         let template = match infra::parse_s3_url(template) {
-            Some((bucket, key)) => infra::stacks::TemplateSource::S3 {
-                client: s3.expect("S3 client with AWS"),
-                bucket,
-                key,
-            },
+            Some((bucket, key)) => {
+                infra::stacks::TemplateSource::S3 { client: s3.expect("S3 client with AWS"), bucket, key }
+            }
             None => infra::stacks::TemplateSource::File(template.into()),
         };
         infra.stacks = Some(infra::stacks::Stacks {
@@ -113,7 +99,7 @@ fn infra_from(
 
 /// Runs a worker until `shutdown` is cancelled, then lets in-flight messages finish.
 pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    run_with(cfg, None, shutdown).await
+    Box::pin(run_with(cfg, None, shutdown)).await
 }
 
 /// [`run`] with an explicit AWS SDK configuration.
@@ -123,10 +109,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let bus = Bus::connect(&cfg.nats_url).await?;
-    let settings = StreamSettings {
-        duplicate_window: cfg.duplicate_window,
-        ..StreamSettings::default()
-    };
+    let settings = StreamSettings { duplicate_window: cfg.duplicate_window, ..StreamSettings::default() };
     while let Err(e) = bus.ensure_streams(&settings).await {
         tracing::warn!(error = %e, "JetStream streams not ready yet; retrying");
         tokio::select! {
@@ -134,16 +117,12 @@ pub async fn run_with(
             _ = shutdown.cancelled() => return Ok(()),
         }
     }
-    let worker = build(&cfg, &bus, aws.as_ref()).await?;
-    let consumer = consumer::ensure_consumer(&bus).await?;
+    let mut worker = build(&cfg, &bus, aws.as_ref()).await?;
+    worker.runner.shutdown = shutdown.clone();
+    let consumer = consumer::ensure_consumer(&bus, cfg.ack_wait).await?;
     tracing::info!(concurrency = cfg.concurrency, "worker consuming commands");
-    let dns = dns_retry::run(
-        &worker.runner.deps,
-        &worker.progress,
-        cfg.dns_retry_interval,
-        shutdown.clone(),
-    );
-    let consume = consumer::consume(&worker, &consumer, cfg.concurrency, shutdown);
+    let dns = dns_retry::run(&worker.runner.deps, &worker.progress, cfg.dns_retry_interval, shutdown.clone());
+    let consume = consumer::consume(&worker, &consumer, cfg.concurrency, cfg.shutdown_grace, shutdown);
     let (_, consumed) = tokio::join!(dns, consume);
     consumed
 }

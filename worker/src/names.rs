@@ -21,8 +21,7 @@ pub struct BadName(String);
 fn valid(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 macro_rules! ident {
@@ -35,11 +34,7 @@ macro_rules! ident {
             }
             /// Accepts a stored name only if it has the safe shape.
             pub fn parse(s: &str) -> Result<Self, BadName> {
-                if valid(s) {
-                    Ok(Self(s.to_owned()))
-                } else {
-                    Err(BadName(s.to_owned()))
-                }
+                if valid(s) { Ok(Self(s.to_owned())) } else { Err(BadName(s.to_owned())) }
             }
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -70,13 +65,9 @@ mod tests {
     #[test]
     fn names_follow_the_slug() {
         let slug = TenantSlug::parse("acme-bakery-2").unwrap();
-        assert_eq!(
-            DatabaseName::for_slug(&slug).as_str(),
-            "tenant_acme_bakery_2"
-        );
+        assert_eq!(DatabaseName::for_slug(&slug).as_str(), "tenant_acme_bakery_2");
         assert_eq!(LoginName::for_slug(&slug).mysql(), "`tenant_acme_bakery_2`");
-        let longest =
-            TenantSlug::parse(&format!("a{}", "b".repeat(TenantSlug::MAX_LEN - 1))).unwrap();
+        let longest = TenantSlug::parse(&format!("a{}", "b".repeat(TenantSlug::MAX_LEN - 1))).unwrap();
         assert!(DatabaseName::for_slug(&longest).as_str().len() <= 63);
         for bad in ["", "Tenant", "a-b", "a`b", "a\"b", "1abc", &"a".repeat(64)] {
             assert!(DatabaseName::parse(bad).is_err(), "{bad:?}");

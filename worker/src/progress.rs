@@ -28,13 +28,7 @@ impl Progress {
         Self { bus }
     }
 
-    pub async fn emit(
-        &self,
-        tenant: Option<TenantId>,
-        run: Option<Uuid>,
-        kind: EventKind,
-        d: Detail,
-    ) {
+    pub async fn emit(&self, tenant: Option<TenantId>, run: Option<Uuid>, kind: EventKind, d: Detail) {
         let event = ProgressEvent {
             step: d.step.map(str::to_owned),
             attempt: d.attempt,
@@ -51,20 +45,7 @@ impl Progress {
 
     /// A `rejected` event: the command will not be acted on, and `reason` says why.
     pub async fn rejected(&self, tenant: Option<TenantId>, code: &str, reason: &str) {
-        let error = EventError {
-            code: code.into(),
-            message: reason.into(),
-            retryable: false,
-        };
-        self.emit(
-            tenant,
-            None,
-            EventKind::Rejected,
-            Detail {
-                error: Some(error),
-                ..Detail::default()
-            },
-        )
-        .await;
+        let error = EventError { code: code.into(), message: reason.into(), retryable: false };
+        self.emit(tenant, None, EventKind::Rejected, Detail { error: Some(error), ..Detail::default() }).await;
     }
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(delays, [100, 200, 400]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RetryPolicy {
     pub initial_ms: u64,
     pub multiplier: f32,
@@ -32,13 +33,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            initial_ms: 500,
-            multiplier: 2.0,
-            max_delay_ms: 10_000,
-            max_attempts: 5,
-            jitter: true,
-        }
+        Self { initial_ms: 500, multiplier: 2.0, max_delay_ms: 10_000, max_attempts: 5, jitter: true }
     }
 }
 
@@ -56,19 +51,13 @@ impl RetryPolicy {
     /// How long JetStream should wait before redelivering a message whose attempts ran out here.
     pub fn redelivery_delay(&self, delivered: i64) -> Duration {
         let exp = self.multiplier.powi(delivered.clamp(1, 16) as i32) as f64;
-        Duration::from_millis(
-            ((self.initial_ms as f64) * exp).min(self.max_delay_ms as f64 * 6.0) as u64,
-        )
+        Duration::from_millis(((self.initial_ms as f64) * exp).min(self.max_delay_ms as f64 * 6.0) as u64)
     }
 }
 
 /// Runs `f` until it succeeds, fails permanently, or `deadline` would pass before the next attempt;
 /// transient errors wait out the policy's backoff (its delays repeat at the cap once attempts run out).
-pub async fn until_deadline<T, F, Fut>(
-    policy: &RetryPolicy,
-    deadline: Instant,
-    mut f: F,
-) -> Result<T, StepError>
+pub async fn until_deadline<T, F, Fut>(policy: &RetryPolicy, deadline: Instant, mut f: F) -> Result<T, StepError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StepError>>,
@@ -77,9 +66,7 @@ where
     loop {
         match f().await {
             Err(e) if e.is_transient() => {
-                let delay = delays
-                    .next()
-                    .unwrap_or(Duration::from_millis(policy.max_delay_ms));
+                let delay = delays.next().unwrap_or(Duration::from_millis(policy.max_delay_ms));
                 if Instant::now() + delay > deadline {
                     return Err(e);
                 }

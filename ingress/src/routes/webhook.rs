@@ -28,18 +28,10 @@ pub async fn stripe_webhook(
         BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge { limit: MAX_BODY },
         other => ApiError::bad_request("bad_body", other.body_text()),
     })?;
-    let header = headers
-        .get("stripe-signature")
-        .map(|v| v.to_str().unwrap_or_default());
+    let header = headers.get("stripe-signature").map(|v| v.to_str().unwrap_or_default());
     let now = chrono::Utc::now().timestamp();
-    signature::verify(
-        header,
-        &body,
-        &state.stripe_secrets,
-        state.stripe_tolerance,
-        now,
-    )
-    .map_err(|e| ApiError::bad_request("bad_signature", e))?;
+    signature::verify(header, &body, &state.stripe_secrets, state.stripe_tolerance, now)
+        .map_err(|e| ApiError::bad_request("bad_signature", e))?;
     accept_stripe_event(&state, &body).await.map(Json)
 }
 
@@ -58,11 +50,7 @@ pub async fn accept_stripe_event(state: &AppState, body: &[u8]) -> Result<Value,
             Ok(json!({"received": true, "ignored": reason}))
         }
         EventDecision::Provision(cmd) => {
-            let stored = state
-                .bus
-                .publish_command(&cmd)
-                .await
-                .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            let stored = state.bus.publish_command(&cmd).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
             tracing::info!(tenant_id = %cmd.tenant_id, command_id = %cmd.id, duplicate = stored.duplicate, "provision command stored");
             Ok(
                 json!({"received": true, "tenant_id": cmd.tenant_id, "command_id": cmd.id, "duplicate": stored.duplicate}),

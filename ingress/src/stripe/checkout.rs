@@ -4,16 +4,13 @@
 use std::collections::HashMap;
 
 use landlord_protocol::{
-    Action, Command, CommandId, ContactEmail, PackageId, ProvisionSpec, StoreName,
-    SubscriptionTypeId, TenantId, TenantSlug,
+    Action, Command, CommandId, ContactEmail, PackageId, ProvisionSpec, StoreName, SubscriptionTypeId, TenantId,
+    TenantSlug,
 };
 use serde::Deserialize;
 
 /// Event types that mean "this purchase is paid".
-const PAID_CHECKOUT_EVENTS: &[&str] = &[
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-];
+const PAID_CHECKOUT_EVENTS: &[&str] = &["checkout.session.completed", "checkout.session.async_payment_succeeded"];
 
 #[derive(Debug)]
 pub enum EventDecision {
@@ -66,13 +63,9 @@ struct CustomerDetails {
 pub fn decide(body: &[u8]) -> Result<EventDecision, WebhookError> {
     let event: Event = serde_json::from_slice(body).map_err(WebhookError::NotAnEvent)?;
     if !PAID_CHECKOUT_EVENTS.contains(&event.kind.as_str()) {
-        return Ok(EventDecision::Ignore(format!(
-            "event type {} is not handled",
-            event.kind
-        )));
+        return Ok(EventDecision::Ignore(format!("event type {} is not handled", event.kind)));
     }
-    let session: CheckoutSession =
-        serde_json::from_value(event.data.object).map_err(WebhookError::BadSession)?;
+    let session: CheckoutSession = serde_json::from_value(event.data.object).map_err(WebhookError::BadSession)?;
     if session.payment_status.as_deref() == Some("unpaid") {
         return Ok(EventDecision::Ignore(
             "checkout completed but not paid yet; waiting for checkout.session.async_payment_succeeded".into(),
@@ -81,12 +74,7 @@ pub fn decide(body: &[u8]) -> Result<EventDecision, WebhookError> {
     let id = CommandId::stripe(&event.id).map_err(WebhookError::BadEventId)?;
     let spec = provision_spec(&session)?;
     let tenant = TenantId::from_checkout_session(&session.id);
-    Ok(EventDecision::Provision(Box::new(Command::new(
-        id,
-        tenant,
-        "stripe",
-        Action::Provision(spec),
-    ))))
+    Ok(EventDecision::Provision(Box::new(Command::new(id, tenant, "stripe", Action::Provision(spec)))))
 }
 
 /// Reads the tenant from the session, reporting every problem at once so one fix is enough.
@@ -101,17 +89,10 @@ fn provision_spec(session: &CheckoutSession) -> Result<ProvisionSpec, WebhookErr
             }
         }
     };
-    let (slug, store, package, kind) = (
-        field("subdomain"),
-        field("store_name"),
-        field("package_id"),
-        field("subscription_type_id"),
-    );
-    let email = session
-        .customer_details
-        .as_ref()
-        .and_then(|d| d.email.clone())
-        .or_else(|| session.customer_email.clone());
+    let (slug, store, package, kind) =
+        (field("subdomain"), field("store_name"), field("package_id"), field("subscription_type_id"));
+    let email =
+        session.customer_details.as_ref().and_then(|d| d.email.clone()).or_else(|| session.customer_email.clone());
     if email.is_none() {
         problems.push("customer_details.email is missing".into());
     }
@@ -127,26 +108,12 @@ fn provision_spec(session: &CheckoutSession) -> Result<ProvisionSpec, WebhookErr
     let package_id = check(&mut problems, package, PackageId::parse);
     let subscription_type_id = check(&mut problems, kind, SubscriptionTypeId::parse);
     let contact_email = check(&mut problems, email, ContactEmail::parse);
-    match (
-        slug,
-        store_name,
-        contact_email,
-        package_id,
-        subscription_type_id,
-    ) {
-        (
-            Some(slug),
-            Some(store_name),
-            Some(contact_email),
-            Some(package_id),
-            Some(subscription_type_id),
-        ) if problems.is_empty() => Ok(ProvisionSpec {
-            slug,
-            store_name,
-            contact_email,
-            package_id,
-            subscription_type_id,
-        }),
+    match (slug, store_name, contact_email, package_id, subscription_type_id) {
+        (Some(slug), Some(store_name), Some(contact_email), Some(package_id), Some(subscription_type_id))
+            if problems.is_empty() =>
+        {
+            Ok(ProvisionSpec { slug, store_name, contact_email, package_id, subscription_type_id })
+        }
         _ => Err(WebhookError::Metadata(problems.join("; "))),
     }
 }
@@ -156,9 +123,7 @@ mod tests {
     use super::*;
 
     fn event(kind: &str, session: &serde_json::Value) -> Vec<u8> {
-        serde_json::json!({"id": "evt_1", "type": kind, "data": {"object": session}})
-            .to_string()
-            .into_bytes()
+        serde_json::json!({"id": "evt_1", "type": kind, "data": {"object": session}}).to_string().into_bytes()
     }
 
     fn paid_session() -> serde_json::Value {
@@ -171,38 +136,22 @@ mod tests {
 
     #[test]
     fn paid_checkout_becomes_a_provision_command() {
-        let EventDecision::Provision(cmd) =
-            decide(&event("checkout.session.completed", &paid_session())).unwrap()
+        let EventDecision::Provision(cmd) = decide(&event("checkout.session.completed", &paid_session())).unwrap()
         else {
             panic!("expected a provision")
         };
         assert_eq!(cmd.id.as_str(), "stripe:evt_1");
         assert_eq!(cmd.tenant_id, TenantId::from_checkout_session("cs_test_1"));
-        let Action::Provision(spec) = &cmd.action else {
-            panic!()
-        };
-        assert_eq!(
-            (
-                spec.slug.as_str(),
-                spec.package_id.get(),
-                spec.subscription_type_id.get()
-            ),
-            ("acme", 1, 2)
-        );
+        let Action::Provision(spec) = &cmd.action else { panic!() };
+        assert_eq!((spec.slug.as_str(), spec.package_id.get(), spec.subscription_type_id.get()), ("acme", 1, 2));
     }
 
     #[test]
     fn other_events_and_unpaid_checkouts_are_ignored() {
-        assert!(matches!(
-            decide(&event("invoice.paid", &serde_json::json!({}))).unwrap(),
-            EventDecision::Ignore(_)
-        ));
+        assert!(matches!(decide(&event("invoice.paid", &serde_json::json!({}))).unwrap(), EventDecision::Ignore(_)));
         let mut unpaid = paid_session();
         unpaid["payment_status"] = "unpaid".into();
-        assert!(matches!(
-            decide(&event("checkout.session.completed", &unpaid)).unwrap(),
-            EventDecision::Ignore(_)
-        ));
+        assert!(matches!(decide(&event("checkout.session.completed", &unpaid)).unwrap(), EventDecision::Ignore(_)));
     }
 
     #[test]
@@ -210,16 +159,10 @@ mod tests {
         let mut s = paid_session();
         s["metadata"] = serde_json::json!({"subdomain": "Bad Slug", "package_id": "x"});
         s["customer_details"] = serde_json::json!({"email": null});
-        let err = decide(&event("checkout.session.completed", &s))
-            .unwrap_err()
-            .to_string();
-        for needle in [
-            "store_name is missing",
-            "subscription_type_id is missing",
-            "email is missing",
-            "subdomain",
-            "package id",
-        ] {
+        let err = decide(&event("checkout.session.completed", &s)).unwrap_err().to_string();
+        for needle in
+            ["store_name is missing", "subscription_type_id is missing", "email is missing", "subdomain", "package id"]
+        {
             assert!(err.contains(needle), "{err} lacks {needle}");
         }
     }

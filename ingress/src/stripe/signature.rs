@@ -23,17 +23,10 @@ pub enum SignatureError {
     NoV1Signature,
     #[error("no v1 signature matches the body for any configured webhook secret")]
     Mismatch,
-    #[error(
-        "the signature timestamp is {age_secs} s old, more than the {tolerance_secs} s allowed"
-    )]
+    #[error("the signature timestamp is {age_secs} s old, more than the {tolerance_secs} s allowed")]
     TooOld { age_secs: i64, tolerance_secs: u64 },
-    #[error(
-        "the signature timestamp is {ahead_secs} s in the future, more than the {tolerance_secs} s allowed"
-    )]
-    FromTheFuture {
-        ahead_secs: i64,
-        tolerance_secs: u64,
-    },
+    #[error("the signature timestamp is {ahead_secs} s in the future, more than the {tolerance_secs} s allowed")]
+    FromTheFuture { ahead_secs: i64, tolerance_secs: u64 },
 }
 
 struct ParsedHeader {
@@ -53,9 +46,7 @@ fn parse_header(header: &str) -> Result<ParsedHeader, SignatureError> {
                 if timestamp.is_some() {
                     return Err(SignatureError::Malformed("more than one timestamp"));
                 }
-                let t = value
-                    .parse::<i64>()
-                    .map_err(|_| SignatureError::Malformed("the timestamp is not a number"))?;
+                let t = value.parse::<i64>().map_err(|_| SignatureError::Malformed("the timestamp is not a number"))?;
                 timestamp = Some(t);
             }
             // A v1 value that is not hex cannot match; skip it as Stripe's libraries do.
@@ -67,15 +58,11 @@ fn parse_header(header: &str) -> Result<ParsedHeader, SignatureError> {
     if signatures.is_empty() {
         return Err(SignatureError::NoV1Signature);
     }
-    Ok(ParsedHeader {
-        timestamp,
-        signatures,
-    })
+    Ok(ParsedHeader { timestamp, signatures })
 }
 
 fn mac_for(secret: &SecretString, timestamp: i64, body: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())
-        .expect("HMAC takes keys of any length");
+    let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes keys of any length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -94,10 +81,7 @@ pub fn verify(
     let parsed = parse_header(header.ok_or(SignatureError::MissingHeader)?)?;
     let matched = secrets.iter().any(|secret| {
         let mac = mac_for(secret, parsed.timestamp, body);
-        parsed
-            .signatures
-            .iter()
-            .any(|sig| mac.clone().verify_slice(sig).is_ok())
+        parsed.signatures.iter().any(|sig| mac.clone().verify_slice(sig).is_ok())
     });
     if !matched {
         return Err(SignatureError::Mismatch);
@@ -105,16 +89,10 @@ pub fn verify(
     let tolerance_secs = tolerance.as_secs();
     let age = now - parsed.timestamp;
     if age > tolerance_secs as i64 {
-        return Err(SignatureError::TooOld {
-            age_secs: age,
-            tolerance_secs,
-        });
+        return Err(SignatureError::TooOld { age_secs: age, tolerance_secs });
     }
     if -age > tolerance_secs as i64 {
-        return Err(SignatureError::FromTheFuture {
-            ahead_secs: -age,
-            tolerance_secs,
-        });
+        return Err(SignatureError::FromTheFuture { ahead_secs: -age, tolerance_secs });
     }
     Ok(())
 }
@@ -141,46 +119,18 @@ mod tests {
     fn accepts_a_valid_signature_and_refuses_a_tampered_body() {
         let s = secret("whsec_one");
         let header = sign(b"{\"id\":1}", &s, NOW);
-        assert_eq!(
-            verify(
-                Some(&header),
-                b"{\"id\":1}",
-                std::slice::from_ref(&s),
-                TOL,
-                NOW
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            verify(Some(&header), b"{\"id\":2}", &[s], TOL, NOW),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify(Some(&header), b"{\"id\":1}", std::slice::from_ref(&s), TOL, NOW), Ok(()));
+        assert_eq!(verify(Some(&header), b"{\"id\":2}", &[s], TOL, NOW), Err(SignatureError::Mismatch));
     }
 
     #[test]
     fn wrong_secret_is_a_mismatch_and_rotation_accepts_either() {
         let (old, new) = (secret("whsec_old"), secret("whsec_new"));
         let header = sign(b"body", &old, NOW);
-        assert_eq!(
-            verify(Some(&header), b"body", std::slice::from_ref(&new), TOL, NOW),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify(
-                Some(&header),
-                b"body",
-                &[new.clone(), old.clone()],
-                TOL,
-                NOW
-            ),
-            Ok(())
-        );
+        assert_eq!(verify(Some(&header), b"body", std::slice::from_ref(&new), TOL, NOW), Err(SignatureError::Mismatch));
+        assert_eq!(verify(Some(&header), b"body", &[new.clone(), old.clone()], TOL, NOW), Ok(()));
         // Stripe signs with both secrets during a roll: either v1 may be the one we know.
-        let both = format!(
-            "{},v1={}",
-            sign(b"body", &new, NOW),
-            sign(b"body", &old, NOW).split("v1=").nth(1).unwrap()
-        );
+        let both = format!("{},v1={}", sign(b"body", &new, NOW), sign(b"body", &old, NOW).split("v1=").nth(1).unwrap());
         assert_eq!(verify(Some(&both), b"body", &[old], TOL, NOW), Ok(()));
     }
 
@@ -190,10 +140,7 @@ mod tests {
         let old = sign(b"b", &s, NOW - 301);
         assert_eq!(
             verify(Some(&old), b"b", std::slice::from_ref(&s), TOL, NOW),
-            Err(SignatureError::TooOld {
-                age_secs: 301,
-                tolerance_secs: 300
-            })
+            Err(SignatureError::TooOld { age_secs: 301, tolerance_secs: 300 })
         );
         let future = sign(b"b", &s, NOW + 301);
         assert!(matches!(
@@ -207,58 +154,31 @@ mod tests {
     #[test]
     fn missing_and_garbled_headers() {
         let s = [secret("whsec_x")];
-        assert_eq!(
-            verify(None, b"b", &s, TOL, NOW),
-            Err(SignatureError::MissingHeader)
-        );
+        assert_eq!(verify(None, b"b", &s, TOL, NOW), Err(SignatureError::MissingHeader));
         for garbled in ["", "garbage", "t=abc,v1=00", "v1=00ff", "t=1,t=2,v1=00"] {
             assert!(
-                matches!(
-                    verify(Some(garbled), b"b", &s, TOL, NOW),
-                    Err(SignatureError::Malformed(_))
-                ),
+                matches!(verify(Some(garbled), b"b", &s, TOL, NOW), Err(SignatureError::Malformed(_))),
                 "{garbled}"
             );
         }
-        assert_eq!(
-            verify(Some(&format!("t={NOW}")), b"b", &s, TOL, NOW),
-            Err(SignatureError::NoV1Signature)
-        );
-        assert_eq!(
-            verify(Some(&format!("t={NOW},v0=abcd")), b"b", &s, TOL, NOW),
-            Err(SignatureError::NoV1Signature)
-        );
-        assert_eq!(
-            verify(Some(&format!("t={NOW},v1=zz")), b"b", &s, TOL, NOW),
-            Err(SignatureError::NoV1Signature)
-        );
+        assert_eq!(verify(Some(&format!("t={NOW}")), b"b", &s, TOL, NOW), Err(SignatureError::NoV1Signature));
+        assert_eq!(verify(Some(&format!("t={NOW},v0=abcd")), b"b", &s, TOL, NOW), Err(SignatureError::NoV1Signature));
+        assert_eq!(verify(Some(&format!("t={NOW},v1=zz")), b"b", &s, TOL, NOW), Err(SignatureError::NoV1Signature));
     }
 
     #[test]
     fn official_stripe_library_vector_verifies() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
         let body = std::fs::read(dir.join("stripe_checkout_completed.json")).unwrap();
-        let meta: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(dir.join("stripe_checkout_completed.meta.json")).unwrap(),
-        )
-        .unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("stripe_checkout_completed.meta.json")).unwrap()).unwrap();
         let s = secret(meta["secret"].as_str().unwrap());
         let header = meta["header"].as_str().unwrap();
         let t = meta["timestamp"].as_i64().unwrap();
-        assert_eq!(
-            verify(Some(header), &body, std::slice::from_ref(&s), TOL, t + 10),
-            Ok(())
-        );
-        assert_eq!(
-            sign(&body, &s, t),
-            header,
-            "our signer must agree with Stripe's"
-        );
+        assert_eq!(verify(Some(header), &body, std::slice::from_ref(&s), TOL, t + 10), Ok(()));
+        assert_eq!(sign(&body, &s, t), header, "our signer must agree with Stripe's");
         let mut tampered = body.clone();
         tampered[10] ^= 1;
-        assert_eq!(
-            verify(Some(header), &tampered, &[s], TOL, t),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify(Some(header), &tampered, &[s], TOL, t), Err(SignatureError::Mismatch));
     }
 }

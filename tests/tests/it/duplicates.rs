@@ -1,9 +1,7 @@
 //! The same purchase delivered again and again makes one tenant and one database.
 
 use landlord_protocol::{TenantId, TenantStatus};
-use landlord_tests::{
-    Engine, TestApp, checkout_event, count_databases, plan_metadata, unique_slug,
-};
+use landlord_tests::{Engine, TestApp, checkout_event, count_databases, plan_metadata, unique_slug};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_event_five_times_concurrently_makes_one_tenant() {
@@ -19,56 +17,31 @@ async fn the_same_event_five_times_concurrently_makes_one_tenant() {
         let v: serde_json::Value = res.json().await.unwrap();
         duplicates += v["duplicate"].as_bool().unwrap() as u32;
     }
-    assert_eq!(
-        duplicates, 4,
-        "JetStream stores the command once and reports the rest as duplicates"
-    );
+    assert_eq!(duplicates, 4, "JetStream stores the command once and reports the rest as duplicates");
 
     let tenant = TenantId::from_checkout_session(&session);
     app.wait_for_status(&tenant, TenantStatus::Active).await;
     // A different event for the same purchase (Stripe's async payment confirmation) changes nothing.
-    let mut later: serde_json::Value = serde_json::from_slice(&checkout_event(
-        "evt_dup_2",
-        &session,
-        plan_metadata(&slug, 1, 1),
-    ))
-    .unwrap();
+    let mut later: serde_json::Value =
+        serde_json::from_slice(&checkout_event("evt_dup_2", &session, plan_metadata(&slug, 1, 1))).unwrap();
     later["type"] = "checkout.session.async_payment_succeeded".into();
-    assert_eq!(
-        app.post_signed(serde_json::to_vec(&later).unwrap())
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.post_signed(serde_json::to_vec(&later).unwrap()).await.status(), 200);
 
     // Wait until the worker has consumed everything, then count.
-    let stream = app
-        .bus
-        .jetstream()
-        .get_stream("LANDLORD_COMMANDS")
-        .await
-        .unwrap();
+    let stream = app.bus.jetstream().get_stream("LANDLORD_COMMANDS").await.unwrap();
     for _ in 0..100 {
         if stream.get_info().await.unwrap().state.messages == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        stream.get_info().await.unwrap().state.messages,
-        0,
-        "every command consumed"
-    );
+    assert_eq!(stream.get_info().await.unwrap().state.messages, 0, "every command consumed");
     let tenants = app.store.tenants().await.unwrap();
     assert_eq!(tenants.len(), 1);
     assert_eq!(tenants[0].status, "active");
     let db_prefix = format!("tenant_{}", slug.replace('-', "_"));
     assert_eq!(count_databases(&app, Engine::MariaDb, &db_prefix).await, 1);
-    assert_eq!(
-        app.store.runs(&tenant).await.unwrap().len(),
-        1,
-        "one provisioning run only"
-    );
+    assert_eq!(app.store.runs(&tenant).await.unwrap().len(), 1, "one provisioning run only");
     app.drop_tenant_db(&slug).await;
 }
 
@@ -78,31 +51,20 @@ async fn a_processed_command_redelivered_is_a_no_op() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let slug = unique_slug("redeliver");
     let session = format!("cs_test_{slug}");
-    let res = app
-        .post_signed(checkout_event(
-            "evt_redeliver",
-            &session,
-            plan_metadata(&slug, 2, 1),
-        ))
-        .await;
+    let res = app.post_signed(checkout_event("evt_redeliver", &session, plan_metadata(&slug, 2, 1))).await;
     assert_eq!(res.status(), 200);
     let tenant = TenantId::from_checkout_session(&session);
     app.wait_for_status(&tenant, TenantStatus::Active).await;
 
     // Drive a second worker directly with the same command, as a redelivery would.
-    let worker = landlord_worker::build(&app.worker_config, &app.bus, None)
-        .await
-        .unwrap();
-    let cmd = match landlord_ingress::stripe::decide(&checkout_event(
-        "evt_redeliver",
-        &session,
-        plan_metadata(&slug, 2, 1),
-    ))
-    .unwrap()
-    {
-        landlord_ingress::stripe::EventDecision::Provision(cmd) => cmd,
-        other => panic!("{other:?}"),
-    };
+    let worker = landlord_worker::build(&app.worker_config, &app.bus, None).await.unwrap();
+    let cmd =
+        match landlord_ingress::stripe::decide(&checkout_event("evt_redeliver", &session, plan_metadata(&slug, 2, 1)))
+            .unwrap()
+        {
+            landlord_ingress::stripe::EventDecision::Provision(cmd) => cmd,
+            other => panic!("{other:?}"),
+        };
     let outcome = worker.handle(&cmd.subject(), &cmd.to_json(), 2).await;
     assert_eq!(outcome, landlord_worker::Outcome::AlreadyDone);
     assert_eq!(app.store.runs(&tenant).await.unwrap().len(), 1);

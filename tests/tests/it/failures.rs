@@ -1,51 +1,146 @@
-//! A plan without a script fails the tenant with a reason a person can act on.
+//! Permanent failures: the tenant fails with a reason a person can act on, compensation undoes what
+//! policy says (the database), and a retry — by the admin API or a NATS message — resumes the tenant.
 
-use landlord_protocol::{EventKind, TenantId, TenantStatus};
-use landlord_tests::{Engine, TestApp, checkout_event, plan_metadata, unique_slug};
+use landlord_protocol::{EventKind, TenantId, TenantSlug, TenantStatus};
+use landlord_tests::{Engine, Options, TestApp, checkout_event, plan_metadata, scalar, unique_slug};
+use landlord_worker::names::DatabaseName;
+
+async fn buy(app: &TestApp, slug: &str, package: u32) -> TenantId {
+    let session = format!("cs_test_{slug}");
+    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 1));
+    assert_eq!(app.post_signed(body).await.status(), 200);
+    TenantId::from_checkout_session(&session)
+}
+
+async fn database_exists(app: &TestApp, slug: &str) -> bool {
+    app.tenant_db.database_exists(&DatabaseName::for_slug(&TenantSlug::parse(slug).unwrap())).await.unwrap()
+}
+
+async fn step_status(app: &TestApp, tenant: &TenantId, step: &str) -> Option<String> {
+    app.store.step(tenant, step).await.unwrap().map(|s| s.status)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_plan_script_fails_the_tenant_naming_the_file() {
-    let app = TestApp::spawn(Engine::Postgres).await;
+async fn a_missing_script_fails_compensates_and_an_admin_retry_resumes() {
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::create_dir(scripts.path().join("postgres")).unwrap();
+    let app =
+        TestApp::spawn_with(Options { scripts: scripts.path().to_owned(), ..Options::new(Engine::Postgres) }).await;
     let slug = unique_slug("noscript");
-    let session = format!("cs_test_{slug}");
-    let res = app
-        .post_signed(checkout_event(
-            "evt_noscript",
-            &session,
-            plan_metadata(&slug, 9, 1),
-        ))
-        .await;
-    assert_eq!(res.status(), 200);
-    let tenant = TenantId::from_checkout_session(&session);
+    let tenant = buy(&app, &slug, 9).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
     assert!(reason.contains("postgres/package-9-type-1.sql"), "{reason}");
 
     let events = app
-        .events_until(&tenant, |e| {
-            e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Failed)
-        })
+        .events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Failed))
         .await;
-    let failed = events
-        .iter()
-        .find(|e| e.kind == EventKind::StepFailed)
-        .expect("a step_failed event");
+    let failed = events.iter().find(|e| e.kind == EventKind::StepFailed).expect("a step_failed event");
     assert_eq!(failed.step.as_deref(), Some("apply_schema"));
     let error = failed.error.clone().unwrap();
-    assert_eq!(
-        (error.code.as_str(), error.retryable),
-        ("script_missing", false)
-    );
-    // The step before it is recorded as done, so a retry resumes at apply_schema.
+    assert_eq!((error.code.as_str(), error.retryable), ("script_missing", false));
+    let undone = events.iter().find(|e| e.kind == EventKind::StepUndone).expect("a step_undone event");
+    assert_eq!(undone.step.as_deref(), Some("create_database"));
+    assert!(events.last().unwrap().message.as_deref().unwrap().contains("undone: create_database"));
+    // The half-made database is gone, and both steps will run again.
+    assert!(!database_exists(&app, &slug).await);
+    assert_eq!(step_status(&app, &tenant, "create_database").await.as_deref(), Some("undone"));
+    assert_eq!(step_status(&app, &tenant, "apply_schema").await.as_deref(), Some("undone"));
+
+    // The admin API refuses a caller without a valid token, and changes nothing.
+    let anonymous = app.http.post(format!("{}/v1/tenants/{tenant}/provision", app.base_url)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = app
+        .http
+        .post(format!("{}/v1/tenants/{tenant}/provision", app.base_url))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let bad_id = app
+        .http
+        .post(format!("{}/v1/tenants/x';--/provision", app.base_url))
+        .bearer_auth(landlord_tests::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_id.status(), 400);
+
+    // An operator adds the script and asks for a retry: the tenant resumes and becomes active.
+    std::fs::copy(
+        landlord_tests::repo_root().join("sql-scripts/postgres/package-1-type-1.sql"),
+        scripts.path().join("postgres/package-9-type-1.sql"),
+    )
+    .unwrap();
+    assert_eq!(app.request_retry(&tenant).await.status(), 202);
+    let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
+    assert_eq!(row.last_error, None);
+    assert!(database_exists(&app, &slug).await);
     let steps = app.store.steps(&tenant).await.unwrap();
-    let status = |name: &str| {
-        steps
-            .iter()
-            .find(|s| s.step == name)
-            .map(|s| s.status.clone())
-    };
-    assert_eq!(status("create_database").as_deref(), Some("succeeded"));
-    assert_eq!(status("apply_schema").as_deref(), Some("failed"));
-    assert_eq!(status("activate"), None);
+    let attempts = |n: &str| steps.iter().find(|s| s.step == n).unwrap().attempts;
+    assert_eq!((attempts("create_database"), attempts("apply_schema"), attempts("activate")), (2, 2, 1));
+    assert_eq!(app.store.runs(&tenant).await.unwrap().len(), 2);
     app.drop_tenant_db(&slug).await;
+}
+
+/// On MariaDB, DDL commits as it goes: a script failing half-way leaves tables behind. Compensation drops
+/// the database; after the script is fixed, a retry published on NATS builds it from scratch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_failing_half_way_drops_the_database_and_a_nats_retry_rebuilds_it() {
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::create_dir(scripts.path().join("mysql")).unwrap();
+    let script = scripts.path().join("mysql/package-8-type-1.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE first_half (id INT);\nINSERT INTO first_half VALUES (1);\nCREATE TABLE broken (id INT,);\n",
+    )
+    .unwrap();
+    let app =
+        TestApp::spawn_with(Options { scripts: scripts.path().to_owned(), ..Options::new(Engine::MariaDb) }).await;
+    let slug = unique_slug("halfway");
+    let tenant = buy(&app, &slug, 8).await;
+    let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
+    let reason = row.last_error.unwrap();
+    assert!(reason.contains("statement 3 (line 3)") && reason.contains("package-8-type-1.sql"), "{reason}");
+    assert!(!database_exists(&app, &slug).await, "the half-built database was dropped");
+
+    std::fs::write(
+        &script,
+        "CREATE TABLE first_half (id INT);\nINSERT INTO first_half VALUES (1);\nCREATE TABLE fixed (id INT);\n",
+    )
+    .unwrap();
+    let retry = landlord_protocol::Command::new(
+        landlord_protocol::CommandId::parse("admin:nats-retry-1").unwrap(),
+        tenant,
+        "ops",
+        landlord_protocol::Action::Retry,
+    );
+    app.bus.publish_command(&retry).await.unwrap();
+    let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
+    let conn = landlord_tests::connect_as_tenant(Engine::MariaDb, &row, row.db_name.as_deref().unwrap()).await.unwrap();
+    assert_eq!(scalar(&conn, "SELECT COUNT(*) AS n FROM first_half").await, 1, "built once, not twice");
+    conn.close().await.ok();
+    app.drop_tenant_db(&slug).await;
+}
+
+/// A retry naming a tenant Landlord does not know is rejected with a reason and not redelivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_of_an_unknown_tenant_is_rejected() {
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let tenant = TenantId::new_random();
+    assert_eq!(app.request_retry(&tenant).await.status(), 202);
+    let events = app.events_until(&tenant, |e| e.kind == EventKind::Rejected).await;
+    let error = events.last().unwrap().error.clone().unwrap();
+    assert!(error.message.contains("no tenant") && !error.retryable, "{error:?}");
+    let stream = app.bus.jetstream().get_stream("LANDLORD_COMMANDS").await.unwrap();
+    landlord_tests::chaos::eventually(
+        std::time::Duration::from_secs(10),
+        "the rejected command to leave the stream",
+        || {
+            let stream = stream.clone();
+            async move { stream.clone().get_info().await.unwrap().state.messages == 0 }
+        },
+    )
+    .await;
 }

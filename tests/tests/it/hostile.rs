@@ -24,55 +24,25 @@ async fn hostile_slugs_are_refused_and_nothing_is_created() {
         "",
     ];
     for (i, slug) in hostile.iter().enumerate() {
-        let body = checkout_event(
-            &format!("evt_hostile_{i}"),
-            &format!("cs_hostile_{i}"),
-            plan_metadata(slug, 1, 1),
-        );
+        let body = checkout_event(&format!("evt_hostile_{i}"), &format!("cs_hostile_{i}"), plan_metadata(slug, 1, 1));
         let res = app.post_signed(body).await;
         assert_eq!(res.status(), 400, "slug {slug:?}");
         let v: serde_json::Value = res.json().await.unwrap();
         assert_eq!(v["error"]["code"], "invalid_metadata", "slug {slug:?}: {v}");
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("subdomain"),
-            "{v}"
-        );
+        assert!(v["error"]["message"].as_str().unwrap().contains("subdomain"), "{v}");
     }
     // Bad plan numbers and a bad email are refused the same way, each problem named.
     let mut meta = plan_metadata("fine-shop", 1, 1);
     meta["package_id"] = "1; DROP TABLE x".into();
     meta["subscription_type_id"] = "0".into();
-    let res = app
-        .post_signed(checkout_event("evt_hostile_plan", "cs_hostile_plan", meta))
-        .await;
+    let res = app.post_signed(checkout_event("evt_hostile_plan", "cs_hostile_plan", meta)).await;
     assert_eq!(res.status(), 400);
-    let msg = res.json::<serde_json::Value>().await.unwrap()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        msg.contains("package id") && msg.contains("subscription type id"),
-        "{msg}"
-    );
+    let msg = res.json::<serde_json::Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("package id") && msg.contains("subscription type id"), "{msg}");
 
-    let stream = app
-        .bus
-        .jetstream()
-        .get_stream("LANDLORD_COMMANDS")
-        .await
-        .unwrap();
-    assert_eq!(
-        stream.get_info().await.unwrap().state.messages,
-        0,
-        "no command was published"
-    );
-    assert!(
-        app.store.tenants().await.unwrap().is_empty(),
-        "no tenant was recorded"
-    );
+    let stream = app.bus.jetstream().get_stream("LANDLORD_COMMANDS").await.unwrap();
+    assert_eq!(stream.get_info().await.unwrap().state.messages, 0, "no command was published");
+    assert!(app.store.tenants().await.unwrap().is_empty(), "no tenant was recorded");
     let after = count_databases(&app, Engine::MariaDb, "tenant_").await
         - count_databases(&app, Engine::MariaDb, "tenant\\_it\\_").await;
     assert_eq!(after, before, "no database was created");
@@ -90,16 +60,8 @@ async fn hostile_command_on_nats_is_rejected_with_a_reason() {
         "store_name": "X", "contact_email": "a@b.example", "package_id": 1, "subscription_type_id": 1
     });
     let subject = format!("landlord.commands.provision.{tenant}");
-    app.bus
-        .jetstream()
-        .publish(subject, payload.to_string().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    let events = app
-        .events_until(&tenant, |e| e.kind == EventKind::Rejected)
-        .await;
+    app.bus.jetstream().publish(subject, payload.to_string().into()).await.unwrap().await.unwrap();
+    let events = app.events_until(&tenant, |e| e.kind == EventKind::Rejected).await;
     let error = events.last().unwrap().error.clone().unwrap();
     assert_eq!(error.code, "undecodable_command");
     assert!(error.message.contains("subdomain"), "{}", error.message);

@@ -4,9 +4,7 @@
 //! stacks; changes are INSYNC at once), the worker's recorded-response tests cover AWS's behaviour.
 
 use landlord_protocol::{EventKind, TenantId, TenantSlug, TenantStatus};
-use landlord_tests::{
-    Engine, Infra, MotoServer, Options, TestApp, checkout_event, plan_metadata, unique_slug,
-};
+use landlord_tests::{Engine, Infra, MotoServer, Options, TestApp, checkout_event, plan_metadata, unique_slug};
 use landlord_worker::{
     keepalive::NoKeepAlive,
     steps::{StepContext, StepDone, TenantPlan},
@@ -16,18 +14,8 @@ const TARGET: &str = "lb.tenants.example.net";
 
 async fn create_zone(aws: &aws_config::SdkConfig, name: &str) -> String {
     let r53 = aws_sdk_route53::Client::new(aws);
-    let zone = r53
-        .create_hosted_zone()
-        .name(name)
-        .caller_reference(unique_slug("zone"))
-        .send()
-        .await
-        .unwrap();
-    zone.hosted_zone()
-        .unwrap()
-        .id()
-        .trim_start_matches("/hostedzone/")
-        .to_owned()
+    let zone = r53.create_hosted_zone().name(name).caller_reference(unique_slug("zone")).send().await.unwrap();
+    zone.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_owned()
 }
 
 /// Record sets in the zone whose name mentions `slug`, as (name, type, ttl, values).
@@ -37,27 +25,13 @@ async fn records(
     slug: &str,
 ) -> Vec<(String, String, Option<i64>, Vec<String>)> {
     let r53 = aws_sdk_route53::Client::new(aws);
-    let out = r53
-        .list_resource_record_sets()
-        .hosted_zone_id(zone)
-        .send()
-        .await
-        .unwrap();
+    let out = r53.list_resource_record_sets().hosted_zone_id(zone).send().await.unwrap();
     out.resource_record_sets()
         .iter()
         .filter(|r| r.name().contains(slug))
         .map(|r| {
-            let values = r
-                .resource_records()
-                .iter()
-                .map(|v| v.value().to_owned())
-                .collect();
-            (
-                r.name().to_owned(),
-                r.r#type().as_str().to_owned(),
-                r.ttl(),
-                values,
-            )
+            let values = r.resource_records().iter().map(|v| v.value().to_owned()).collect();
+            (r.name().to_owned(), r.r#type().as_str().to_owned(), r.ttl(), values)
         })
         .collect()
 }
@@ -94,11 +68,7 @@ fn with_infra(cfg: &mut landlord_worker::WorkerConfig, infra: &Infra) {
 
 async fn buy(app: &TestApp, slug: &str, package: u32) -> TenantId {
     let session = format!("cs_test_{slug}");
-    let body = checkout_event(
-        &format!("evt_{}", slug.replace('-', "_")),
-        &session,
-        plan_metadata(slug, package, 1),
-    );
+    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 1));
     assert_eq!(app.post_signed(body).await.status(), 200);
     TenantId::from_checkout_session(&session)
 }
@@ -110,11 +80,8 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     let zone = create_zone(&aws, "tenants.example.com").await;
     let dir = tempfile::tempdir().unwrap();
     let template_path = dir.path().join("tenant.json");
-    let infra = Infra {
-        zone_id: Some(zone.clone()),
-        template: Some(template_path.display().to_string()),
-        ..Infra::default()
-    };
+    let infra =
+        Infra { zone_id: Some(zone.clone()), template: Some(template_path.display().to_string()), ..Infra::default() };
     let app = TestApp::spawn_with(Options {
         aws: Some(aws.clone()),
         worker: with_infra,
@@ -123,25 +90,14 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     })
     .await;
     // The tenant's health URL is this test's ingress, which answers 200 on /healthz.
-    std::fs::write(
-        &template_path,
-        template(&format!("{}/healthz", app.base_url), ""),
-    )
-    .unwrap();
+    std::fs::write(&template_path, template(&format!("{}/healthz", app.base_url), "")).unwrap();
 
     let slug = unique_slug("infra");
     let tenant = buy(&app, &slug, 2).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
-    let (host, api) = (
-        format!("{slug}.tenants.example.com"),
-        format!("{slug}.api.tenants.example.com"),
-    );
+    let (host, api) = (format!("{slug}.tenants.example.com"), format!("{slug}.api.tenants.example.com"));
     assert_eq!(
-        (
-            row.hostname.as_deref(),
-            row.api_hostname.as_deref(),
-            row.dns_pending
-        ),
+        (row.hostname.as_deref(), row.api_hostname.as_deref(), row.dns_pending),
         (Some(host.as_str()), Some(api.as_str()), false)
     );
 
@@ -151,32 +107,15 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     assert_eq!(
         found,
         vec![
-            (
-                format!("{api}."),
-                "CNAME".into(),
-                Some(300),
-                vec![TARGET.to_owned()]
-            ),
-            (
-                format!("{host}."),
-                "CNAME".into(),
-                Some(300),
-                vec![TARGET.to_owned()]
-            ),
+            (format!("{api}."), "CNAME".into(), Some(300), vec![TARGET.to_owned()]),
+            (format!("{host}."), "CNAME".into(), Some(300), vec![TARGET.to_owned()]),
         ]
     );
 
     // The stack, with the tenant's parameters; its id and outputs are on the tenant.
     let cfn = aws_sdk_cloudformation::Client::new(&aws);
     let stack_name = format!("{slug}-test-website");
-    let stack = cfn
-        .describe_stacks()
-        .stack_name(&stack_name)
-        .send()
-        .await
-        .unwrap()
-        .stacks()[0]
-        .clone();
+    let stack = cfn.describe_stacks().stack_name(&stack_name).send().await.unwrap().stacks()[0].clone();
     assert_eq!(stack.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
     let param = |k: &str| {
         stack
@@ -187,78 +126,41 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     };
     assert_eq!(param("TenantUrl"), Some(format!("https://{host}")));
     assert_eq!(param("ApiUrl"), Some(format!("https://{api}")));
-    assert_eq!(
-        param("DatabaseName"),
-        Some(format!("tenant_{}", slug.replace('-', "_")))
-    );
+    assert_eq!(param("DatabaseName"), Some(format!("tenant_{}", slug.replace('-', "_"))));
     assert_eq!(param("Plan"), Some("package-2-type-1".into()));
     assert_eq!(param("Environment"), Some("test".into()));
     assert_eq!(row.stack_id.as_deref(), stack.stack_id());
-    let outputs: serde_json::Value =
-        serde_json::from_str(row.stack_outputs.as_deref().unwrap()).unwrap();
+    let outputs: serde_json::Value = serde_json::from_str(row.stack_outputs.as_deref().unwrap()).unwrap();
     assert_eq!(outputs["HealthUrl"], format!("{}/healthz", app.base_url));
-    assert!(
-        outputs["EventsTopic"]
-            .as_str()
-            .unwrap()
-            .starts_with("arn:aws:sns:")
-    );
+    assert!(outputs["EventsTopic"].as_str().unwrap().starts_with("arn:aws:sns:"));
 
     let events = app
-        .events_until(&tenant, |e| {
-            e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active)
-        })
+        .events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active))
         .await;
     for step in ["configure_dns", "deploy_stack", "health_check"] {
         assert!(
-            events
-                .iter()
-                .any(|e| e.kind == EventKind::StepSucceeded && e.step.as_deref() == Some(step)),
+            events.iter().any(|e| e.kind == EventKind::StepSucceeded && e.step.as_deref() == Some(step)),
             "{step}: {events:#?}"
         );
     }
 
     // Provisioning the same tenant again changes nothing: still two records, one stack (an update with
     // no changes is success).
-    let worker = landlord_worker::build(&app.worker_config, &app.bus, Some(&aws))
-        .await
-        .unwrap();
+    let worker = landlord_worker::build(&app.worker_config, &app.bus, Some(&aws)).await.unwrap();
     let plan = TenantPlan {
         id: tenant,
         slug: TenantSlug::parse(&slug).unwrap(),
         package_id: landlord_protocol::PackageId::parse("2").unwrap(),
         subscription_type_id: landlord_protocol::SubscriptionTypeId::parse("1").unwrap(),
     };
-    let ctx = StepContext {
-        tenant: &plan,
-        deps: &worker.runner.deps,
-        alive: &NoKeepAlive,
-    };
-    let step = |name: &str| {
-        worker
-            .runner
-            .steps
-            .iter()
-            .find(|s| s.name() == name)
-            .unwrap()
-    };
+    let ctx = StepContext { tenant: &plan, deps: &worker.runner.deps, alive: &NoKeepAlive };
+    let step = |name: &str| worker.runner.steps.iter().find(|s| s.name() == name).unwrap();
     for name in ["configure_dns", "deploy_stack"] {
-        assert!(
-            matches!(step(name).run(&ctx).await, Ok(StepDone::Done(_))),
-            "{name} again"
-        );
+        assert!(matches!(step(name).run(&ctx).await, Ok(StepDone::Done(_))), "{name} again");
     }
-    assert_eq!(
-        records(&aws, &zone, &slug).await.len(),
-        2,
-        "UPSERT never duplicates a record"
-    );
+    assert_eq!(records(&aws, &zone, &slug).await.len(), 2, "UPSERT never duplicates a record");
     let named = cfn.list_stacks().send().await.unwrap();
-    let same: Vec<_> = named
-        .stack_summaries()
-        .iter()
-        .filter(|s| s.stack_name() == Some(stack_name.as_str()))
-        .collect();
+    let same: Vec<_> = named.stack_summaries().iter().filter(|s| s.stack_name() == Some(stack_name.as_str())).collect();
     assert_eq!(same.len(), 1, "one stack: {same:?}");
 
     // Undo removes what the steps made.
@@ -267,10 +169,7 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     }
     assert!(records(&aws, &zone, &slug).await.is_empty());
     let gone = cfn.describe_stacks().stack_name(&stack_name).send().await;
-    assert!(
-        gone.is_err()
-            || gone.unwrap().stacks()[0].stack_status().unwrap().as_str() == "DELETE_COMPLETE"
-    );
+    assert!(gone.is_err() || gone.unwrap().stacks()[0].stack_status().unwrap().as_str() == "DELETE_COMPLETE");
     app.drop_tenant_db(&slug).await;
 }
 
@@ -280,27 +179,12 @@ async fn a_failing_stack_fails_the_tenant_with_the_reason() {
     let aws = moto.sdk_config().await;
     let zone = create_zone(&aws, "tenants.example.com").await;
     let taken = unique_slug("taken");
-    aws_sdk_s3::Client::new(&aws)
-        .create_bucket()
-        .bucket(&taken)
-        .send()
-        .await
-        .unwrap();
+    aws_sdk_s3::Client::new(&aws).create_bucket().bucket(&taken).send().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let template_path = dir.path().join("tenant.json");
-    let bucket = format!(
-        r#", "Assets": {{"Type": "AWS::S3::Bucket", "Properties": {{"BucketName": "{taken}"}}}}"#
-    );
-    std::fs::write(
-        &template_path,
-        template("http://127.0.0.1:9/healthz", &bucket),
-    )
-    .unwrap();
-    let infra = Infra {
-        zone_id: Some(zone),
-        template: Some(template_path.display().to_string()),
-        ..Infra::default()
-    };
+    let bucket = format!(r#", "Assets": {{"Type": "AWS::S3::Bucket", "Properties": {{"BucketName": "{taken}"}}}}"#);
+    std::fs::write(&template_path, template("http://127.0.0.1:9/healthz", &bucket)).unwrap();
+    let infra = Infra { zone_id: Some(zone), template: Some(template_path.display().to_string()), ..Infra::default() };
     let app = TestApp::spawn_with(Options {
         aws: Some(aws.clone()),
         worker: with_infra,
@@ -316,40 +200,16 @@ async fn a_failing_stack_fails_the_tenant_with_the_reason() {
     let reason = row.last_error.unwrap();
     assert!(reason.contains("BucketAlreadyExists"), "{reason}");
     let events = app
-        .events_until(&tenant, |e| {
-            e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Failed)
-        })
+        .events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Failed))
         .await;
-    let failed = events
-        .iter()
-        .find(|e| e.kind == EventKind::StepFailed)
-        .unwrap();
+    let failed = events.iter().find(|e| e.kind == EventKind::StepFailed).unwrap();
     assert_eq!(failed.step.as_deref(), Some("deploy_stack"));
     let error = failed.error.clone().unwrap();
-    assert!(
-        !error.retryable && error.message.contains("BucketAlreadyExists"),
-        "{error:?}"
-    );
+    assert!(!error.retryable && error.message.contains("BucketAlreadyExists"), "{error:?}");
     let steps = app.store.steps(&tenant).await.unwrap();
-    let status = |n: &str| {
-        steps
-            .iter()
-            .find(|s| s.step == n)
-            .map(|s| s.status.clone())
-            .unwrap_or_default()
-    };
-    assert_eq!(
-        (
-            status("configure_dns").as_str(),
-            status("deploy_stack").as_str()
-        ),
-        ("succeeded", "failed")
-    );
-    assert_eq!(
-        status("health_check"),
-        "",
-        "nothing after the failed step ran"
-    );
+    let status = |n: &str| steps.iter().find(|s| s.step == n).map(|s| s.status.clone()).unwrap_or_default();
+    assert_eq!((status("configure_dns").as_str(), status("deploy_stack").as_str()), ("succeeded", "failed"));
+    assert_eq!(status("health_check"), "", "nothing after the failed step ran");
     app.drop_tenant_db(&slug).await;
 }
 
@@ -358,10 +218,7 @@ async fn dns_that_cannot_be_confirmed_never_fails_provisioning_and_is_retried_la
     let moto = MotoServer::start();
     let aws = moto.sdk_config().await;
     // A zone id that does not exist: every DNS call fails.
-    let infra = Infra {
-        zone_id: Some("ZNOSUCHZONE00".into()),
-        ..Infra::default()
-    };
+    let infra = Infra { zone_id: Some("ZNOSUCHZONE00".into()), ..Infra::default() };
     let app = TestApp::spawn_with(Options {
         aws: Some(aws.clone()),
         worker: with_infra,
@@ -374,69 +231,29 @@ async fn dns_that_cannot_be_confirmed_never_fails_provisioning_and_is_retried_la
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     assert!(row.dns_pending, "active, flagged dns_pending");
     let events = app
-        .events_until(&tenant, |e| {
-            e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active)
-        })
+        .events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active))
         .await;
-    let deferred = events
-        .iter()
-        .find(|e| e.step.as_deref() == Some("configure_dns") && e.kind == EventKind::StepSkipped)
-        .unwrap();
-    assert!(
-        deferred
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("DNS not confirmed"),
-        "{deferred:?}"
-    );
-    assert_eq!(
-        app.store
-            .step(&tenant, "configure_dns")
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        "deferred"
-    );
+    let deferred =
+        events.iter().find(|e| e.step.as_deref() == Some("configure_dns") && e.kind == EventKind::StepSkipped).unwrap();
+    assert!(deferred.message.as_deref().unwrap().contains("DNS not confirmed"), "{deferred:?}");
+    assert_eq!(app.store.step(&tenant, "configure_dns").await.unwrap().unwrap().status, "deferred");
 
     // The zone is fixed (here: created, and the workers pointed at it); the background retry completes DNS.
     let zone = create_zone(&aws, "tenants.example.com").await;
     let mut cfg = app.worker_config.clone();
     cfg.route53_zone_id = Some(zone.clone());
-    let worker = landlord_worker::build(&cfg, &app.bus, Some(&aws))
-        .await
-        .unwrap();
-    let fixed =
-        landlord_worker::dns_retry::retry_pending(&worker.runner.deps, &worker.progress).await;
+    let worker = landlord_worker::build(&cfg, &app.bus, Some(&aws)).await.unwrap();
+    let fixed = landlord_worker::dns_retry::retry_pending(&worker.runner.deps, &worker.progress).await;
     assert_eq!(fixed, 1);
     let row = app.store.tenant(&tenant).await.unwrap().unwrap();
     assert!(!row.dns_pending);
     assert_eq!(row.status, "active");
     assert_eq!(records(&aws, &zone, &slug).await.len(), 2);
-    assert_eq!(
-        app.store
-            .step(&tenant, "configure_dns")
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        "succeeded"
-    );
+    assert_eq!(app.store.step(&tenant, "configure_dns").await.unwrap().unwrap().status, "succeeded");
     let later = app
-        .events_until(&tenant, |e| {
-            e.kind == EventKind::StepSucceeded && e.step.as_deref() == Some("configure_dns")
-        })
+        .events_until(&tenant, |e| e.kind == EventKind::StepSucceeded && e.step.as_deref() == Some("configure_dns"))
         .await;
-    assert!(
-        later
-            .last()
-            .unwrap()
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("background")
-    );
+    assert!(later.last().unwrap().message.as_deref().unwrap().contains("background"));
     app.drop_tenant_db(&slug).await;
 }
 
@@ -463,39 +280,18 @@ async fn plan_scripts_from_s3() {
     // The real scripts upload as application/sql under the prefix.
     let uploads = upload::check_folder(&landlord_tests::repo_root().join("sql-scripts")).unwrap();
     let mut reported = 0;
-    upload::upload(&s3, &bucket, "plans", &uploads, |_| reported += 1)
-        .await
-        .unwrap();
+    upload::upload(&s3, &bucket, "plans", &uploads, |_| reported += 1).await.unwrap();
     assert_eq!(reported, 12);
-    let listed = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("plans/")
-        .send()
-        .await
-        .unwrap();
-    let mut keys: Vec<_> = listed
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect();
+    let listed = s3.list_objects_v2().bucket(&bucket).prefix("plans/").send().await.unwrap();
+    let mut keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
     keys.sort();
     assert_eq!(keys.len(), 12);
     assert_eq!(keys[0], "plans/mysql/package-1-type-1.sql");
-    let head = s3
-        .head_object()
-        .bucket(&bucket)
-        .key("plans/postgres/package-3-type-2.sql")
-        .send()
-        .await
-        .unwrap();
+    let head = s3.head_object().bucket(&bucket).key("plans/postgres/package-3-type-2.sql").send().await.unwrap();
     assert_eq!(head.content_type(), Some("application/sql"));
 
     // A worker reads them from S3; a missing plan names the bucket and key.
-    let infra = Infra {
-        scripts: Some(format!("s3://{bucket}/plans/")),
-        ..Infra::default()
-    };
+    let infra = Infra { scripts: Some(format!("s3://{bucket}/plans/")), ..Infra::default() };
     let app = TestApp::spawn_with(Options {
         aws: Some(aws.clone()),
         worker: with_infra,
@@ -507,46 +303,23 @@ async fn plan_scripts_from_s3() {
     let tenant = buy(&app, &slug, 3).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     let conn =
-        landlord_tests::connect_as_tenant(Engine::Postgres, &row, row.db_name.as_deref().unwrap())
-            .await
-            .unwrap();
-    assert_eq!(
-        landlord_tests::scalar(&conn, "SELECT COUNT(*) AS n FROM loyalty_accounts").await,
-        0
-    );
+        landlord_tests::connect_as_tenant(Engine::Postgres, &row, row.db_name.as_deref().unwrap()).await.unwrap();
+    assert_eq!(landlord_tests::scalar(&conn, "SELECT COUNT(*) AS n FROM loyalty_accounts").await, 0);
     conn.close().await.ok();
     let missing = unique_slug("s3missing");
     let tenant = buy(&app, &missing, 9).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
-    assert!(
-        reason.contains(&format!(
-            "s3://{bucket}/plans/postgres/package-9-type-1.sql"
-        )),
-        "{reason}"
-    );
+    assert!(reason.contains(&format!("s3://{bucket}/plans/postgres/package-9-type-1.sql")), "{reason}");
 
     // Downloads are cached by ETag: a changed object is read again, an unchanged one is not.
     let source = ScriptSource::parse(&format!("s3://{bucket}/plans/"), Some(s3.clone())).unwrap();
-    let ScriptSource::S3(cache) = &source else {
-        panic!("an S3 source")
-    };
-    let (p, t) = (
-        landlord_protocol::PackageId::parse("1").unwrap(),
-        landlord_protocol::SubscriptionTypeId::parse("1").unwrap(),
-    );
-    let first = source
-        .load(landlord_worker::scripts::Dialect::MySql, p, t)
-        .await
-        .unwrap();
-    let again = source
-        .load(landlord_worker::scripts::Dialect::MySql, p, t)
-        .await
-        .unwrap();
-    assert_eq!(
-        (first.sha256.as_str(), cache.cached()),
-        (again.sha256.as_str(), 1)
-    );
+    let ScriptSource::S3(cache) = &source else { panic!("an S3 source") };
+    let (p, t) =
+        (landlord_protocol::PackageId::parse("1").unwrap(), landlord_protocol::SubscriptionTypeId::parse("1").unwrap());
+    let first = source.load(landlord_worker::scripts::Dialect::MySql, p, t).await.unwrap();
+    let again = source.load(landlord_worker::scripts::Dialect::MySql, p, t).await.unwrap();
+    assert_eq!((first.sha256.as_str(), cache.cached()), (again.sha256.as_str(), 1));
     s3.put_object()
         .bucket(&bucket)
         .key("plans/mysql/package-1-type-1.sql")
@@ -554,10 +327,7 @@ async fn plan_scripts_from_s3() {
         .send()
         .await
         .unwrap();
-    let changed = source
-        .load(landlord_worker::scripts::Dialect::MySql, p, t)
-        .await
-        .unwrap();
+    let changed = source.load(landlord_worker::scripts::Dialect::MySql, p, t).await.unwrap();
     assert_eq!(changed.sql, "SELECT 2;");
     app.drop_tenant_db(&slug).await;
     app.drop_tenant_db(&missing).await;

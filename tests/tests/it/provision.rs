@@ -2,9 +2,7 @@
 //! MariaDB and on PostgreSQL, and whose login reaches only its own database.
 
 use landlord_protocol::{EventKind, TenantId, TenantStatus};
-use landlord_tests::{
-    Engine, Options, TestApp, checkout_event, connect_as_tenant, plan_metadata, scalar, unique_slug,
-};
+use landlord_tests::{Engine, Options, TestApp, checkout_event, connect_as_tenant, plan_metadata, scalar, unique_slug};
 
 async fn provision(
     app: &TestApp,
@@ -13,11 +11,7 @@ async fn provision(
     kind: u32,
 ) -> (TenantId, landlord_worker::store::entities::tenant::Model) {
     let session = format!("cs_test_{slug}");
-    let body = checkout_event(
-        &format!("evt_{}", slug.replace('-', "_")),
-        &session,
-        plan_metadata(slug, package, kind),
-    );
+    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, kind));
     let res = app.post_signed(body).await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     let answer: serde_json::Value = res.json().await.unwrap();
@@ -28,11 +22,7 @@ async fn provision(
 }
 
 async fn end_to_end(engine: Engine, control_plane: Option<String>) {
-    let app = TestApp::spawn_with(Options {
-        control_plane,
-        ..Options::new(engine)
-    })
-    .await;
+    let app = TestApp::spawn_with(Options { control_plane, ..Options::new(engine) }).await;
     let (a_slug, b_slug) = (unique_slug("a"), unique_slug("b"));
     // Premium / Made to Measure: the plan with a trigger body and the most tables.
     let (a, a_row) = provision(&app, &a_slug, 3, 2).await;
@@ -41,98 +31,42 @@ async fn end_to_end(engine: Engine, control_plane: Option<String>) {
     // The plan's tables and seed rows are there, reached with the tenant's own login.
     let a_db = a_row.db_name.clone().expect("database recorded");
     assert_eq!(a_db, format!("tenant_{}", a_slug.replace('-', "_")));
-    let conn = connect_as_tenant(engine, &a_row, &a_db)
-        .await
-        .expect("tenant login reaches its own database");
+    let conn = connect_as_tenant(engine, &a_row, &a_db).await.expect("tenant login reaches its own database");
     assert_eq!(scalar(&conn, "SELECT COUNT(*) AS n FROM products").await, 2);
-    assert_eq!(
-        scalar(&conn, "SELECT COUNT(*) AS n FROM discount_codes").await,
-        1
-    );
-    assert_eq!(
-        scalar(
-            &conn,
-            "SELECT COUNT(*) AS n FROM store_settings WHERE setting_value = 'Premium'"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        scalar(&conn, "SELECT COUNT(*) AS n FROM measurement_profiles").await,
-        0
-    );
+    assert_eq!(scalar(&conn, "SELECT COUNT(*) AS n FROM discount_codes").await, 1);
+    assert_eq!(scalar(&conn, "SELECT COUNT(*) AS n FROM store_settings WHERE setting_value = 'Premium'").await, 1);
+    assert_eq!(scalar(&conn, "SELECT COUNT(*) AS n FROM measurement_profiles").await, 0);
     // The trigger from the plan script works: paying an order awards points.
     use sea_orm::ConnectionTrait;
-    conn.execute_unprepared("INSERT INTO customers (email) VALUES ('c@x.example')")
-        .await
-        .unwrap();
-    conn.execute_unprepared("INSERT INTO orders (customer_id, total) VALUES (1, 42.50)")
-        .await
-        .unwrap();
-    conn.execute_unprepared("UPDATE orders SET status = 'paid'")
-        .await
-        .unwrap();
-    let integer = if engine == Engine::Postgres {
-        "BIGINT"
-    } else {
-        "SIGNED"
-    };
-    assert_eq!(
-        scalar(
-            &conn,
-            &format!("SELECT CAST(SUM(points) AS {integer}) AS n FROM loyalty_accounts")
-        )
-        .await,
-        42
-    );
+    conn.execute_unprepared("INSERT INTO customers (email) VALUES ('c@x.example')").await.unwrap();
+    conn.execute_unprepared("INSERT INTO orders (customer_id, total) VALUES (1, 42.50)").await.unwrap();
+    conn.execute_unprepared("UPDATE orders SET status = 'paid'").await.unwrap();
+    let integer = if engine == Engine::Postgres { "BIGINT" } else { "SIGNED" };
+    assert_eq!(scalar(&conn, &format!("SELECT CAST(SUM(points) AS {integer}) AS n FROM loyalty_accounts")).await, 42);
 
     // Essential / General has no Professional tables.
     let b_db = b_row.db_name.clone().unwrap();
-    let b_conn = connect_as_tenant(engine, &b_row, &b_db)
-        .await
-        .expect("tenant b reaches its own database");
-    assert_eq!(
-        scalar(&b_conn, "SELECT COUNT(*) AS n FROM products").await,
-        2
-    );
-    assert!(
-        b_conn
-            .execute_unprepared("SELECT * FROM discount_codes")
-            .await
-            .is_err()
-    );
+    let b_conn = connect_as_tenant(engine, &b_row, &b_db).await.expect("tenant b reaches its own database");
+    assert_eq!(scalar(&b_conn, "SELECT COUNT(*) AS n FROM products").await, 2);
+    assert!(b_conn.execute_unprepared("SELECT * FROM discount_codes").await.is_err());
 
     // One tenant's login is refused on another tenant's database.
     let refused = connect_as_tenant(engine, &a_row, &b_db).await;
-    let err = refused
-        .expect_err("tenant a must not reach tenant b's database")
-        .to_string();
-    assert!(
-        err.contains("denied") || err.contains("permission"),
-        "unexpected error: {err}"
-    );
+    let err = refused.expect_err("tenant a must not reach tenant b's database").to_string();
+    assert!(err.contains("denied") || err.contains("permission"), "unexpected error: {err}");
 
     // Progress told the story: each step started and succeeded, then the tenant became active.
-    let events = app
-        .events_until(&a, |e| {
-            e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active)
-        })
-        .await;
+    let events =
+        app.events_until(&a, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active)).await;
     for step in ["create_database", "apply_schema", "activate"] {
         for kind in [EventKind::StepStarted, EventKind::StepSucceeded] {
             assert!(
-                events
-                    .iter()
-                    .any(|e| e.kind == kind && e.step.as_deref() == Some(step)),
+                events.iter().any(|e| e.kind == kind && e.step.as_deref() == Some(step)),
                 "no {kind:?} for {step}: {events:#?}"
             );
         }
     }
-    assert!(
-        events
-            .iter()
-            .all(|e| e.tenant_id == Some(a) && e.v == 1 && e.run_id.is_some())
-    );
+    assert!(events.iter().all(|e| e.tenant_id == Some(a) && e.v == 1 && e.run_id.is_some()));
     assert!(
         events
             .iter()
@@ -141,11 +75,7 @@ async fn end_to_end(engine: Engine, control_plane: Option<String>) {
     );
     // The password never appears in progress.
     let password = a_row.db_password.clone().unwrap();
-    assert!(
-        events
-            .iter()
-            .all(|e| !serde_json::to_string(e).unwrap().contains(&password))
-    );
+    assert!(events.iter().all(|e| !serde_json::to_string(e).unwrap().contains(&password)));
 
     conn.close().await.ok();
     b_conn.close().await.ok();
@@ -170,15 +100,9 @@ async fn control_plane_on_postgres() {
     let admin_url = landlord_tests::tenant_db_url(Engine::Postgres);
     let name = unique_slug("cp").replace('-', "_");
     let admin = sea_orm::Database::connect(admin_url.clone()).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
     let mut url = url::Url::parse(&admin_url).unwrap();
     url.set_path(&format!("/{name}"));
     end_to_end(Engine::MariaDb, Some(url.to_string())).await;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
 }

@@ -46,21 +46,13 @@ async fn tenant_passwords_never_reach_the_logs() {
             ))
             .await;
         assert_eq!(res.status(), 200);
-        let row = app
-            .wait_for_status(
-                &TenantId::from_checkout_session(&session),
-                TenantStatus::Active,
-            )
-            .await;
+        let row = app.wait_for_status(&TenantId::from_checkout_session(&session), TenantStatus::Active).await;
         passwords.push(row.db_password.clone().expect("password recorded"));
         app.drop_tenant_db(&slug).await;
     }
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.contains("schema statement applied"),
-        "the capture saw the run's logs"
-    );
+    assert!(logs.contains("schema statement applied"), "the capture saw the run's logs");
     assert!(logs.contains("step succeeded"));
     for password in passwords {
         assert_eq!(password.len(), 32);

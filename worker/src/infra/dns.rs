@@ -6,10 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_route53::{
     Client,
-    types::{
-        AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord,
-        ResourceRecordSet, RrType,
-    },
+    types::{AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType},
 };
 use backon::BackoffBuilder;
 use landlord_protocol::TenantSlug;
@@ -24,29 +21,20 @@ pub enum DnsTarget {
     /// A CNAME to this hostname (TTL 300).
     Cname(String),
     /// An alias A record to a load balancer or distribution: `alias:<hosted zone id>:<dns name>`.
-    Alias {
-        hosted_zone_id: String,
-        dns_name: String,
-    },
+    Alias { hosted_zone_id: String, dns_name: String },
 }
 
 impl DnsTarget {
     pub fn parse(s: &str) -> Result<Self, String> {
         let valid_host = |h: &str| {
-            !h.is_empty()
-                && h.len() <= 253
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            !h.is_empty() && h.len() <= 253 && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         };
         if let Some(rest) = s.strip_prefix("alias:") {
             return match rest.split_once(':') {
-                Some((zone, name)) if !zone.is_empty() && valid_host(name) => Ok(Self::Alias {
-                    hosted_zone_id: zone.to_owned(),
-                    dns_name: name.to_owned(),
-                }),
-                _ => Err(format!(
-                    "LANDLORD_DNS_TARGET {s:?} must be a hostname or alias:<hosted zone id>:<dns name>"
-                )),
+                Some((zone, name)) if !zone.is_empty() && valid_host(name) => {
+                    Ok(Self::Alias { hosted_zone_id: zone.to_owned(), dns_name: name.to_owned() })
+                }
+                _ => Err(format!("LANDLORD_DNS_TARGET {s:?} must be a hostname or alias:<hosted zone id>:<dns name>")),
             };
         }
         if valid_host(s) {
@@ -73,12 +61,7 @@ pub struct Dns {
 
 impl Dns {
     pub fn new(client: Client, zone_id: String, target: DnsTarget) -> Self {
-        Self {
-            client,
-            zone_id,
-            target,
-            zone_name: OnceCell::new(),
-        }
+        Self { client, zone_id, target, zone_name: OnceCell::new() }
     }
 
     /// The hosted zone's domain (looked up once).
@@ -91,17 +74,8 @@ impl Dns {
                     .id(&self.zone_id)
                     .send()
                     .await
-                    .map_err(|e| {
-                        sdk_error(
-                            "dns_zone",
-                            &format!("reading hosted zone {}", self.zone_id),
-                            &e,
-                        )
-                    })?;
-                Ok(zone
-                    .hosted_zone()
-                    .map(|z| z.name().trim_end_matches('.').to_owned())
-                    .unwrap_or_default())
+                    .map_err(|e| sdk_error("dns_zone", &format!("reading hosted zone {}", self.zone_id), &e))?;
+                Ok(zone.hosted_zone().map(|z| z.name().trim_end_matches('.').to_owned()).unwrap_or_default())
             })
             .await
             .cloned()
@@ -110,16 +84,11 @@ impl Dns {
     fn record(&self, name: &str) -> ResourceRecordSet {
         let builder = ResourceRecordSet::builder().name(name);
         let built = match &self.target {
-            DnsTarget::Cname(target) => builder.r#type(RrType::Cname).ttl(300).resource_records(
-                ResourceRecord::builder()
-                    .value(target)
-                    .build()
-                    .expect("value is set"),
-            ),
-            DnsTarget::Alias {
-                hosted_zone_id,
-                dns_name,
-            } => builder.r#type(RrType::A).alias_target(
+            DnsTarget::Cname(target) => builder
+                .r#type(RrType::Cname)
+                .ttl(300)
+                .resource_records(ResourceRecord::builder().value(target).build().expect("value is set")),
+            DnsTarget::Alias { hosted_zone_id, dns_name } => builder.r#type(RrType::A).alias_target(
                 AliasTarget::builder()
                     .hosted_zone_id(hosted_zone_id)
                     .dns_name(dns_name)
@@ -133,11 +102,7 @@ impl Dns {
 
     /// UPSERTs both records in one change and returns the change id.
     pub async fn upsert(&self, names: &[&str]) -> Result<String, StepError> {
-        self.change(
-            ChangeAction::Upsert,
-            names.iter().map(|n| self.record(n)).collect(),
-        )
-        .await
+        self.change(ChangeAction::Upsert, names.iter().map(|n| self.record(n)).collect()).await
     }
 
     /// Deletes the tenant's records, using the values Route 53 holds (DELETE must match exactly). Missing
@@ -153,26 +118,13 @@ impl Dns {
         self.change(ChangeAction::Delete, existing).await.map(Some)
     }
 
-    async fn change(
-        &self,
-        action: ChangeAction,
-        records: Vec<ResourceRecordSet>,
-    ) -> Result<String, StepError> {
+    async fn change(&self, action: ChangeAction, records: Vec<ResourceRecordSet>) -> Result<String, StepError> {
         let changes = records
             .into_iter()
-            .map(|r| {
-                Change::builder()
-                    .action(action.clone())
-                    .resource_record_set(r)
-                    .build()
-                    .expect("fields are set")
-            })
+            .map(|r| Change::builder().action(action.clone()).resource_record_set(r).build().expect("fields are set"))
             .collect::<Vec<_>>();
-        let batch = ChangeBatch::builder()
-            .set_changes(Some(changes))
-            .comment("landlord")
-            .build()
-            .expect("changes are set");
+        let batch =
+            ChangeBatch::builder().set_changes(Some(changes)).comment("landlord").build().expect("changes are set");
         let out = self
             .client
             .change_resource_record_sets()
@@ -180,17 +132,8 @@ impl Dns {
             .change_batch(batch)
             .send()
             .await
-            .map_err(|e| {
-                sdk_error(
-                    "dns_change",
-                    &format!("changing records in zone {}", self.zone_id),
-                    &e,
-                )
-            })?;
-        Ok(out
-            .change_info()
-            .map(|c| c.id().to_owned())
-            .unwrap_or_default())
+            .map_err(|e| sdk_error("dns_change", &format!("changing records in zone {}", self.zone_id), &e))?;
+        Ok(out.change_info().map(|c| c.id().to_owned()).unwrap_or_default())
     }
 
     /// The record sets with exactly this name.
@@ -204,28 +147,12 @@ impl Dns {
             .max_items(10)
             .send()
             .await
-            .map_err(|e| {
-                sdk_error(
-                    "dns_list",
-                    &format!("listing records in zone {}", self.zone_id),
-                    &e,
-                )
-            })?;
-        Ok(out
-            .resource_record_sets()
-            .iter()
-            .filter(|r| r.name() == fqdn)
-            .cloned()
-            .collect())
+            .map_err(|e| sdk_error("dns_list", &format!("listing records in zone {}", self.zone_id), &e))?;
+        Ok(out.resource_record_sets().iter().filter(|r| r.name() == fqdn).cloned().collect())
     }
 
     /// Polls the change with backoff until it is `INSYNC` or `deadline` passes.
-    pub async fn wait_in_sync(
-        &self,
-        change_id: &str,
-        poll: &RetryPolicy,
-        deadline: Instant,
-    ) -> Result<(), StepError> {
+    pub async fn wait_in_sync(&self, change_id: &str, poll: &RetryPolicy, deadline: Instant) -> Result<(), StepError> {
         let mut delays = poll.backoff().build();
         loop {
             let out = self
@@ -235,15 +162,10 @@ impl Dns {
                 .send()
                 .await
                 .map_err(|e| sdk_error("dns_change", &format!("reading change {change_id}"), &e))?;
-            if out
-                .change_info()
-                .is_some_and(|c| c.status() == &ChangeStatus::Insync)
-            {
+            if out.change_info().is_some_and(|c| c.status() == &ChangeStatus::Insync) {
                 return Ok(());
             }
-            let delay = delays
-                .next()
-                .unwrap_or(Duration::from_millis(poll.max_delay_ms));
+            let delay = delays.next().unwrap_or(Duration::from_millis(poll.max_delay_ms));
             if Instant::now() + delay > deadline {
                 return Err(StepError::transient(
                     "dns_pending",
@@ -261,10 +183,7 @@ mod tests {
 
     #[test]
     fn targets_and_hostnames() {
-        assert_eq!(
-            DnsTarget::parse("lb.example.net"),
-            Ok(DnsTarget::Cname("lb.example.net".into()))
-        );
+        assert_eq!(DnsTarget::parse("lb.example.net"), Ok(DnsTarget::Cname("lb.example.net".into())));
         assert_eq!(
             DnsTarget::parse("alias:Z2FDTNDATAQYW2:d111111abcdef8.cloudfront.net"),
             Ok(DnsTarget::Alias {
@@ -278,10 +197,7 @@ mod tests {
         let slug = TenantSlug::parse("acme").unwrap();
         assert_eq!(
             hostnames(&slug, "tenants.example.com."),
-            (
-                "acme.tenants.example.com".into(),
-                "acme.api.tenants.example.com".into()
-            )
+            ("acme.tenants.example.com".into(), "acme.api.tenants.example.com".into())
         );
     }
 }

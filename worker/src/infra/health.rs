@@ -16,15 +16,8 @@ pub struct HealthCheck {
 
 impl HealthCheck {
     pub fn new(poll: RetryPolicy, deadline: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("HTTP client");
-        Self {
-            http,
-            poll,
-            deadline,
-        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("HTTP client");
+        Self { http, poll, deadline }
     }
 
     /// GETs `url` until a 2xx. Past the deadline it is a permanent failure naming the last answer.
@@ -38,16 +31,11 @@ impl HealthCheck {
                 Err(e) => format!("no answer ({e})"),
             };
             alive.touch().await;
-            let delay = delays
-                .next()
-                .unwrap_or(Duration::from_millis(self.poll.max_delay_ms));
+            let delay = delays.next().unwrap_or(Duration::from_millis(self.poll.max_delay_ms));
             if Instant::now() + delay > deadline {
                 return Err(StepError::permanent(
                     "unhealthy",
-                    format!(
-                        "{url} did not answer 2xx within {} s (last: {last})",
-                        self.deadline.as_secs()
-                    ),
+                    format!("{url} did not answer 2xx within {} s (last: {last})", self.deadline.as_secs()),
                 ));
             }
             tokio::time::sleep(delay).await;

@@ -39,13 +39,8 @@ pub struct Infra {
 impl Infra {
     /// Nothing configured: every infrastructure step is skipped.
     pub fn none() -> Self {
-        let poll = RetryPolicy {
-            initial_ms: 1000,
-            multiplier: 1.5,
-            max_delay_ms: 15_000,
-            max_attempts: 100,
-            jitter: true,
-        };
+        let poll =
+            RetryPolicy { initial_ms: 1000, multiplier: 1.5, max_delay_ms: 15_000, max_attempts: 100, jitter: true };
         Self {
             dns: None,
             dns_target_label: String::new(),
@@ -60,10 +55,7 @@ impl Infra {
     }
 
     /// The tenant's hostname and API hostname, when a domain is known.
-    pub async fn hostnames(
-        &self,
-        slug: &TenantSlug,
-    ) -> Result<Option<(String, String)>, StepError> {
+    pub async fn hostnames(&self, slug: &TenantSlug) -> Result<Option<(String, String)>, StepError> {
         let domain = match (&self.tenant_domain, &self.dns) {
             (Some(d), _) => d.clone(),
             (None, Some(dns)) => dns.domain().await?,
@@ -81,9 +73,7 @@ pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
 /// An S3 client. Path-style addressing is forced when a custom endpoint is configured: S3 emulators and
 /// gateways (moto, MinIO) do not serve virtual-hosted buckets; AWS itself still accepts path style.
 pub fn s3_client(cfg: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(cfg)
-        .force_path_style(cfg.endpoint_url().is_some())
-        .build();
+    let conf = aws_sdk_s3::config::Builder::from(cfg).force_path_style(cfg.endpoint_url().is_some()).build();
     aws_sdk_s3::Client::from_conf(conf)
 }
 
@@ -111,20 +101,11 @@ where
 {
     let message = format!("{context}: {}", DisplayErrorContext(e));
     let transient = match e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(se) => se
-            .err()
-            .code()
-            .is_some_and(|c| TRANSIENT_CODES.contains(&c)),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(se) => se.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c)),
         _ => false,
     };
-    if transient {
-        StepError::transient(code, message)
-    } else {
-        StepError::permanent(code, message)
-    }
+    if transient { StepError::transient(code, message) } else { StepError::permanent(code, message) }
 }
 
 /// The service error code, if the error is one.
@@ -146,10 +127,7 @@ pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
 mod tests {
     #[test]
     fn s3_urls() {
-        assert_eq!(
-            super::parse_s3_url("s3://b/p/x/"),
-            Some(("b".into(), "p/x/".into()))
-        );
+        assert_eq!(super::parse_s3_url("s3://b/p/x/"), Some(("b".into(), "p/x/".into())));
         assert_eq!(super::parse_s3_url("s3://b"), Some(("b".into(), "".into())));
         assert_eq!(super::parse_s3_url("s3:///x"), None);
         assert_eq!(super::parse_s3_url("/tmp/x"), None);

@@ -19,11 +19,7 @@ use crate::{RetryPolicy, keepalive::KeepAlive, steps::StepError};
 #[derive(Debug, Clone)]
 pub enum TemplateSource {
     File(std::path::PathBuf),
-    S3 {
-        client: aws_sdk_s3::Client,
-        bucket: String,
-        key: String,
-    },
+    S3 { client: aws_sdk_s3::Client, bucket: String, key: String },
 }
 
 /// Where a stack stands, from its status alone.
@@ -54,19 +50,12 @@ pub fn failure_reason(stack_name: &str, events: &[StackEvent]) -> Option<String>
     events
         .iter()
         .rev()
-        .filter(|e| {
-            e.resource_status()
-                .is_some_and(|s| s.as_str().ends_with("_FAILED"))
-        })
+        .filter(|e| e.resource_status().is_some_and(|s| s.as_str().ends_with("_FAILED")))
         .filter(|e| e.logical_resource_id() != Some(stack_name))
         .filter_map(|e| {
             let reason = e.resource_status_reason()?;
             (!reason.contains("cancelled")).then(|| {
-                format!(
-                    "{} ({}): {reason}",
-                    e.logical_resource_id().unwrap_or("?"),
-                    e.resource_type().unwrap_or("?")
-                )
+                format!("{} ({}): {reason}", e.logical_resource_id().unwrap_or("?"), e.resource_type().unwrap_or("?"))
             })
         })
         .next()
@@ -117,41 +106,17 @@ impl Stacks {
     async fn template_body(&self) -> Result<String, StepError> {
         match &self.template {
             TemplateSource::File(path) => tokio::fs::read_to_string(path).await.map_err(|e| {
-                StepError::permanent(
-                    "stack_template",
-                    format!("cannot read stack template {}: {e}", path.display()),
-                )
+                StepError::permanent("stack_template", format!("cannot read stack template {}: {e}", path.display()))
             }),
-            TemplateSource::S3 {
-                client,
-                bucket,
-                key,
-            } => {
-                let out = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        sdk_error(
-                            "stack_template",
-                            &format!("reading stack template s3://{bucket}/{key}"),
-                            &e,
-                        )
-                    })?;
-                let bytes = out.body.collect().await.map_err(|e| {
-                    StepError::transient(
-                        "stack_template",
-                        format!("reading stack template s3://{bucket}/{key}: {e}"),
-                    )
+            TemplateSource::S3 { client, bucket, key } => {
+                let out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
+                    sdk_error("stack_template", &format!("reading stack template s3://{bucket}/{key}"), &e)
                 })?;
-                String::from_utf8(bytes.to_vec()).map_err(|_| {
-                    StepError::permanent(
-                        "stack_template",
-                        format!("s3://{bucket}/{key} is not text"),
-                    )
-                })
+                let bytes = out.body.collect().await.map_err(|e| {
+                    StepError::transient("stack_template", format!("reading stack template s3://{bucket}/{key}: {e}"))
+                })?;
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| StepError::permanent("stack_template", format!("s3://{bucket}/{key} is not text")))
             }
         }
     }
@@ -160,17 +125,10 @@ impl Stacks {
     pub async fn describe(&self, name: &str) -> Result<Option<Stack>, StepError> {
         match self.client.describe_stacks().stack_name(name).send().await {
             Ok(out) => Ok(out.stacks().first().cloned()),
-            Err(e)
-                if error_code(&e) == Some("ValidationError")
-                    && format!("{e:?}").contains("does not exist") =>
-            {
+            Err(e) if error_code(&e) == Some("ValidationError") && format!("{e:?}").contains("does not exist") => {
                 Ok(None)
             }
-            Err(e) => Err(sdk_error(
-                "stack_describe",
-                &format!("describing stack {name}"),
-                &e,
-            )),
+            Err(e) => Err(sdk_error("stack_describe", &format!("describing stack {name}"), &e)),
         }
     }
 
@@ -184,20 +142,10 @@ impl Stacks {
         alive: &dyn KeepAlive,
         deadline: Instant,
     ) -> Result<Deployed, DeployError> {
-        let params: Vec<Parameter> = parameters
-            .iter()
-            .map(|(k, v)| {
-                Parameter::builder()
-                    .parameter_key(*k)
-                    .parameter_value(v)
-                    .build()
-            })
-            .collect();
+        let params: Vec<Parameter> =
+            parameters.iter().map(|(k, v)| Parameter::builder().parameter_key(*k).parameter_value(v).build()).collect();
         let existing = self.describe(name).await?;
-        let status = existing
-            .as_ref()
-            .and_then(|s| s.stack_status())
-            .map(|s| s.as_str().to_owned());
+        let status = existing.as_ref().and_then(|s| s.stack_status()).map(|s| s.as_str().to_owned());
         match status.as_deref().map(phase) {
             None | Some(Phase::Gone) => self.create(name, params, request_token).await?,
             Some(Phase::InProgress) => {
@@ -225,12 +173,7 @@ impl Stacks {
                         return Ok(self.deployed(existing.as_ref().expect("status came from it")));
                     }
                     Err(e) => {
-                        return Err(sdk_error(
-                            "stack_update",
-                            &format!("updating stack {name}"),
-                            &e,
-                        )
-                        .into());
+                        return Err(sdk_error("stack_update", &format!("updating stack {name}"), &e).into());
                     }
                 }
             }
@@ -239,12 +182,7 @@ impl Stacks {
         Ok(self.deployed(&stack))
     }
 
-    async fn create(
-        &self,
-        name: &str,
-        params: Vec<Parameter>,
-        request_token: &str,
-    ) -> Result<(), StepError> {
+    async fn create(&self, name: &str, params: Vec<Parameter>, request_token: &str) -> Result<(), StepError> {
         let body = self.template_body().await?;
         let sent = self
             .client
@@ -259,11 +197,7 @@ impl Stacks {
             Ok(_) => Ok(()),
             // Created by an attempt that died before recording it: monitor that one.
             Err(e) if error_code(&e) == Some("AlreadyExistsException") => Ok(()),
-            Err(e) => Err(sdk_error(
-                "stack_create",
-                &format!("creating stack {name}"),
-                &e,
-            )),
+            Err(e) => Err(sdk_error("stack_create", &format!("creating stack {name}"), &e)),
         }
     }
 
@@ -271,33 +205,17 @@ impl Stacks {
         let outputs = stack
             .outputs()
             .iter()
-            .filter_map(|o| {
-                Some((
-                    o.output_key()?.to_owned(),
-                    serde_json::Value::from(o.output_value()?),
-                ))
-            })
+            .filter_map(|o| Some((o.output_key()?.to_owned(), serde_json::Value::from(o.output_value()?))))
             .collect::<serde_json::Map<_, _>>();
-        Deployed {
-            stack_id: stack.stack_id().unwrap_or_default().to_owned(),
-            outputs: outputs.into(),
-        }
+        Deployed { stack_id: stack.stack_id().unwrap_or_default().to_owned(), outputs: outputs.into() }
     }
 
     /// Polls the stack with backoff, keeping the message alive, until it settles or `deadline` passes.
-    pub async fn wait(
-        &self,
-        name: &str,
-        alive: &dyn KeepAlive,
-        deadline: Instant,
-    ) -> Result<Stack, DeployError> {
+    pub async fn wait(&self, name: &str, alive: &dyn KeepAlive, deadline: Instant) -> Result<Stack, DeployError> {
         let mut delays = self.poll.backoff().build();
         loop {
             let stack = self.describe(name).await?;
-            let status = stack
-                .as_ref()
-                .and_then(|s| s.stack_status())
-                .map(|s| s.as_str().to_owned());
+            let status = stack.as_ref().and_then(|s| s.stack_status()).map(|s| s.as_str().to_owned());
             match (stack, status.as_deref().map(phase)) {
                 (Some(stack), Some(Phase::Succeeded)) => return Ok(stack),
                 (Some(stack), Some(Phase::Failed(status))) => {
@@ -306,10 +224,7 @@ impl Stacks {
                         .or_else(|| stack.stack_status_reason().map(str::to_owned))
                         .unwrap_or_else(|| "no reason given".into());
                     let reason = format!("stack {name} ended {status}: {cause}");
-                    return Err(DeployError::Failed(Failure {
-                        stack_id: stack.stack_id().map(str::to_owned),
-                        reason,
-                    }));
+                    return Err(DeployError::Failed(Failure { stack_id: stack.stack_id().map(str::to_owned), reason }));
                 }
                 (_, None | Some(Phase::Gone)) => {
                     return Err(StepError::transient(
@@ -321,16 +236,11 @@ impl Stacks {
                 (Some(_), Some(Phase::InProgress)) | (None, Some(_)) => {}
             }
             alive.touch().await;
-            let delay = delays
-                .next()
-                .unwrap_or(Duration::from_millis(self.poll.max_delay_ms));
+            let delay = delays.next().unwrap_or(Duration::from_millis(self.poll.max_delay_ms));
             if Instant::now() + delay > deadline {
                 return Err(StepError::transient(
                     "stack_in_progress",
-                    format!(
-                        "stack {name} is still {}; it stays monitored",
-                        status.unwrap_or_default()
-                    ),
+                    format!("stack {name} is still {}; it stays monitored", status.unwrap_or_default()),
                 )
                 .into());
             }
@@ -345,23 +255,12 @@ impl Stacks {
             .stack_name(name)
             .send()
             .await
-            .map_err(|e| {
-                sdk_error(
-                    "stack_events",
-                    &format!("reading events of stack {name}"),
-                    &e,
-                )
-            })?;
+            .map_err(|e| sdk_error("stack_events", &format!("reading events of stack {name}"), &e))?;
         Ok(out.stack_events().to_vec())
     }
 
     /// Deletes the stack and waits until it is gone (missing is fine).
-    pub async fn delete_and_wait(
-        &self,
-        name: &str,
-        alive: &dyn KeepAlive,
-        deadline: Instant,
-    ) -> Result<(), StepError> {
+    pub async fn delete_and_wait(&self, name: &str, alive: &dyn KeepAlive, deadline: Instant) -> Result<(), StepError> {
         if self.describe(name).await?.is_none() {
             return Ok(());
         }
@@ -373,10 +272,7 @@ impl Stacks {
             .map_err(|e| sdk_error("stack_delete", &format!("deleting stack {name}"), &e))?;
         let mut delays = self.poll.backoff().build();
         loop {
-            let status = self
-                .describe(name)
-                .await?
-                .and_then(|s| s.stack_status().map(|s| s.as_str().to_owned()));
+            let status = self.describe(name).await?.and_then(|s| s.stack_status().map(|s| s.as_str().to_owned()));
             match status.as_deref().map(phase) {
                 None | Some(Phase::Gone) => return Ok(()),
                 Some(Phase::Failed(s)) => {
@@ -388,14 +284,9 @@ impl Stacks {
                 _ => {}
             }
             alive.touch().await;
-            let delay = delays
-                .next()
-                .unwrap_or(Duration::from_millis(self.poll.max_delay_ms));
+            let delay = delays.next().unwrap_or(Duration::from_millis(self.poll.max_delay_ms));
             if Instant::now() + delay > deadline {
-                return Err(StepError::transient(
-                    "stack_in_progress",
-                    format!("stack {name} is still being deleted"),
-                ));
+                return Err(StepError::transient("stack_in_progress", format!("stack {name} is still being deleted")));
             }
             tokio::time::sleep(delay).await;
         }
@@ -411,19 +302,10 @@ mod tests {
     #[test]
     fn statuses_map_to_phases() {
         assert_eq!(phase("CREATE_IN_PROGRESS"), Phase::InProgress);
-        assert_eq!(
-            phase("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"),
-            Phase::InProgress
-        );
+        assert_eq!(phase("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"), Phase::InProgress);
         assert_eq!(phase("UPDATE_COMPLETE"), Phase::Succeeded);
-        assert_eq!(
-            phase("ROLLBACK_COMPLETE"),
-            Phase::Failed("ROLLBACK_COMPLETE".into())
-        );
-        assert_eq!(
-            phase("UPDATE_ROLLBACK_COMPLETE"),
-            Phase::Failed("UPDATE_ROLLBACK_COMPLETE".into())
-        );
+        assert_eq!(phase("ROLLBACK_COMPLETE"), Phase::Failed("ROLLBACK_COMPLETE".into()));
+        assert_eq!(phase("UPDATE_ROLLBACK_COMPLETE"), Phase::Failed("UPDATE_ROLLBACK_COMPLETE".into()));
         assert_eq!(phase("DELETE_COMPLETE"), Phase::Gone);
     }
 
@@ -441,18 +323,8 @@ mod tests {
         // Newest first, as AWS returns them.
         let events = vec![
             event("s", "AWS::CloudFormation::Stack", "ROLLBACK_COMPLETE", None),
-            event(
-                "Queue",
-                "AWS::SQS::Queue",
-                "CREATE_FAILED",
-                Some("Resource creation cancelled"),
-            ),
-            event(
-                "Bucket",
-                "AWS::S3::Bucket",
-                "CREATE_FAILED",
-                Some("acme-assets already exists"),
-            ),
+            event("Queue", "AWS::SQS::Queue", "CREATE_FAILED", Some("Resource creation cancelled")),
+            event("Bucket", "AWS::S3::Bucket", "CREATE_FAILED", Some("acme-assets already exists")),
             event(
                 "s",
                 "AWS::CloudFormation::Stack",

@@ -44,18 +44,11 @@ pub enum ScriptError {
     #[error("no schema script for this plan: looked for {0}")]
     Missing(String),
     #[error("cannot read schema script {location}: {source}")]
-    Read {
-        location: String,
-        source: std::io::Error,
-    },
+    Read { location: String, source: std::io::Error },
     #[error("schema script {0} is not UTF-8 text")]
     NotText(String),
     #[error("cannot read schema script {location}: {message}")]
-    Remote {
-        location: String,
-        message: String,
-        transient: bool,
-    },
+    Remote { location: String, message: String, transient: bool },
 }
 
 impl ScriptError {
@@ -77,12 +70,7 @@ pub fn script_name(package: PackageId, kind: SubscriptionTypeId) -> String {
 fn plan_script(name: String, location: String, bytes: Vec<u8>) -> Result<PlanScript, ScriptError> {
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let sql = String::from_utf8(bytes).map_err(|_| ScriptError::NotText(location.clone()))?;
-    Ok(PlanScript {
-        name,
-        location,
-        sql,
-        sha256,
-    })
+    Ok(PlanScript { name, location, sql, sha256 })
 }
 
 impl ScriptSource {
@@ -91,21 +79,12 @@ impl ScriptSource {
         match crate::infra::parse_s3_url(location) {
             Some((bucket, prefix)) => {
                 let client = s3.ok_or("S3 scripts need the AWS configuration")?;
-                let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-                    prefix
-                } else {
-                    format!("{prefix}/")
-                };
-                Ok(Self::S3(S3Scripts {
-                    client,
-                    bucket,
-                    prefix,
-                    cache: Arc::default(),
-                }))
+                let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix } else { format!("{prefix}/") };
+                Ok(Self::S3(S3Scripts { client, bucket, prefix, cache: Arc::default() }))
             }
-            None if location.starts_with("s3:") => Err(format!(
-                "LANDLORD_SCRIPTS {location:?} is not s3://bucket/prefix/"
-            )),
+            None if location.starts_with("s3:") => {
+                Err(format!("LANDLORD_SCRIPTS {location:?} is not s3://bucket/prefix/"))
+            }
             None => Ok(Self::Folder(PathBuf::from(location))),
         }
     }
@@ -123,9 +102,7 @@ impl ScriptSource {
                 let location = path.display().to_string();
                 match tokio::fs::read(&path).await {
                     Ok(bytes) => plan_script(name, location, bytes),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        Err(ScriptError::Missing(location))
-                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ScriptError::Missing(location)),
                     Err(source) => Err(ScriptError::Read { location, source }),
                 }
             }
@@ -146,20 +123,14 @@ impl S3Scripts {
         let out = match request.send().await {
             Ok(out) => out,
             Err(e) => {
-                if let (Some((_, script)), Some(304)) =
-                    (&cached, e.raw_response().map(|r| r.status().as_u16()))
-                {
+                if let (Some((_, script)), Some(304)) = (&cached, e.raw_response().map(|r| r.status().as_u16())) {
                     return Ok(script.clone());
                 }
                 if e.as_service_error().is_some_and(|se| se.is_no_such_key()) {
                     return Err(ScriptError::Missing(location));
                 }
                 let step = crate::infra::sdk_error("script_unreadable", "S3", &e);
-                return Err(ScriptError::Remote {
-                    location,
-                    transient: step.is_transient(),
-                    message: step.message,
-                });
+                return Err(ScriptError::Remote { location, transient: step.is_transient(), message: step.message });
             }
         };
         let etag = out.e_tag().map(str::to_owned);
@@ -170,10 +141,7 @@ impl S3Scripts {
         })?;
         let script = plan_script(name, location, bytes.to_vec())?;
         if let Some(etag) = etag {
-            self.cache
-                .lock()
-                .expect("cache lock")
-                .insert(key, (etag, script.clone()));
+            self.cache.lock().expect("cache lock").insert(key, (etag, script.clone()));
         }
         Ok(script)
     }

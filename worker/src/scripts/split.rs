@@ -24,22 +24,12 @@ pub struct Statement {
 pub enum SplitError {
     #[error("line {line}: {what} is never closed")]
     Unterminated { line: usize, what: &'static str },
-    #[error(
-        "line {line}: DELIMITER needs a delimiter that is not blank and has no quote or backslash"
-    )]
+    #[error("line {line}: DELIMITER needs a delimiter that is not blank and has no quote or backslash")]
     BadDelimiter { line: usize },
 }
 
 pub fn split(script: &str, dialect: Dialect) -> Result<Vec<Statement>, SplitError> {
-    Splitter {
-        src: script,
-        pos: 0,
-        line: 1,
-        dialect,
-        delimiter: ";".into(),
-        out: Vec::new(),
-    }
-    .run()
+    Splitter { src: script, pos: 0, line: 1, dialect, delimiter: ";".into(), out: Vec::new() }.run()
 }
 
 struct Splitter<'a> {
@@ -104,10 +94,7 @@ impl Splitter<'_> {
             // Report the line of the first non-blank character.
             let lead = text.len() - text.trim_start().len();
             let line = line + text[..lead].matches('\n').count();
-            self.out.push(Statement {
-                line,
-                sql: text.trim().to_owned(),
-            });
+            self.out.push(Statement { line, sql: text.trim().to_owned() });
         }
     }
 
@@ -135,34 +122,23 @@ impl Splitter<'_> {
     fn token_len(&self, c: char) -> Result<usize, SplitError> {
         let rest = self.rest();
         let mysql = self.dialect == Dialect::MySql;
-        let unterminated = |what| SplitError::Unterminated {
-            line: self.line,
-            what,
-        };
+        let unterminated = |what| SplitError::Unterminated { line: self.line, what };
         match c {
             '\'' => {
                 let escape_backslash = mysql || self.pg_escape_string();
                 quoted(rest, '\'', escape_backslash).ok_or_else(|| unterminated("a quoted string"))
             }
-            '"' => quoted(rest, '"', mysql)
-                .ok_or_else(|| unterminated("a double-quoted name or string")),
-            '`' if mysql => {
-                quoted(rest, '`', false).ok_or_else(|| unterminated("a backtick-quoted name"))
-            }
+            '"' => quoted(rest, '"', mysql).ok_or_else(|| unterminated("a double-quoted name or string")),
+            '`' if mysql => quoted(rest, '`', false).ok_or_else(|| unterminated("a backtick-quoted name")),
             '#' if mysql => Ok(rest.find('\n').unwrap_or(rest.len())),
-            '-' if rest.starts_with("--")
-                && (!mysql || rest[2..].chars().next().is_none_or(char::is_whitespace)) =>
-            {
+            '-' if rest.starts_with("--") && (!mysql || rest[2..].chars().next().is_none_or(char::is_whitespace)) => {
                 Ok(rest.find('\n').unwrap_or(rest.len()))
             }
-            '/' if rest.starts_with("/*") => {
-                block_comment(rest, !mysql).ok_or_else(|| unterminated("a /* comment"))
-            }
+            '/' if rest.starts_with("/*") => block_comment(rest, !mysql).ok_or_else(|| unterminated("a /* comment")),
             '$' if !mysql => Ok(match dollar_tag(rest) {
-                Some(tag) => rest[tag.len()..]
-                    .find(tag)
-                    .map(|i| i + 2 * tag.len())
-                    .ok_or_else(|| unterminated("a $$ body"))?,
+                Some(tag) => {
+                    rest[tag.len()..].find(tag).map(|i| i + 2 * tag.len()).ok_or_else(|| unterminated("a $$ body"))?
+                }
                 None => 1,
             }),
             _ => Ok(c.len_utf8()),
@@ -173,10 +149,7 @@ impl Splitter<'_> {
     fn pg_escape_string(&self) -> bool {
         let before = &self.src[..self.pos];
         let mut chars = before.chars().rev();
-        matches!(chars.next(), Some('e' | 'E'))
-            && !chars
-                .next()
-                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        matches!(chars.next(), Some('e' | 'E')) && !chars.next().is_some_and(|c| c.is_alphanumeric() || c == '_')
     }
 }
 

@@ -17,18 +17,13 @@ pub struct Upload {
 
 /// `package-{n}-type-{n}.sql` with positive numbers.
 pub fn valid_name(name: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix("package-")
-        .and_then(|r| r.strip_suffix(".sql"))
-    else {
+    let Some(rest) = name.strip_prefix("package-").and_then(|r| r.strip_suffix(".sql")) else {
         return false;
     };
     let Some((package, kind)) = rest.split_once("-type-") else {
         return false;
     };
-    [package, kind]
-        .iter()
-        .all(|n| landlord_protocol::PackageId::parse(n).is_ok())
+    [package, kind].iter().all(|n| landlord_protocol::PackageId::parse(n).is_ok())
 }
 
 /// Checks a scripts folder (`mysql/` and `postgres/` of `package-N-type-N.sql`): every file correctly
@@ -46,16 +41,9 @@ pub fn check_folder(dir: &Path) -> Result<Vec<Upload>, Vec<String>> {
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_owned();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
             if !valid_name(&name) {
-                problems.push(format!(
-                    "{}: name must be package-<n>-type-<n>.sql",
-                    path.display()
-                ));
+                problems.push(format!("{}: name must be package-<n>-type-<n>.sql", path.display()));
                 continue;
             }
             let text = match std::fs::read_to_string(&path) {
@@ -66,9 +54,7 @@ pub fn check_folder(dir: &Path) -> Result<Vec<Upload>, Vec<String>> {
                 }
             };
             match split(&text, dialect) {
-                Ok(s) if s.is_empty() => {
-                    problems.push(format!("{}: no statements", path.display()))
-                }
+                Ok(s) if s.is_empty() => problems.push(format!("{}: no statements", path.display())),
                 Ok(s) => uploads.push(Upload {
                     key: format!("{}/{name}", dialect.as_str()),
                     statements: s.len(),
@@ -80,16 +66,9 @@ pub fn check_folder(dir: &Path) -> Result<Vec<Upload>, Vec<String>> {
         }
     }
     if !seen_folder {
-        problems.push(format!(
-            "{}: has neither mysql/ nor postgres/",
-            dir.display()
-        ));
+        problems.push(format!("{}: has neither mysql/ nor postgres/", dir.display()));
     }
-    if problems.is_empty() {
-        Ok(uploads)
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(uploads) } else { Err(problems) }
 }
 
 /// Uploads checked scripts under `s3://bucket/prefix`, as `application/sql`, calling `done` after each.
@@ -100,11 +79,7 @@ pub async fn upload(
     uploads: &[Upload],
     mut done: impl FnMut(&Upload),
 ) -> Result<(), String> {
-    let prefix = if prefix.is_empty() || prefix.ends_with('/') {
-        prefix.to_owned()
-    } else {
-        format!("{prefix}/")
-    };
+    let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") };
     for u in uploads {
         let body = aws_sdk_s3::primitives::ByteStream::from_path(&u.path)
             .await

@@ -20,10 +20,7 @@ impl Step for Activate {
                 .set_status(&ctx.tenant.id, TenantStatus::Active, None)
                 .await
                 .map_err(|e| StepError::transient("control_plane", e.to_string()))?;
-            Ok(StepDone::Done(format!(
-                "tenant {} is active",
-                ctx.tenant.slug
-            )))
+            Ok(StepDone::Done(format!("tenant {} is active", ctx.tenant.slug)))
         }
         .boxed()
     }

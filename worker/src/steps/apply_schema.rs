@@ -17,17 +17,17 @@ impl Step for ApplySchema {
         "apply_schema"
     }
 
+    fn reset_with(&self) -> Option<&'static str> {
+        Some("create_database")
+    }
+
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {
         async move {
             let server = &ctx.deps.tenant_db;
             let script = ctx
                 .deps
                 .scripts
-                .load(
-                    server.dialect(),
-                    ctx.tenant.package_id,
-                    ctx.tenant.subscription_type_id,
-                )
+                .load(server.dialect(), ctx.tenant.package_id, ctx.tenant.subscription_type_id)
                 .await
                 .map_err(|e| {
                     if e.is_permanent() {
@@ -36,24 +36,16 @@ impl Step for ApplySchema {
                         StepError::transient("script_unreadable", e.to_string())
                     }
                 })?;
-            let statements = split(&script.sql, server.dialect()).map_err(|e| {
-                StepError::permanent("script_invalid", format!("{}: {e}", script.location))
-            })?;
+            let statements = split(&script.sql, server.dialect())
+                .map_err(|e| StepError::permanent("script_invalid", format!("{}: {e}", script.location)))?;
             let db = DatabaseName::for_slug(&ctx.tenant.slug);
             let login = LoginName::for_slug(&ctx.tenant.slug);
-            Ok(
-                match server
-                    .apply_script(&db, &login, &script, &statements)
-                    .await?
-                {
-                    Applied::Now { statements } => {
-                        StepDone::Done(format!("{} applied: {statements} statements", script.name))
-                    }
-                    Applied::Already => {
-                        StepDone::Done(format!("{} was already applied", script.name))
-                    }
-                },
-            )
+            Ok(match server.apply_script(&db, &login, &script, &statements).await? {
+                Applied::Now { statements } => {
+                    StepDone::Done(format!("{} applied: {statements} statements", script.name))
+                }
+                Applied::Already => StepDone::Done(format!("{} was already applied", script.name)),
+            })
         }
         .boxed()
     }

@@ -58,10 +58,7 @@ impl Step for ConfigureDns {
         .boxed()
     }
 
-    fn undo<'a>(
-        &'a self,
-        ctx: &'a StepContext<'a>,
-    ) -> Option<BoxFuture<'a, Result<StepDone, StepError>>> {
+    fn undo<'a>(&'a self, ctx: &'a StepContext<'a>) -> Option<BoxFuture<'a, Result<StepDone, StepError>>> {
         Some(
             async move {
                 let Some(dns) = &ctx.deps.infra.dns else {

@@ -14,12 +14,7 @@ pub struct CreateDatabase;
 /// 32 alphanumeric characters (~190 bits). Alphanumeric so it can be written into DDL that takes no
 /// bind parameters without any escaping.
 fn new_password() -> SecretString {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect::<String>()
-        .into()
+    rand::rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect::<String>().into()
 }
 
 impl Step for CreateDatabase {
@@ -36,20 +31,23 @@ impl Step for CreateDatabase {
             server.create_database(&db, &login, &password).await?;
             ctx.deps
                 .store
-                .save_database(
-                    &ctx.tenant.id,
-                    server.dialect().as_str(),
-                    db.as_str(),
-                    login.as_str(),
-                    &password,
-                )
+                .save_database(&ctx.tenant.id, server.dialect().as_str(), db.as_str(), login.as_str(), &password)
                 .await
                 .map_err(|e| StepError::transient("control_plane", e.to_string()))?;
-            Ok(StepDone::Done(format!(
-                "database {db} and login {login} ready on {}",
-                server.dialect().as_str()
-            )))
+            Ok(StepDone::Done(format!("database {db} and login {login} ready on {}", server.dialect().as_str())))
         }
         .boxed()
+    }
+
+    fn undo<'a>(&'a self, ctx: &'a StepContext<'a>) -> Option<BoxFuture<'a, Result<StepDone, StepError>>> {
+        Some(
+            async move {
+                let db = DatabaseName::for_slug(&ctx.tenant.slug);
+                let login = LoginName::for_slug(&ctx.tenant.slug);
+                ctx.deps.tenant_db.drop_database(&db, &login).await?;
+                Ok(StepDone::Done(format!("database {db} and login {login} dropped")))
+            }
+            .boxed(),
+        )
     }
 }

@@ -19,58 +19,35 @@ impl Step for DeployStack {
         async move {
             let infra = &ctx.deps.infra;
             let Some(stacks) = &infra.stacks else {
-                return Ok(StepDone::Skipped(
-                    "no stack template configured (LANDLORD_STACK_TEMPLATE)".into(),
-                ));
+                return Ok(StepDone::Skipped("no stack template configured (LANDLORD_STACK_TEMPLATE)".into()));
             };
             let t = ctx.tenant;
             // Unknown hostnames (no domain, or DNS unreachable) must not fail the stack: DNS never fails provisioning.
-            let (host, api) = infra
-                .hostnames(&t.slug)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+            let (host, api) = infra.hostnames(&t.slug).await.ok().flatten().unwrap_or_default();
             let url = |h: &str| {
-                if h.is_empty() {
-                    String::new()
-                } else {
-                    format!("https://{h}")
-                }
+                if h.is_empty() { String::new() } else { format!("https://{h}") }
             };
             let parameters = [
                 ("TenantUrl", url(&host)),
                 ("ApiUrl", url(&api)),
                 ("DatabaseName", DatabaseName::for_slug(&t.slug).to_string()),
-                (
-                    "Plan",
-                    format!("package-{}-type-{}", t.package_id, t.subscription_type_id),
-                ),
+                ("Plan", format!("package-{}-type-{}", t.package_id, t.subscription_type_id)),
                 ("Environment", stacks.environment.clone()),
             ];
             let name = stacks.stack_name(t.slug.as_str());
             let token = format!("landlord-{}", t.id.as_uuid().simple());
             let deadline = Instant::now() + infra.stack_deadline;
             let store = &ctx.deps.store;
-            let control_plane =
-                |e: crate::store::StoreError| StepError::transient("control_plane", e.to_string());
-            match stacks
-                .deploy(&name, &parameters, &token, ctx.alive, deadline)
-                .await
-            {
+            let control_plane = |e: crate::store::StoreError| StepError::transient("control_plane", e.to_string());
+            match stacks.deploy(&name, &parameters, &token, ctx.alive, deadline).await {
                 Ok(d) => {
-                    store
-                        .save_stack(&t.id, Some(&d.stack_id), Some(&d.outputs), None)
-                        .await
-                        .map_err(control_plane)?;
+                    store.save_stack(&t.id, Some(&d.stack_id), Some(&d.outputs), None).await.map_err(control_plane)?;
                     let keys = d
                         .outputs
                         .as_object()
                         .map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "))
                         .unwrap_or_default();
-                    Ok(StepDone::Done(format!(
-                        "stack {name} is ready (outputs: {keys})"
-                    )))
+                    Ok(StepDone::Done(format!("stack {name} is ready (outputs: {keys})")))
                 }
                 Err(DeployError::Failed(f)) => {
                     store
@@ -85,10 +62,7 @@ impl Step for DeployStack {
         .boxed()
     }
 
-    fn undo<'a>(
-        &'a self,
-        ctx: &'a StepContext<'a>,
-    ) -> Option<BoxFuture<'a, Result<StepDone, StepError>>> {
+    fn undo<'a>(&'a self, ctx: &'a StepContext<'a>) -> Option<BoxFuture<'a, Result<StepDone, StepError>>> {
         Some(
             async move {
                 let infra = &ctx.deps.infra;
@@ -96,9 +70,7 @@ impl Step for DeployStack {
                     return Ok(StepDone::Skipped("no stack template configured".into()));
                 };
                 let name = stacks.stack_name(ctx.tenant.slug.as_str());
-                stacks
-                    .delete_and_wait(&name, ctx.alive, Instant::now() + infra.stack_deadline)
-                    .await?;
+                stacks.delete_and_wait(&name, ctx.alive, Instant::now() + infra.stack_deadline).await?;
                 Ok(StepDone::Done(format!("stack {name} deleted")))
             }
             .boxed(),

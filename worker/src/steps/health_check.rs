@@ -22,29 +22,19 @@ impl Step for HealthCheck {
                 .tenant(&ctx.tenant.id)
                 .await
                 .map_err(|e| StepError::transient("control_plane", e.to_string()))?
-                .ok_or_else(|| {
-                    StepError::permanent(
-                        "no_tenant",
-                        "the tenant disappeared from the control plane",
-                    )
-                })?;
+                .ok_or_else(|| StepError::permanent("no_tenant", "the tenant disappeared from the control plane"))?;
             let from_stack = tenant
                 .stack_outputs
                 .as_deref()
                 .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
-                .and_then(|o| {
-                    o.get("HealthUrl")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned)
-                });
+                .and_then(|o| o.get("HealthUrl").and_then(|v| v.as_str()).map(str::to_owned));
             let configured = infra
                 .health_url
                 .as_deref()
                 .map(|t| t.replace("{hostname}", tenant.hostname.as_deref().unwrap_or_default()));
             let Some(url) = configured.or(from_stack) else {
                 return Ok(StepDone::Skipped(
-                    "no health URL (set LANDLORD_HEALTH_URL or give the stack a HealthUrl output)"
-                        .into(),
+                    "no health URL (set LANDLORD_HEALTH_URL or give the stack a HealthUrl output)".into(),
                 ));
             };
             let status = infra.health.wait_healthy(&url, ctx.alive).await?;

@@ -18,10 +18,7 @@ pub use create_database::CreateDatabase;
 pub use deploy_stack::DeployStack;
 pub use health_check::HealthCheck;
 
-use crate::{
-    infra::Infra, keepalive::KeepAlive, scripts::ScriptSource, store::Store,
-    tenant_db::TenantDbServer,
-};
+use crate::{infra::Infra, keepalive::KeepAlive, scripts::ScriptSource, store::Store, tenant_db::TenantDbServer};
 
 /// Whether trying again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,18 +40,10 @@ pub struct StepError {
 
 impl StepError {
     pub fn transient(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            retry: Retry::Transient,
-            code: code.into(),
-            message: message.into(),
-        }
+        Self { retry: Retry::Transient, code: code.into(), message: message.into() }
     }
     pub fn permanent(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            retry: Retry::Permanent,
-            code: code.into(),
-            message: message.into(),
-        }
+        Self { retry: Retry::Permanent, code: code.into(), message: message.into() }
     }
     pub fn is_transient(&self) -> bool {
         self.retry == Retry::Transient
@@ -66,11 +55,7 @@ impl StepError {
         }
     }
     pub fn to_event(&self) -> EventError {
-        EventError {
-            code: self.code.clone(),
-            message: self.message.clone(),
-            retryable: self.is_transient(),
-        }
+        EventError { code: self.code.clone(), message: self.message.clone(), retryable: self.is_transient() }
     }
 }
 
@@ -122,10 +107,12 @@ pub trait Step: Send + Sync {
     /// Does the step's work; must be safe to run again after a crash at any point.
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>>;
     /// Undoes the step's work, for rollback and offboarding; `None` when there is nothing to undo.
-    fn undo<'a>(
-        &'a self,
-        _ctx: &'a StepContext<'a>,
-    ) -> Option<BoxFuture<'a, Result<StepDone, StepError>>> {
+    fn undo<'a>(&'a self, _ctx: &'a StepContext<'a>) -> Option<BoxFuture<'a, Result<StepDone, StepError>>> {
+        None
+    }
+    /// The step whose undo also wipes this step's work (the schema lives in the database), so this one
+    /// must run again after it.
+    fn reset_with(&self) -> Option<&'static str> {
         None
     }
 }

@@ -2,6 +2,7 @@
 //! already processed. Every step outcome is written here before a message is acknowledged.
 
 pub mod entities;
+mod leases;
 
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use chrono::Utc;
 use landlord_migrations::Migrator;
 use landlord_protocol::{ProvisionSpec, TenantId, TenantStatus};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Set,
 };
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
@@ -32,6 +33,8 @@ pub enum StepState {
     Skipped,
     /// Left to finish in the background (DNS); the run went on.
     Deferred,
+    /// Undone by compensation; a retry does it again.
+    Undone,
 }
 
 impl StepState {
@@ -42,14 +45,13 @@ impl StepState {
             Self::Failed => "failed",
             Self::Skipped => "skipped",
             Self::Deferred => "deferred",
+            Self::Undone => "undone",
         }
     }
 
     /// Whether a resumed run may pass over a step in this state.
     pub fn is_settled(status: &str) -> bool {
-        [Self::Succeeded, Self::Skipped, Self::Deferred]
-            .iter()
-            .any(|s| s.as_str() == status)
+        [Self::Succeeded, Self::Skipped, Self::Deferred].iter().any(|s| s.as_str() == status)
     }
 }
 
@@ -73,9 +75,7 @@ impl Store {
     /// race is retried once the winner has created the tables.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let mut opts = ConnectOptions::new(url);
-        opts.max_connections(8)
-            .sqlx_logging(false)
-            .acquire_timeout(Duration::from_secs(10));
+        opts.max_connections(8).sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
         let db = Database::connect(opts).await?;
         if url.starts_with("sqlite:") {
             // Several tasks write at once; WAL lets readers continue meanwhile.
@@ -101,24 +101,15 @@ impl Store {
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<tenant::Model>, StoreError> {
-        Ok(tenant::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await?)
+        Ok(tenant::Entity::find_by_id(id.to_string()).one(&self.db).await?)
     }
 
     pub async fn tenants(&self) -> Result<Vec<tenant::Model>, StoreError> {
-        Ok(tenant::Entity::find()
-            .order_by_asc(tenant::Column::CreatedAt)
-            .all(&self.db)
-            .await?)
+        Ok(tenant::Entity::find().order_by_asc(tenant::Column::CreatedAt).all(&self.db).await?)
     }
 
     /// Creates the tenant in `pending`, or finds it; refuses a subdomain another tenant holds.
-    pub async fn create_tenant(
-        &self,
-        id: &TenantId,
-        spec: &ProvisionSpec,
-    ) -> Result<NewTenant, StoreError> {
+    pub async fn create_tenant(&self, id: &TenantId, spec: &ProvisionSpec) -> Result<NewTenant, StoreError> {
         if let Some(existing) = self.tenant(id).await? {
             return Ok(NewTenant::Exists(existing));
         }
@@ -157,11 +148,7 @@ impl Store {
     }
 
     async fn slug_taken(&self, slug: &str) -> Result<bool, StoreError> {
-        Ok(tenant::Entity::find()
-            .filter(tenant::Column::Slug.eq(slug))
-            .one(&self.db)
-            .await?
-            .is_some())
+        Ok(tenant::Entity::find().filter(tenant::Column::Slug.eq(slug)).one(&self.db).await?.is_some())
     }
 
     /// Updates the fields `change` sets on a tenant, stamping `updated_at`.
@@ -170,11 +157,8 @@ impl Store {
         id: &TenantId,
         change: impl FnOnce(&mut tenant::ActiveModel),
     ) -> Result<(), StoreError> {
-        let mut row = tenant::ActiveModel {
-            id: Set(id.to_string()),
-            updated_at: Set(Utc::now()),
-            ..Default::default()
-        };
+        let mut row =
+            tenant::ActiveModel { id: Set(id.to_string()), updated_at: Set(Utc::now()), ..Default::default() };
         change(&mut row);
         row.update(&self.db).await?;
         Ok(())
@@ -211,10 +195,7 @@ impl Store {
 
     /// Tenants whose DNS records still need confirming.
     pub async fn dns_pending(&self) -> Result<Vec<tenant::Model>, StoreError> {
-        Ok(tenant::Entity::find()
-            .filter(tenant::Column::DnsPending.eq(true))
-            .all(&self.db)
-            .await?)
+        Ok(tenant::Entity::find().filter(tenant::Column::DnsPending.eq(true)).all(&self.db).await?)
     }
 
     /// Records the deployed stack, or (with `failure`) why it failed.
@@ -260,25 +241,12 @@ impl Store {
             .await?)
     }
 
-    pub async fn step(
-        &self,
-        id: &TenantId,
-        step: &str,
-    ) -> Result<Option<tenant_step::Model>, StoreError> {
-        Ok(
-            tenant_step::Entity::find_by_id((id.to_string(), step.to_owned()))
-                .one(&self.db)
-                .await?,
-        )
+    pub async fn step(&self, id: &TenantId, step: &str) -> Result<Option<tenant_step::Model>, StoreError> {
+        Ok(tenant_step::Entity::find_by_id((id.to_string(), step.to_owned())).one(&self.db).await?)
     }
 
     /// Marks a step started for this run and returns its attempt number across all runs.
-    pub async fn step_started(
-        &self,
-        id: &TenantId,
-        step: &str,
-        run_id: Uuid,
-    ) -> Result<u32, StoreError> {
+    pub async fn step_started(&self, id: &TenantId, step: &str, run_id: Uuid) -> Result<u32, StoreError> {
         let now = Utc::now();
         let previous = self.step(id, step).await?;
         let attempts = previous.as_ref().map_or(0, |p| p.attempts) + 1;
@@ -325,12 +293,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn start_run(
-        &self,
-        id: &TenantId,
-        command_id: &str,
-        kind: &str,
-    ) -> Result<Uuid, StoreError> {
+    pub async fn start_run(&self, id: &TenantId, command_id: &str, kind: &str) -> Result<Uuid, StoreError> {
         let run_id = Uuid::new_v4();
         run::ActiveModel {
             id: Set(run_id.to_string()),
@@ -359,26 +322,15 @@ impl Store {
     }
 
     pub async fn runs(&self, id: &TenantId) -> Result<Vec<run::Model>, StoreError> {
-        Ok(run::Entity::find()
-            .filter(run::Column::TenantId.eq(id.to_string()))
-            .all(&self.db)
-            .await?)
+        Ok(run::Entity::find().filter(run::Column::TenantId.eq(id.to_string())).all(&self.db).await?)
     }
 
     pub async fn is_processed(&self, command_id: &str) -> Result<bool, StoreError> {
-        Ok(processed_command::Entity::find_by_id(command_id.to_owned())
-            .one(&self.db)
-            .await?
-            .is_some())
+        Ok(processed_command::Entity::find_by_id(command_id.to_owned()).one(&self.db).await?.is_some())
     }
 
     /// Remembers a command as done, so a redelivery after JetStream's duplicate window is a no-op.
-    pub async fn mark_processed(
-        &self,
-        command_id: &str,
-        id: &TenantId,
-        kind: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn mark_processed(&self, command_id: &str, id: &TenantId, kind: &str) -> Result<(), StoreError> {
         if self.is_processed(command_id).await? {
             return Ok(());
         }

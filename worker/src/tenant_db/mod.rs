@@ -58,11 +58,7 @@ impl TenantDbServer {
         let mut opts = options(text, 4);
         opts.connect_lazy(true);
         let admin = Database::connect(opts).await?;
-        Ok(Self {
-            dialect,
-            url: url.clone(),
-            admin,
-        })
+        Ok(Self { dialect, url: url.clone(), admin })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -106,11 +102,7 @@ impl TenantDbServer {
     }
 
     /// Drops the database and its login; missing ones are fine.
-    pub async fn drop_database(
-        &self,
-        db: &DatabaseName,
-        login: &LoginName,
-    ) -> Result<(), StepError> {
+    pub async fn drop_database(&self, db: &DatabaseName, login: &LoginName) -> Result<(), StepError> {
         match self.dialect {
             Dialect::MySql => mysql::drop_database(&self.admin, db, login).await,
             Dialect::Postgres => postgres::drop_database(&self.admin, db, login).await,
@@ -119,9 +111,8 @@ impl TenantDbServer {
 
     /// A single-connection pool on one tenant database, as the admin.
     async fn connect_to(&self, db: &DatabaseName) -> Result<DatabaseConnection, StepError> {
-        let mut url = url::Url::parse(self.url.expose_secret()).map_err(|_| {
-            StepError::permanent("tenant_db_url", "LANDLORD_TENANT_DB_URL is not a valid URL")
-        })?;
+        let mut url = url::Url::parse(self.url.expose_secret())
+            .map_err(|_| StepError::permanent("tenant_db_url", "LANDLORD_TENANT_DB_URL is not a valid URL"))?;
         url.set_path(&format!("/{}", db.as_str()));
         Ok(Database::connect(options(url.as_str(), 1)).await?)
     }
@@ -143,24 +134,16 @@ fn options(url: &str, max: u32) -> ConnectOptions {
 
 /// SQLSTATEs and MySQL error numbers that clear up on their own: locks, deadlocks, serialization
 /// failures, too many connections, a server shutting down.
-const TRANSIENT_SQLSTATES: &[&str] = &[
-    "40001", "40P01", "55P03", "57P01", "57P03", "53300", "08006", "08001", "08004",
-];
+const TRANSIENT_SQLSTATES: &[&str] = &["40001", "40P01", "55P03", "57P01", "57P03", "53300", "08006", "08001", "08004"];
 const TRANSIENT_MYSQL_CODES: &[u16] = &[1205, 1213, 1040, 1053, 2002, 2003, 2006, 2013];
 
 impl From<DbErr> for StepError {
     fn from(e: DbErr) -> Self {
         let message = e.to_string();
         if is_transient(&e) {
-            StepError::transient(
-                "database_unavailable",
-                format!("tenant database server: {message}"),
-            )
+            StepError::transient("database_unavailable", format!("tenant database server: {message}"))
         } else {
-            StepError::permanent(
-                "database_error",
-                format!("tenant database server: {message}"),
-            )
+            StepError::permanent("database_error", format!("tenant database server: {message}"))
         }
     }
 }
@@ -176,15 +159,10 @@ pub fn is_transient(e: &DbErr) -> bool {
         return false;
     };
     match sqlx_err.as_ref() {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             let state = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            let mysql_code = db
-                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                .map(|m| m.number());
+            let mysql_code = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|m| m.number());
             TRANSIENT_SQLSTATES.contains(&state.as_str())
                 || mysql_code.is_some_and(|n| TRANSIENT_MYSQL_CODES.contains(&n))
         }
@@ -193,11 +171,7 @@ pub fn is_transient(e: &DbErr) -> bool {
 }
 
 /// Runs a statement that carries a password, replacing the password in any error before it is kept.
-async fn run_secret(
-    conn: &DatabaseConnection,
-    sql: &str,
-    password: &SecretString,
-) -> Result<(), StepError> {
+async fn run_secret(conn: &DatabaseConnection, sql: &str, password: &SecretString) -> Result<(), StepError> {
     use sea_orm::ConnectionTrait;
     conn.execute_unprepared(sql).await.map(|_| ()).map_err(|e| {
         let mut err = StepError::from(e);
@@ -215,14 +189,12 @@ async fn run_statements<C: ConnectionTrait>(
     statements: &[Statement],
 ) -> Result<(), StepError> {
     for (i, st) in statements.iter().enumerate() {
+        if i == statements.len() / 2 {
+            crate::failpoint::hit("apply_schema:middle").await;
+        }
         let started = Instant::now();
         conn.execute_unprepared(&st.sql).await.map_err(|e| {
-            let message = format!(
-                "{} statement {} (line {}) failed: {e}",
-                script.location,
-                i + 1,
-                st.line
-            );
+            let message = format!("{} statement {} (line {}) failed: {e}", script.location, i + 1, st.line);
             if is_transient(&e) {
                 StepError::transient("database_unavailable", message)
             } else {
@@ -230,12 +202,7 @@ async fn run_statements<C: ConnectionTrait>(
             }
         })?;
         let duration_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(
-            statement = i + 1,
-            line = st.line,
-            duration_ms,
-            "schema statement applied"
-        );
+        tracing::info!(statement = i + 1, line = st.line, duration_ms, "schema statement applied");
     }
     Ok(())
 }
@@ -259,27 +226,19 @@ async fn write_marker<C: ConnectionTrait>(conn: &C, script: &PlanScript) -> Resu
     };
     conn.execute_unprepared(&create).await?;
     let values = [script.name.clone().into(), script.sha256.clone().into()];
-    conn.execute_raw(SqlStatement::from_sql_and_values(backend, insert, values))
-        .await?;
+    conn.execute_raw(SqlStatement::from_sql_and_values(backend, insert, values)).await?;
     Ok(())
 }
 
 /// The outcome when the marker table already exists: the same script means done, another means a
 /// person must look.
-fn already_applied(
-    db: &DatabaseName,
-    script: &PlanScript,
-    same_script: bool,
-) -> Result<Applied, StepError> {
+fn already_applied(db: &DatabaseName, script: &PlanScript, same_script: bool) -> Result<Applied, StepError> {
     if same_script {
         Ok(Applied::Already)
     } else {
         Err(StepError::permanent(
             "schema_conflict",
-            format!(
-                "database {db} already holds a different schema than {}; an operator must decide",
-                script.name
-            ),
+            format!("database {db} already holds a different schema than {}; an operator must decide", script.name),
         ))
     }
 }

@@ -6,10 +6,7 @@
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlStatement};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{
-    Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements,
-    write_marker,
-};
+use super::{Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements, write_marker};
 use crate::{
     names::{DatabaseName, LoginName},
     scripts::{PlanScript, Statement},
@@ -30,28 +27,13 @@ pub async fn create_database(
         .await?;
     // The password is ours (alphanumeric, generated) and never request text; it is still kept out of logs.
     let pw = password.expose_secret();
-    run_secret(
-        admin,
-        &format!("CREATE USER IF NOT EXISTS '{l}'@'%' IDENTIFIED BY '{pw}'"),
-        password,
-    )
-    .await?;
-    run_secret(
-        admin,
-        &format!("ALTER USER '{l}'@'%' IDENTIFIED BY '{pw}'"),
-        password,
-    )
-    .await?;
-    admin
-        .execute_unprepared(&format!("GRANT ALL PRIVILEGES ON {d}.* TO '{l}'@'%'"))
-        .await?;
+    run_secret(admin, &format!("CREATE USER IF NOT EXISTS '{l}'@'%' IDENTIFIED BY '{pw}'"), password).await?;
+    run_secret(admin, &format!("ALTER USER '{l}'@'%' IDENTIFIED BY '{pw}'"), password).await?;
+    admin.execute_unprepared(&format!("GRANT ALL PRIVILEGES ON {d}.* TO '{l}'@'%'")).await?;
     Ok(())
 }
 
-pub async fn database_exists(
-    admin: &DatabaseConnection,
-    db: &DatabaseName,
-) -> Result<bool, StepError> {
+pub async fn database_exists(admin: &DatabaseConnection, db: &DatabaseName) -> Result<bool, StepError> {
     let row = admin
         .query_one_raw(SqlStatement::from_sql_and_values(
             DbBackend::MySql,
@@ -59,43 +41,18 @@ pub async fn database_exists(
             [db.as_str().into()],
         ))
         .await?;
-    Ok(row
-        .map(|r| r.try_get::<i64>("", "n"))
-        .transpose()?
-        .unwrap_or(0)
-        > 0)
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0) > 0)
 }
 
-pub async fn drop_database(
-    admin: &DatabaseConnection,
-    db: &DatabaseName,
-    login: &LoginName,
-) -> Result<(), StepError> {
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {}", db.mysql()))
-        .await?;
-    admin
-        .execute_unprepared(&format!("DROP USER IF EXISTS '{}'@'%'", login.as_str()))
-        .await?;
+pub async fn drop_database(admin: &DatabaseConnection, db: &DatabaseName, login: &LoginName) -> Result<(), StepError> {
+    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {}", db.mysql())).await?;
+    admin.execute_unprepared(&format!("DROP USER IF EXISTS '{}'@'%'", login.as_str())).await?;
     Ok(())
 }
 
-async fn count(
-    conn: &DatabaseConnection,
-    sql: &str,
-    values: Vec<sea_orm::Value>,
-) -> Result<i64, StepError> {
-    let row = conn
-        .query_one_raw(SqlStatement::from_sql_and_values(
-            DbBackend::MySql,
-            sql,
-            values,
-        ))
-        .await?;
-    Ok(row
-        .map(|r| r.try_get::<i64>("", "n"))
-        .transpose()?
-        .unwrap_or(0))
+async fn count(conn: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) -> Result<i64, StepError> {
+    let row = conn.query_one_raw(SqlStatement::from_sql_and_values(DbBackend::MySql, sql, values)).await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
 }
 
 pub async fn apply_script(
@@ -106,12 +63,7 @@ pub async fn apply_script(
 ) -> Result<Applied, StepError> {
     let admin = server.admin();
     let in_db = "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = ?";
-    let marker = count(
-        admin,
-        &format!("{in_db} AND table_name = '{SCHEMA_MARKER}'"),
-        vec![db.as_str().into()],
-    )
-    .await?;
+    let marker = count(admin, &format!("{in_db} AND table_name = '{SCHEMA_MARKER}'"), vec![db.as_str().into()]).await?;
     if marker > 0 {
         let conn = server.connect_to(db).await?;
         let same = count(
@@ -124,9 +76,7 @@ pub async fn apply_script(
     }
     if count(admin, in_db, vec![db.as_str().into()]).await? > 0 {
         tracing::warn!(%db, "database holds tables from an interrupted attempt; recreating it before applying");
-        admin
-            .execute_unprepared(&format!("DROP DATABASE {}", db.mysql()))
-            .await?;
+        admin.execute_unprepared(&format!("DROP DATABASE {}", db.mysql())).await?;
         admin
             .execute_unprepared(&format!(
                 "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
@@ -138,7 +88,5 @@ pub async fn apply_script(
     run_statements(&conn, script, statements).await?;
     write_marker(&conn, script).await?;
     conn.close().await.ok();
-    Ok(Applied::Now {
-        statements: statements.len(),
-    })
+    Ok(Applied::Now { statements: statements.len() })
 }

@@ -3,38 +3,22 @@
 //! issued alone. The plan script runs in one transaction as the tenant's role (so the tenant owns its
 //! tables), together with the marker, so it either applied completely or not at all.
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlStatement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlStatement, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{
-    Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements,
-    write_marker,
-};
+use super::{Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements, write_marker};
 use crate::{
     names::{DatabaseName, LoginName},
     scripts::{PlanScript, Statement},
     steps::StepError,
 };
 
-async fn exists(
-    conn: &DatabaseConnection,
-    sql: &str,
-    name: &str,
-) -> Result<Option<String>, StepError> {
-    let row = conn
-        .query_one_raw(SqlStatement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            [name.into()],
-        ))
-        .await?;
+async fn exists(conn: &DatabaseConnection, sql: &str, name: &str) -> Result<Option<String>, StepError> {
+    let row = conn.query_one_raw(SqlStatement::from_sql_and_values(DbBackend::Postgres, sql, [name.into()])).await?;
     Ok(row.map(|r| r.try_get::<String>("", "owner")).transpose()?)
 }
 
-const DB_OWNER: &str =
-    "SELECT pg_get_userbyid(datdba)::text AS owner FROM pg_database WHERE datname = $1";
+const DB_OWNER: &str = "SELECT pg_get_userbyid(datdba)::text AS owner FROM pg_database WHERE datname = $1";
 const ROLE: &str = "SELECT rolname::text AS owner FROM pg_roles WHERE rolname = $1";
 
 pub async fn create_database(
@@ -44,35 +28,19 @@ pub async fn create_database(
     password: &SecretString,
 ) -> Result<(), StepError> {
     let pw = password.expose_secret();
-    let verb = if exists(admin, ROLE, login.as_str()).await?.is_some() {
-        "ALTER"
-    } else {
-        "CREATE"
-    };
+    let verb = if exists(admin, ROLE, login.as_str()).await?.is_some() { "ALTER" } else { "CREATE" };
     // Utility statements take no bind parameters; the password is generated alphanumeric text.
-    if let Err(e) = run_secret(
-        admin,
-        &format!("{verb} ROLE {} WITH LOGIN PASSWORD '{pw}'", login.pg()),
-        password,
-    )
-    .await
+    if let Err(e) = run_secret(admin, &format!("{verb} ROLE {} WITH LOGIN PASSWORD '{pw}'", login.pg()), password).await
     {
         // Another attempt may have created the role in between; setting the password again settles it.
         if verb == "CREATE" && exists(admin, ROLE, login.as_str()).await?.is_some() {
-            run_secret(
-                admin,
-                &format!("ALTER ROLE {} WITH LOGIN PASSWORD '{pw}'", login.pg()),
-                password,
-            )
-            .await?;
+            run_secret(admin, &format!("ALTER ROLE {} WITH LOGIN PASSWORD '{pw}'", login.pg()), password).await?;
         } else {
             return Err(e);
         }
     }
     if exists(admin, DB_OWNER, db.as_str()).await?.is_none()
-        && let Err(e) = admin
-            .execute_unprepared(&format!("CREATE DATABASE {} OWNER {}", db.pg(), login.pg()))
-            .await
+        && let Err(e) = admin.execute_unprepared(&format!("CREATE DATABASE {} OWNER {}", db.pg(), login.pg())).await
     {
         // 42P04: created concurrently. Accept it only if it is ours.
         if exists(admin, DB_OWNER, db.as_str()).await?.is_none() {
@@ -91,33 +59,17 @@ pub async fn create_database(
             ));
         }
     }
-    admin
-        .execute_unprepared(&format!(
-            "REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC",
-            db.pg()
-        ))
-        .await?;
+    admin.execute_unprepared(&format!("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC", db.pg())).await?;
     Ok(())
 }
 
-pub async fn database_exists(
-    admin: &DatabaseConnection,
-    db: &DatabaseName,
-) -> Result<bool, StepError> {
+pub async fn database_exists(admin: &DatabaseConnection, db: &DatabaseName) -> Result<bool, StepError> {
     Ok(exists(admin, DB_OWNER, db.as_str()).await?.is_some())
 }
 
-pub async fn drop_database(
-    admin: &DatabaseConnection,
-    db: &DatabaseName,
-    login: &LoginName,
-) -> Result<(), StepError> {
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.pg()))
-        .await?;
-    admin
-        .execute_unprepared(&format!("DROP ROLE IF EXISTS {}", login.pg()))
-        .await?;
+pub async fn drop_database(admin: &DatabaseConnection, db: &DatabaseName, login: &LoginName) -> Result<(), StepError> {
+    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.pg())).await?;
+    admin.execute_unprepared(&format!("DROP ROLE IF EXISTS {}", login.pg())).await?;
     Ok(())
 }
 
@@ -153,13 +105,10 @@ pub async fn apply_script(
         return already_applied(db, script, same > 0);
     }
     let txn = conn.begin().await?;
-    txn.execute_unprepared(&format!("SET LOCAL ROLE {}", login.pg()))
-        .await?;
+    txn.execute_unprepared(&format!("SET LOCAL ROLE {}", login.pg())).await?;
     run_statements(&txn, script, statements).await?;
     write_marker(&txn, script).await?;
     txn.commit().await?;
     conn.close().await.ok();
-    Ok(Applied::Now {
-        statements: statements.len(),
-    })
+    Ok(Applied::Now { statements: statements.len() })
 }

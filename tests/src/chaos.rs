@@ -1,0 +1,245 @@
+//! Real processes for the chaos suite: `landlord-worker` processes to SIGKILL or SIGTERM, a private
+//! MariaDB to stop and start, a three-node NATS cluster to lose a node from, and fresh PostgreSQL
+//! databases for a control plane several processes share.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{free_port, nats::nats_server_binary};
+
+/// A binary of this workspace, next to the test binary (`target/debug/`). `scripts/test` builds them.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe.parent().and_then(|deps| deps.parent()).expect("target dir").join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill").args([sig, &pid.to_string()]).status().map(|s| s.success()).unwrap_or(false);
+    assert!(ok, "kill {sig} {pid} failed");
+}
+
+fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `landlord-worker` process configured by environment variables, as in production.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl WorkerProcess {
+    pub fn spawn(env: &[(String, String)], log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("worker log");
+        let child = Command::new(workspace_bin("landlord-worker"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("landlord-worker starts");
+        Self { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no cleanup, no last acknowledgement, leases left to expire.
+    pub fn kill(&mut self) {
+        signal(self.pid(), "-KILL");
+        self.child.wait().ok();
+    }
+
+    /// SIGTERM: the graceful stop.
+    pub fn terminate(&self) {
+        signal(self.pid(), "-TERM");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A private MariaDB on a free port, in its own data directory, root without a password over TCP.
+#[derive(Debug)]
+pub struct MariaDbServer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub port: u16,
+    pub url: String,
+}
+
+impl MariaDbServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let status = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--user=root", "--skip-test-db"])
+            .arg(format!("--datadir={}", data.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mariadb-install-db runs");
+        assert!(status.success(), "mariadb-install-db failed");
+        let port = free_port();
+        let mut server = Self { child: None, dir, port, url: format!("mysql://root@127.0.0.1:{port}") };
+        server.restart();
+        server
+    }
+
+    pub fn restart(&mut self) {
+        let data = self.dir.path().join("data");
+        let child = Command::new("mariadbd")
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--socket={}", self.dir.path().join("sock").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd starts");
+        self.child = Some(child);
+        wait_listening(self.port, "mariadbd");
+    }
+
+    /// Stops the server the way an operator would (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), "-TERM");
+            c.wait().ok();
+        }
+    }
+}
+
+impl Drop for MariaDbServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+}
+
+/// A three-node NATS cluster with JetStream on loopback ports.
+#[derive(Debug)]
+pub struct NatsCluster {
+    nodes: Vec<Option<Child>>,
+    ports: Vec<u16>,
+    _dirs: Vec<tempfile::TempDir>,
+    /// All three client URLs, comma-separated, as Landlord's `LANDLORD_NATS_URL` takes them.
+    pub url: String,
+}
+
+impl NatsCluster {
+    pub fn start() -> Self {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        for i in 0..3 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let others: Vec<String> =
+                (0..3).filter(|j| *j != i).map(|j| format!("nats://127.0.0.1:{}", routes[j])).collect();
+            let child = Command::new(nats_server_binary())
+                .args(["-js", "-a", "127.0.0.1", "-p", &ports[i].to_string(), "-sd"])
+                .arg(dir.path())
+                .args(["--server_name", &format!("n{i}"), "--cluster_name", "landlord"])
+                .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i]), "--routes", &others.join(",")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nats-server starts");
+            nodes.push(Some(child));
+            dirs.push(dir);
+        }
+        for p in &ports {
+            wait_listening(*p, "cluster node");
+        }
+        let url = ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+        Self { nodes, ports, _dirs: dirs, url }
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+
+    pub fn port(&self, i: usize) -> u16 {
+        self.ports[i]
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A fresh PostgreSQL database for a control plane shared by several worker processes; dropped by
+/// [`drop_database`].
+pub async fn fresh_postgres_database(prefix: &str) -> (String, String) {
+    use sea_orm::ConnectionTrait;
+    let admin_url = crate::tenant_db_url(crate::Engine::Postgres);
+    let name = crate::unique_slug(prefix).replace('-', "_");
+    let admin = sea_orm::Database::connect(admin_url.clone()).await.expect("postgres");
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    admin.close().await.ok();
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&format!("/{name}"));
+    (url.to_string(), name)
+}
+
+pub async fn drop_database(name: &str) {
+    use sea_orm::ConnectionTrait;
+    let admin = sea_orm::Database::connect(crate::tenant_db_url(crate::Engine::Postgres)).await.expect("postgres");
+    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.ok();
+    admin.close().await.ok();
+}
+
+/// Waits until `check` holds, polling every 100 ms; panics with `what` after `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,81 @@
+//! One step, with in-process retries on transient errors (the step's own retry policy), each attempt
+//! recorded and reported.
+
+use std::time::Instant;
+
+use backon::BackoffBuilder;
+use landlord_protocol::{EventKind, TenantStatus};
+use uuid::Uuid;
+
+use super::Runner;
+use crate::{
+    failpoint,
+    progress::Detail,
+    steps::{Step, StepContext, StepDone, StepError},
+    store::{StepState, StoreError},
+};
+
+impl Runner {
+    /// Runs `step` until it succeeds, fails permanently, or its retry policy runs out.
+    pub(super) async fn run_step(
+        &self,
+        step: &dyn Step,
+        ctx: &StepContext<'_>,
+        run: Uuid,
+    ) -> Result<Result<(), StepError>, StoreError> {
+        let (store, name, tenant) = (&self.deps.store, step.name(), ctx.tenant.id);
+        let mut delays = self.config.retry_for(name).backoff().build();
+        loop {
+            let attempt = store.step_started(&tenant, name, run).await?;
+            let detail = Detail {
+                step: Some(name),
+                attempt: Some(attempt),
+                status: Some(TenantStatus::Provisioning),
+                ..Detail::default()
+            };
+            self.progress.emit(Some(tenant), Some(run), EventKind::StepStarted, detail).await;
+            let started = Instant::now();
+            let result = step.run(ctx).await;
+            let took = started.elapsed();
+            let base = Detail { step: Some(name), attempt: Some(attempt), duration: Some(took), ..Detail::default() };
+            match result {
+                Ok(done) => {
+                    failpoint::hit(&format!("during:{name}")).await;
+                    let (state, kind, message) = match done {
+                        StepDone::Done(m) => (StepState::Succeeded, EventKind::StepSucceeded, m),
+                        StepDone::Skipped(m) => (StepState::Skipped, EventKind::StepSkipped, m),
+                        StepDone::Deferred(m) => (StepState::Deferred, EventKind::StepSkipped, m),
+                    };
+                    store.step_finished(&tenant, name, state, took, None).await?;
+                    tracing::info!(step = name, attempt, duration_ms = took.as_millis() as u64, %message, "step succeeded");
+                    let status = if name == "activate" { TenantStatus::Active } else { TenantStatus::Provisioning };
+                    self.progress
+                        .emit(
+                            Some(tenant),
+                            Some(run),
+                            kind,
+                            Detail { message: Some(message), status: Some(status), ..base },
+                        )
+                        .await;
+                    return Ok(Ok(()));
+                }
+                Err(e) => {
+                    store.step_finished(&tenant, name, StepState::Failed, took, Some((&e.code, &e.message))).await?;
+                    let next = if e.is_transient() { delays.next() } else { None };
+                    let (kind, status) = match next {
+                        Some(_) => (EventKind::StepRetrying, TenantStatus::Provisioning),
+                        None if e.is_transient() => (EventKind::StepFailed, TenantStatus::Provisioning),
+                        None => (EventKind::StepFailed, TenantStatus::Failed),
+                    };
+                    tracing::warn!(step = name, attempt, error = %e, retry_in = ?next, "step failed");
+                    let detail = Detail { error: Some(e.to_event()), status: Some(status), ..base };
+                    self.progress.emit(Some(tenant), Some(run), kind, detail).await;
+                    match next {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => return Ok(Err(e)),
+                    }
+                }
+            }
+        }
+    }
+}

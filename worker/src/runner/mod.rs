@@ -1,0 +1,200 @@
+//! Runs a tenant's steps in order, starting at the first one not yet settled, and records each outcome in
+//! the control plane before the message is acknowledged. A permanent failure undoes what the
+//! compensation policy names, in reverse order, and leaves the tenant `failed` until a retry.
+
+mod compensate;
+mod execute;
+
+use std::time::Duration;
+
+use landlord_protocol::{
+    Action, Command, EventKind, PackageId, SubscriptionTypeId, TenantId, TenantSlug, TenantStatus,
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    WorkerConfig, failpoint,
+    keepalive::KeepAlive,
+    progress::{Detail, Progress},
+    steps::{Deps, Step, StepContext, StepError, TenantPlan},
+    store::{NewTenant, StepState, StoreError, entities::tenant},
+};
+
+/// What became of one command; decides how its message is acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step succeeded.
+    Completed,
+    /// Already processed (or the tenant is already active): nothing to do.
+    AlreadyDone,
+    /// A step failed permanently; what policy says was undone, and the tenant is `failed` until a retry.
+    Failed { step: &'static str, code: String, undone: Vec<&'static str> },
+    /// The command cannot be acted on; it must not be redelivered.
+    Rejected { reason: String },
+    /// A transient error outlasted this attempt's budget; hand the message back with a delay.
+    RetryLater { delay: Duration },
+    /// Another worker holds the tenant's lease; try again after the delay.
+    Busy { delay: Duration },
+    /// The worker is shutting down; the run stopped at a checkpoint and resumes elsewhere.
+    Interrupted,
+}
+
+pub struct Runner {
+    pub deps: Deps,
+    pub progress: Progress,
+    pub steps: Vec<Box<dyn Step>>,
+    /// Retry policies and the compensation policy.
+    pub config: WorkerConfig,
+    /// Cancelled on shutdown: runs stop at the next step boundary.
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("steps", &self.steps.iter().map(|s| s.name()).collect::<Vec<_>>()).finish()
+    }
+}
+
+fn plan_of(row: &tenant::Model) -> Result<TenantPlan, String> {
+    let bad = |e: landlord_protocol::IdError| format!("stored tenant {} is invalid: {e}", row.id);
+    Ok(TenantPlan {
+        id: TenantId::parse(&row.id).map_err(bad)?,
+        slug: TenantSlug::parse(&row.slug).map_err(bad)?,
+        package_id: PackageId::try_from(row.package_id as u32).map_err(bad)?,
+        subscription_type_id: SubscriptionTypeId::try_from(row.subscription_type_id as u32).map_err(bad)?,
+    })
+}
+
+impl Runner {
+    /// Handles one decoded command. `delivered` is JetStream's delivery count, for the redelivery delay.
+    #[tracing::instrument(skip_all, fields(tenant_id = %cmd.tenant_id, command_id = %cmd.id, kind = cmd.action.kind().as_str()))]
+    pub async fn handle(&self, cmd: &Command, delivered: i64, alive: &dyn KeepAlive) -> Result<Outcome, StoreError> {
+        let store = &self.deps.store;
+        if store.is_processed(cmd.id.as_str()).await? {
+            return Ok(Outcome::AlreadyDone);
+        }
+        let row = match &cmd.action {
+            Action::Provision(spec) => match store.create_tenant(&cmd.tenant_id, spec).await? {
+                NewTenant::Created(row) => row,
+                NewTenant::Exists(row) if row.status == TenantStatus::Active.as_str() => {
+                    store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, "provision").await?;
+                    return Ok(Outcome::AlreadyDone);
+                }
+                NewTenant::Exists(row) => row,
+                NewTenant::SlugTaken => {
+                    let reason = format!("subdomain {} is already taken by another tenant; choose another", spec.slug);
+                    return self.reject(cmd, reason).await;
+                }
+            },
+            Action::Retry => match store.tenant(&cmd.tenant_id).await? {
+                Some(row) if row.status == TenantStatus::Active.as_str() => {
+                    store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, "retry").await?;
+                    return Ok(Outcome::AlreadyDone);
+                }
+                Some(row) => row,
+                None => {
+                    return self.reject(cmd, format!("no tenant {} to retry", cmd.tenant_id)).await;
+                }
+            },
+            other => {
+                let reason = format!("command kind {} is not handled by this worker version", other.kind().as_str());
+                return self.reject(cmd, reason).await;
+            }
+        };
+        let plan = match plan_of(&row) {
+            Ok(p) => p,
+            Err(reason) => return self.reject(cmd, reason).await,
+        };
+        self.provision(cmd, &plan, delivered, alive).await
+    }
+
+    async fn reject(&self, cmd: &Command, reason: String) -> Result<Outcome, StoreError> {
+        tracing::warn!(%reason, "command rejected");
+        self.progress.rejected(Some(cmd.tenant_id), "rejected", &reason).await;
+        self.deps.store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind().as_str()).await?;
+        Ok(Outcome::Rejected { reason })
+    }
+
+    async fn set_status(
+        &self,
+        plan: &TenantPlan,
+        run: Uuid,
+        status: TenantStatus,
+        error: Option<&StepError>,
+        message: String,
+    ) -> Result<(), StoreError> {
+        self.deps.store.set_status(&plan.id, status, error.map(|e| e.message.clone())).await?;
+        let detail = Detail {
+            status: Some(status),
+            error: error.map(StepError::to_event),
+            message: Some(message),
+            ..Detail::default()
+        };
+        self.progress.emit(Some(plan.id), Some(run), EventKind::StatusChanged, detail).await;
+        Ok(())
+    }
+
+    async fn provision(
+        &self,
+        cmd: &Command,
+        plan: &TenantPlan,
+        delivered: i64,
+        alive: &dyn KeepAlive,
+    ) -> Result<Outcome, StoreError> {
+        let store = &self.deps.store;
+        let kind = cmd.action.kind().as_str();
+        let run = store.start_run(&plan.id, cmd.id.as_str(), kind).await?;
+        self.set_status(plan, run, TenantStatus::Provisioning, None, format!("tenant {} is provisioning", plan.slug))
+            .await?;
+        let ctx = StepContext { tenant: plan, deps: &self.deps, alive };
+        for step in &self.steps {
+            let name = step.name();
+            if store.step(&plan.id, name).await?.is_some_and(|s| StepState::is_settled(&s.status)) {
+                continue;
+            }
+            // A step boundary is a checkpoint: on shutdown the run stops here and resumes elsewhere.
+            if self.shutdown.is_cancelled() {
+                store.finish_run(run, "interrupted").await?;
+                return Ok(Outcome::Interrupted);
+            }
+            alive.touch().await;
+            failpoint::hit(&format!("before:{name}")).await;
+            match self.run_step(step.as_ref(), &ctx, run).await? {
+                Ok(()) => failpoint::hit(&format!("after:{name}")).await,
+                Err(e) if e.is_transient() => {
+                    store.finish_run(run, "interrupted").await?;
+                    let delay = self.config.retry_for(name).redelivery_delay(delivered);
+                    tracing::warn!(step = name, error = %e, ?delay, "transient error outlasted retries; will resume later");
+                    return Ok(Outcome::RetryLater { delay });
+                }
+                Err(e) => {
+                    let undone = self.compensate(&ctx, run).await?;
+                    let message = if undone.is_empty() {
+                        format!("tenant {} failed at {name}: {}", plan.slug, e.message)
+                    } else {
+                        format!("tenant {} failed at {name}: {}; undone: {}", plan.slug, e.message, undone.join(", "))
+                    };
+                    self.set_status(plan, run, TenantStatus::Failed, Some(&e), message).await?;
+                    store.finish_run(run, "failed").await?;
+                    store.mark_processed(cmd.id.as_str(), &plan.id, kind).await?;
+                    return Ok(Outcome::Failed { step: name, code: e.code, undone });
+                }
+            }
+        }
+        self.set_status_active(plan, run).await?;
+        store.finish_run(run, "succeeded").await?;
+        store.mark_processed(cmd.id.as_str(), &plan.id, kind).await?;
+        Ok(Outcome::Completed)
+    }
+
+    async fn set_status_active(&self, plan: &TenantPlan, run: Uuid) -> Result<(), StoreError> {
+        let detail = Detail {
+            status: Some(TenantStatus::Active),
+            message: Some(format!("tenant {} is active", plan.slug)),
+            ..Detail::default()
+        };
+        self.progress.emit(Some(plan.id), Some(run), EventKind::StatusChanged, detail).await;
+        Ok(())
+    }
+}
