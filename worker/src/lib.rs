@@ -109,7 +109,12 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let bus = Bus::connect(&cfg.nats_url).await?;
-    let settings = StreamSettings { duplicate_window: cfg.duplicate_window, ..StreamSettings::default() };
+    failpoint::install(cfg.failpoint.clone(), cfg.failpoint_file.clone());
+    let settings = StreamSettings {
+        duplicate_window: cfg.duplicate_window,
+        replicas: cfg.nats_replicas,
+        ..StreamSettings::default()
+    };
     while let Err(e) = bus.ensure_streams(&settings).await {
         tracing::warn!(error = %e, "JetStream streams not ready yet; retrying");
         tokio::select! {

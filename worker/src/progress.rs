@@ -21,6 +21,8 @@ pub struct Detail {
     pub status: Option<TenantStatus>,
     pub error: Option<EventError>,
     pub message: Option<String>,
+    /// A fixed event id, for events that must be published once even when a run is resumed.
+    pub event_id: Option<Uuid>,
 }
 
 impl Progress {
@@ -38,6 +40,7 @@ impl Progress {
             message: d.message,
             ..ProgressEvent::new(tenant, run, kind)
         };
+        let event = ProgressEvent { id: d.event_id.unwrap_or(event.id), ..event };
         if let Err(e) = self.bus.publish_progress(&event).await {
             tracing::warn!(error = %e, ?kind, "progress event not published");
         }

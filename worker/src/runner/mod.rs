@@ -77,7 +77,7 @@ impl Runner {
         let row = match &cmd.action {
             Action::Provision(spec) => match store.create_tenant(&cmd.tenant_id, spec).await? {
                 NewTenant::Created(row) => row,
-                NewTenant::Exists(row) if row.status == TenantStatus::Active.as_str() => {
+                NewTenant::Exists(_) if store.has_succeeded_run(&cmd.tenant_id).await? => {
                     store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, "provision").await?;
                     return Ok(Outcome::AlreadyDone);
                 }
@@ -88,7 +88,7 @@ impl Runner {
                 }
             },
             Action::Retry => match store.tenant(&cmd.tenant_id).await? {
-                Some(row) if row.status == TenantStatus::Active.as_str() => {
+                Some(_) if store.has_succeeded_run(&cmd.tenant_id).await? => {
                     store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, "retry").await?;
                     return Ok(Outcome::AlreadyDone);
                 }
@@ -188,10 +188,17 @@ impl Runner {
         Ok(Outcome::Completed)
     }
 
+    /// Completes a run: the tenant is active (written again, as a resumed run found every step settled
+    /// and had set it back to provisioning) and the event says so, once.
     async fn set_status_active(&self, plan: &TenantPlan, run: Uuid) -> Result<(), StoreError> {
+        self.deps.store.set_status(&plan.id, TenantStatus::Active, None).await?;
+        // One id per tenant: if a crash lands between publishing this and recording the run, the
+        // resumed run's copy is dropped by JetStream's duplicate window.
+        let id = Uuid::new_v5(&plan.id.as_uuid(), b"landlord:activated");
         let detail = Detail {
             status: Some(TenantStatus::Active),
             message: Some(format!("tenant {} is active", plan.slug)),
+            event_id: Some(id),
             ..Detail::default()
         };
         self.progress.emit(Some(plan.id), Some(run), EventKind::StatusChanged, detail).await;

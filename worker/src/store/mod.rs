@@ -325,6 +325,16 @@ impl Store {
         Ok(run::Entity::find().filter(run::Column::TenantId.eq(id.to_string())).all(&self.db).await?)
     }
 
+    /// Whether some run provisioned this tenant to the end.
+    pub async fn has_succeeded_run(&self, id: &TenantId) -> Result<bool, StoreError> {
+        Ok(run::Entity::find()
+            .filter(run::Column::TenantId.eq(id.to_string()))
+            .filter(run::Column::Status.eq("succeeded"))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
     pub async fn is_processed(&self, command_id: &str) -> Result<bool, StoreError> {
         Ok(processed_command::Entity::find_by_id(command_id.to_owned()).one(&self.db).await?.is_some())
     }

@@ -1,0 +1,10 @@
+//! The chaos suite: Landlord's guarantees under crashes, restarts, outages and duplicates, with real
+//! processes killed for real. Each scenario prints its figures.
+
+mod bulk;
+mod cluster;
+mod crash;
+mod db_outage;
+mod harness;
+mod nats_restart;
+mod shutdown;

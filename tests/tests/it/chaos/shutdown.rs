@@ -1,0 +1,88 @@
+//! Graceful shutdown: SIGTERM during a step lets the step finish, stops the run at the next step
+//! boundary, releases the worker's leases and exits; another worker resumes at the first unfinished step.
+
+use std::time::{Duration, Instant};
+
+use landlord_protocol::{EventKind, TenantStatus};
+use landlord_tests::{
+    Engine, Options, TestApp,
+    chaos::{WorkerProcess, drop_database, eventually, fresh_postgres_database},
+    tenant_db_url, unique_slug,
+};
+use landlord_worker::store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::harness::{deliver, log, purchase, wait_processed, worker_env};
+
+/// An HTTP endpoint that answers 200 after `delay`: a tenant slow to come up.
+async fn slow_health(delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                sock.read(&mut buf).await.ok();
+                tokio::time::sleep(delay).await;
+                sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await.ok();
+            });
+        }
+    });
+    format!("http://{addr}/healthz")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_at_a_checkpoint_and_releases_the_lease() {
+    let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::new(Engine::MariaDb) }).await;
+    let (control_plane, cp_name) = fresh_postgres_database("chaosterm").await;
+    let store = Store::connect(&control_plane).await.unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let health = slow_health(Duration::from_secs(3)).await;
+    let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[("LANDLORD_HEALTH_URL", health)]);
+    let mut first = WorkerProcess::spawn(&env, log(logs.path(), "first"));
+    let p = purchase(&unique_slug("term"), 1);
+    deliver(&app, &p).await;
+
+    // SIGTERM while the health check waits on the slow tenant.
+    eventually(Duration::from_secs(60), "the health check to start", || async {
+        store.step(&p.tenant, "health_check").await.unwrap().is_some_and(|s| s.status == "started")
+    })
+    .await;
+    let holder = store.lease_holder(&p.tenant).await.unwrap();
+    assert!(holder.is_some(), "the running worker holds the tenant's lease");
+    let signalled = Instant::now();
+    first.terminate();
+    let status = first.wait_exit(Duration::from_secs(20)).expect("the worker exits after SIGTERM");
+    let took = signalled.elapsed();
+    assert!(status.success(), "clean exit: {status:?}");
+    println!("chaos sigterm: exited {:.1} s after SIGTERM (grace 5 s)", took.as_secs_f64());
+
+    // The step in flight finished; the run stopped at the boundary before `activate`.
+    assert_eq!(store.step(&p.tenant, "health_check").await.unwrap().unwrap().status, "succeeded");
+    assert!(store.step(&p.tenant, "activate").await.unwrap().is_none(), "activate was not started");
+    assert_eq!(store.tenant(&p.tenant).await.unwrap().unwrap().status, "provisioning");
+    assert!(store.runs(&p.tenant).await.unwrap().iter().any(|r| r.status == "interrupted"));
+    assert_eq!(store.lease_holder(&p.tenant).await.unwrap(), None, "the lease was released");
+
+    // Another worker resumes at `activate`, without repeating the health check.
+    let _second = WorkerProcess::spawn(&env, log(logs.path(), "second"));
+    wait_processed(&store, std::slice::from_ref(&p), Duration::from_secs(60)).await;
+    let steps = store.steps(&p.tenant).await.unwrap();
+    let attempts = |n: &str| steps.iter().find(|s| s.step == n).unwrap().attempts;
+    assert_eq!((attempts("health_check"), attempts("activate")), (1, 1));
+    let events = super::harness::all_events(&app).await;
+    let activations = events
+        .iter()
+        .filter(|e| {
+            e.tenant_id == Some(p.tenant)
+                && e.kind == EventKind::StatusChanged
+                && e.status == Some(TenantStatus::Active)
+        })
+        .count();
+    assert_eq!(activations, 1);
+
+    drop(store);
+    app.drop_tenant_db(&p.slug).await;
+    drop_database(&cp_name).await;
+}
