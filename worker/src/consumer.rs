@@ -47,7 +47,7 @@ pub async fn ensure_consumer(bus: &Bus, ack_wait: Duration) -> anyhow::Result<Pu
 pub struct Worker {
     pub runner: Runner,
     pub progress: Progress,
-    /// This process's name in tenant leases.
+    /// This process's name; each handling holds its lease as `<holder>/<handling id>`.
     pub holder: String,
 }
 
@@ -66,7 +66,10 @@ impl Worker {
         };
         let store = &self.runner.deps.store;
         let ttl = self.runner.config.lease_ttl;
-        match store.acquire_lease(&cmd.tenant_id, &self.holder, ttl).await {
+        // One holder per handling, not per process: two copies of a message in one worker (a redelivery
+        // after ack_wait) must not share a lease.
+        let holder = format!("{}/{}", self.holder, uuid::Uuid::new_v4().simple());
+        match store.acquire_lease(&cmd.tenant_id, &holder, ttl).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::info!(tenant_id = %cmd.tenant_id, "another worker holds the tenant; trying later");
@@ -74,8 +77,8 @@ impl Worker {
             }
             Err(e) => return control_plane_down(&e),
         }
-        let outcome = self.run_with_heartbeat(&cmd, delivered, alive).await;
-        if let Err(e) = store.release_lease(&cmd.tenant_id, &self.holder).await {
+        let outcome = self.run_with_heartbeat(&cmd, &holder, delivered, alive).await;
+        if let Err(e) = store.release_lease(&cmd.tenant_id, &holder).await {
             tracing::warn!(error = %e, "lease not released; it expires by itself");
         }
         outcome
@@ -84,7 +87,7 @@ impl Worker {
     /// Runs the command while renewing the lease and acknowledging progress every third of the shorter
     /// of the lease and `ack_wait`. If the lease is lost, the run is dropped at once, as a crash would
     /// be: every step is safe to repeat.
-    async fn run_with_heartbeat(&self, cmd: &Command, delivered: i64, alive: &dyn KeepAlive) -> Outcome {
+    async fn run_with_heartbeat(&self, cmd: &Command, holder: &str, delivered: i64, alive: &dyn KeepAlive) -> Outcome {
         let cfg = &self.runner.config;
         let mut beat = tokio::time::interval(cfg.lease_ttl.min(cfg.ack_wait) / 3);
         beat.tick().await;
@@ -95,7 +98,7 @@ impl Worker {
                 result = &mut run => return result.unwrap_or_else(|e| control_plane_down(&e)),
                 _ = beat.tick() => {
                     alive.touch().await;
-                    match self.runner.deps.store.renew_lease(&cmd.tenant_id, &self.holder, cfg.lease_ttl).await {
+                    match self.runner.deps.store.renew_lease(&cmd.tenant_id, holder, cfg.lease_ttl).await {
                         Ok(true) => {}
                         Ok(false) => {
                             tracing::error!(tenant_id = %cmd.tenant_id, "lease lost; abandoning the run");
@@ -139,9 +142,21 @@ fn control_plane_down(e: &crate::store::StoreError) -> Outcome {
     Outcome::RetryLater { delay: Duration::from_secs(5) }
 }
 
-/// Pulls messages until `shutdown`, handling up to `concurrency` at once. After `shutdown`, in-flight runs
-/// stop at their next step boundary; whatever is still running after `grace` is abandoned (its message
-/// is redelivered once `ack_wait` passes) and this worker's leases are released.
+/// Pulls one message, waiting up to five seconds for one to arrive.
+async fn pull_one(consumer: &PullConsumer) -> anyhow::Result<Option<Message>> {
+    let mut batch = consumer.batch().max_messages(1).expires(Duration::from_secs(5)).messages().await?;
+    match batch.next().await {
+        Some(Ok(msg)) => Ok(Some(msg)),
+        Some(Err(e)) => Err(anyhow::anyhow!(e)),
+        None => Ok(None),
+    }
+}
+
+/// Handles up to `concurrency` messages at once until `shutdown`. A message is pulled only when a slot
+/// is free, so the worker never holds one it is not working on (and heartbeating) while its `ack_wait`
+/// runs. After `shutdown`, in-flight runs stop at their next step boundary; whatever still runs after
+/// `grace` is abandoned (its message is redelivered once `ack_wait` passes) and this worker's leases are
+/// released.
 pub async fn consume(
     worker: &Worker,
     consumer: &PullConsumer,
@@ -149,41 +164,42 @@ pub async fn consume(
     grace: Duration,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let work = async {
-        // A pull stream ends when NATS goes away for long enough; open a new one until shutdown.
-        while !shutdown.is_cancelled() {
-            // Small batches: a worker must not hold messages it is not working on while their ack_wait runs.
-            let messages = match consumer.stream().max_messages_per_batch(concurrency).messages().await {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot pull; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            messages
-                .take_until(shutdown.cancelled())
-                .for_each_concurrent(concurrency, |msg| async move {
-                    match msg {
-                        Ok(msg) => {
-                            let outcome = worker.handle_message(msg).await;
-                            tracing::info!(?outcome, "message handled");
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "pull failed; continuing");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut pulling: Option<futures::future::BoxFuture<'_, anyhow::Result<Option<Message>>>> = None;
+    while !shutdown.is_cancelled() {
+        if pulling.is_none() && in_flight.len() < concurrency {
+            pulling = Some(Box::pin(pull_one(consumer)));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
+                tracing::info!(?outcome, "message handled");
+            }
+            pulled = async { pulling.as_mut().expect("checked").await }, if pulling.is_some() => {
+                pulling = None;
+                match pulled {
+                    Ok(Some(msg)) => in_flight.push(worker.handle_message(msg)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        // NATS restarting or a node gone: the client reconnects; pull again shortly.
+                        tracing::warn!(error = %e, "pull failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                     }
-                })
-                .await;
+                }
+            }
+        }
+    }
+    drop(pulling);
+    let drain = async {
+        while let Some(outcome) = in_flight.next().await {
+            tracing::info!(?outcome, "message handled during shutdown");
         }
     };
-    tokio::pin!(work);
-    tokio::select! {
-        _ = &mut work => {}
-        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_secs = grace.as_secs(), "in-flight work did not reach a checkpoint in time; abandoning it");
-        }
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "in-flight work did not reach a checkpoint in time; abandoning it"
+        );
     }
     match worker.runner.deps.store.release_leases_of(&worker.holder).await {
         Ok(n) => tracing::info!(released = n, "worker stopped"),

@@ -70,3 +70,36 @@ async fn a_processed_command_redelivered_is_a_no_op() {
     assert_eq!(app.store.runs(&tenant).await.unwrap().len(), 1);
     app.drop_tenant_db(&slug).await;
 }
+
+/// Two copies of one command handled at once by the same worker process (a redelivery after ack_wait
+/// while the first copy waited) run one at a time: the lease belongs to a handling, not a process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_in_one_worker_do_not_run_at_once() {
+    let app = landlord_tests::TestApp::spawn_with(landlord_tests::Options {
+        in_process_worker: false,
+        ..landlord_tests::Options::new(Engine::MariaDb)
+    })
+    .await;
+    let slug = unique_slug("twocopies");
+    let session = format!("cs_test_{slug}");
+    let cmd =
+        match landlord_ingress::stripe::decide(&checkout_event("evt_two_copies", &session, plan_metadata(&slug, 3, 2)))
+            .unwrap()
+        {
+            landlord_ingress::stripe::EventDecision::Provision(cmd) => cmd,
+            other => panic!("{other:?}"),
+        };
+    let worker = landlord_worker::build(&app.worker_config, &app.bus, None).await.unwrap();
+    // The tenant's lease row exists, expired, as a crashed worker leaves it: both copies now race on
+    // the conditional UPDATE rather than on the first INSERT.
+    assert!(app.store.acquire_lease(&cmd.tenant_id, "crashed/1", std::time::Duration::from_millis(1)).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (subject, payload) = (cmd.subject(), cmd.to_json());
+    let (a, b) = tokio::join!(worker.handle(&subject, &payload, 1), worker.handle(&subject, &payload, 2));
+    // Both start at once: the first takes the lease, the second is told to come back later.
+    let busy = |o: &landlord_worker::Outcome| matches!(o, landlord_worker::Outcome::Busy { .. });
+    let completed = |o: &landlord_worker::Outcome| *o == landlord_worker::Outcome::Completed;
+    assert!((completed(&a) && busy(&b)) || (busy(&a) && completed(&b)), "{a:?} / {b:?}");
+    assert_eq!(app.store.runs(&cmd.tenant_id).await.unwrap().len(), 1, "one run");
+    app.drop_tenant_db(&slug).await;
+}

@@ -60,10 +60,10 @@ impl Store {
         Ok(())
     }
 
-    /// Releases every lease of a holder (a worker shutting down).
-    pub async fn release_leases_of(&self, holder: &str) -> Result<u64, StoreError> {
+    /// Releases every lease a worker's handlings hold (`<worker>/…`), when it shuts down.
+    pub async fn release_leases_of(&self, worker: &str) -> Result<u64, StoreError> {
         let gone = tenant_lease::Entity::delete_many()
-            .filter(tenant_lease::Column::Holder.eq(holder))
+            .filter(tenant_lease::Column::Holder.starts_with(format!("{worker}/")))
             .exec(self.connection())
             .await?;
         Ok(gone.rows_affected)

@@ -28,9 +28,9 @@ async fn two_hundred_checkouts_with_thirty_percent_redelivered() {
     .await;
     let (control_plane, cp_name) = fresh_postgres_database("chaosbulk").await;
     let store = Store::connect(&control_plane).await.unwrap();
-    let logs = tempfile::tempdir().unwrap();
+    let logs = super::harness::log_dir("bulk");
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[]);
-    let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(logs.path(), &format!("w{i}")))).collect();
+    let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(&logs, &format!("w{i}")))).collect();
 
     let batch = unique_slug("bulk");
     let purchases: Vec<_> = (0..PURCHASES).map(|i| purchase(&format!("{batch}-{i}"), 1)).collect();

@@ -28,9 +28,9 @@ async fn one_node_of_a_three_node_cluster_killed_mid_batch() {
     assert_eq!(info.config.num_replicas, 3);
     let (control_plane, cp_name) = fresh_postgres_database("chaoscluster").await;
     let store = Store::connect(&control_plane).await.unwrap();
-    let logs = tempfile::tempdir().unwrap();
+    let logs = super::harness::log_dir("cluster");
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[]);
-    let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(logs.path(), &format!("w{i}")))).collect();
+    let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(&logs, &format!("w{i}")))).collect();
 
     let batch = unique_slug("cluster");
     let purchases: Vec<_> = (0..40).map(|i| purchase(&format!("{batch}-{i}"), 1)).collect();

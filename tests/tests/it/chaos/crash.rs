@@ -37,8 +37,8 @@ async fn crash_at(point: String, aws: &Aws) -> Figures {
     let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::new(Engine::MariaDb) }).await;
     let (control_plane, cp_name) = fresh_postgres_database("chaoscp").await;
     let store = Store::connect(&control_plane).await.unwrap();
-    let logs = tempfile::tempdir().unwrap();
-    let marker = logs.path().join("failpoint-reached");
+    let logs = super::harness::log_dir(&format!("crash-{}", point.replace(':', "-")));
+    let marker = logs.join("failpoint-reached");
     let template = repo_root().join("deploy/tenant-website.template.json").display().to_string();
     let infra = [
         ("AWS_ENDPOINT_URL", aws.moto.endpoint.clone()),
@@ -56,7 +56,7 @@ async fn crash_at(point: String, aws: &Aws) -> Figures {
     armed.push(("LANDLORD_FAILPOINT_FILE".into(), marker.display().to_string()));
 
     let started = Instant::now();
-    let mut first = WorkerProcess::spawn(&armed, log(logs.path(), "first"));
+    let mut first = WorkerProcess::spawn(&armed, log(&logs, "first"));
     let p = purchase(&unique_slug("crash"), 2);
     let deliveries = deliver(&app, &p).await;
     let reached = marker.clone();
@@ -65,7 +65,7 @@ async fn crash_at(point: String, aws: &Aws) -> Figures {
         async move { reached.exists() }
     })
     .await;
-    let _second = WorkerProcess::spawn(&env, log(logs.path(), "second"));
+    let _second = WorkerProcess::spawn(&env, log(&logs, "second"));
     first.kill();
     wait_processed(&store, std::slice::from_ref(&p), Duration::from_secs(120)).await;
     let figures = Figures::count(&point, &app, &store, std::slice::from_ref(&p), started.elapsed(), deliveries).await;

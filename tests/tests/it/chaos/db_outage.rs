@@ -20,9 +20,9 @@ async fn tenant_database_down_for_twenty_seconds() {
     let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::new(Engine::MariaDb) }).await;
     let (control_plane, cp_name) = fresh_postgres_database("chaosdb").await;
     let store = Store::connect(&control_plane).await.unwrap();
-    let logs = tempfile::tempdir().unwrap();
+    let logs = super::harness::log_dir("db_outage");
     let env = worker_env(&app, &control_plane, &mariadb.url, &[]);
-    let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(logs.path(), &format!("w{i}")))).collect();
+    let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(&logs, &format!("w{i}")))).collect();
 
     let batch = unique_slug("dbdown");
     let purchases: Vec<_> = (0..30).map(|i| purchase(&format!("{batch}-{i}"), 1)).collect();

@@ -121,6 +121,7 @@ impl Figures {
             }
             let provisioned = store.runs(&p.tenant).await.unwrap().iter().filter(|r| r.status == "succeeded").count();
             if provisioned > 1 {
+                println!("duplicated: {} ({}) provisioned by {provisioned} runs", p.slug, p.tenant);
                 f.duplicated += 1;
             }
         }
@@ -159,4 +160,13 @@ pub async fn wait_processed(store: &Store, purchases: &[Purchase], timeout: Dura
 
 pub fn log(dir: &Path, name: &str) -> std::path::PathBuf {
     dir.join(format!("{name}.log"))
+}
+
+/// A folder for one scenario's worker logs, kept after the test (`/tmp/landlord-chaos/<scenario>`) so a
+/// failure can be read; emptied when the scenario starts.
+pub fn log_dir(scenario: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("landlord-chaos").join(scenario);
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).expect("log folder");
+    dir
 }

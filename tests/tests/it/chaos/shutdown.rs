@@ -37,10 +37,10 @@ async fn sigterm_stops_at_a_checkpoint_and_releases_the_lease() {
     let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::new(Engine::MariaDb) }).await;
     let (control_plane, cp_name) = fresh_postgres_database("chaosterm").await;
     let store = Store::connect(&control_plane).await.unwrap();
-    let logs = tempfile::tempdir().unwrap();
+    let logs = super::harness::log_dir("shutdown");
     let health = slow_health(Duration::from_secs(3)).await;
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[("LANDLORD_HEALTH_URL", health)]);
-    let mut first = WorkerProcess::spawn(&env, log(logs.path(), "first"));
+    let mut first = WorkerProcess::spawn(&env, log(&logs, "first"));
     let p = purchase(&unique_slug("term"), 1);
     deliver(&app, &p).await;
 
@@ -66,7 +66,7 @@ async fn sigterm_stops_at_a_checkpoint_and_releases_the_lease() {
     assert_eq!(store.lease_holder(&p.tenant).await.unwrap(), None, "the lease was released");
 
     // Another worker resumes at `activate`, without repeating the health check.
-    let _second = WorkerProcess::spawn(&env, log(logs.path(), "second"));
+    let _second = WorkerProcess::spawn(&env, log(&logs, "second"));
     wait_processed(&store, std::slice::from_ref(&p), Duration::from_secs(60)).await;
     let steps = store.steps(&p.tenant).await.unwrap();
     let attempts = |n: &str| steps.iter().find(|s| s.step == n).unwrap().attempts;
