@@ -124,7 +124,16 @@ pub async fn run_with(
     }
     let mut worker = build(&cfg, &bus, aws.as_ref()).await?;
     worker.runner.shutdown = shutdown.clone();
-    let consumer = consumer::ensure_consumer(&bus, cfg.ack_wait).await?;
+    let consumer = loop {
+        match consumer::ensure_consumer(&bus, cfg.ack_wait).await {
+            Ok(c) => break c,
+            Err(e) => tracing::warn!(error = %e, "JetStream consumer not ready yet; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+    };
     tracing::info!(concurrency = cfg.concurrency, "worker consuming commands");
     let dns = dns_retry::run(&worker.runner.deps, &worker.progress, cfg.dns_retry_interval, shutdown.clone());
     let consume = consumer::consume(&worker, &consumer, cfg.concurrency, cfg.shutdown_grace, shutdown);

@@ -40,8 +40,17 @@ async fn one_node_of_a_three_node_cluster_killed_mid_batch() {
         deliveries += deliver(&app, p).await;
     }
     // Kill the node holding the command stream's leader, the worst one to lose.
-    let leader = info.cluster.as_ref().and_then(|c| c.leader.clone()).unwrap_or_default();
-    let victim = leader.strip_prefix('n').and_then(|i| i.parse::<usize>().ok()).unwrap_or(0);
+    let mut leader = None;
+    for _ in 0..100 {
+        let info = app.bus.jetstream().get_stream("LANDLORD_COMMANDS").await.unwrap().get_info().await.unwrap();
+        leader = info.cluster.and_then(|c| c.leader).filter(|l| !l.is_empty());
+        if leader.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = leader.expect("the command stream has a leader");
+    let victim: usize = leader.strip_prefix('n').and_then(|i| i.parse().ok()).expect("nodes are named n0..n2");
     cluster.kill(victim);
     let sent: Vec<u32> =
         futures::stream::iter(&purchases[15..]).map(|p| deliver(&app, p)).buffer_unordered(8).collect().await;

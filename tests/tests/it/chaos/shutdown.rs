@@ -23,7 +23,7 @@ async fn slow_health(delay: Duration) -> String {
             let Ok((mut sock, _)) = listener.accept().await else { return };
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
-                sock.read(&mut buf).await.ok();
+                let _request_line = sock.read(&mut buf).await;
                 tokio::time::sleep(delay).await;
                 sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await.ok();
             });
