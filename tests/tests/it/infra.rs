@@ -66,6 +66,11 @@ fn with_infra(cfg: &mut landlord_worker::WorkerConfig, infra: &Infra) {
     }
 }
 
+/// A Landlord whose worker uses moto for AWS and the given infrastructure.
+async fn spawn_on_moto(aws: &aws_config::SdkConfig, infra: Infra, engine: Engine) -> TestApp {
+    TestApp::spawn_with(Options { aws: Some(aws.clone()), worker: with_infra, infra, ..Options::new(engine) }).await
+}
+
 async fn buy(app: &TestApp, slug: &str, package: u32) -> TenantId {
     let session = format!("cs_test_{slug}");
     let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 1));
@@ -82,13 +87,7 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     let template_path = dir.path().join("tenant.json");
     let infra =
         Infra { zone_id: Some(zone.clone()), template: Some(template_path.display().to_string()), ..Infra::default() };
-    let app = TestApp::spawn_with(Options {
-        aws: Some(aws.clone()),
-        worker: with_infra,
-        infra,
-        ..Options::new(Engine::MariaDb)
-    })
-    .await;
+    let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
     // The tenant's health URL is this test's ingress, which answers 200 on /healthz.
     std::fs::write(&template_path, template(&format!("{}/healthz", app.base_url), "")).unwrap();
 
@@ -185,13 +184,7 @@ async fn a_failing_stack_fails_the_tenant_with_the_reason() {
     let bucket = format!(r#", "Assets": {{"Type": "AWS::S3::Bucket", "Properties": {{"BucketName": "{taken}"}}}}"#);
     std::fs::write(&template_path, template("http://127.0.0.1:9/healthz", &bucket)).unwrap();
     let infra = Infra { zone_id: Some(zone), template: Some(template_path.display().to_string()), ..Infra::default() };
-    let app = TestApp::spawn_with(Options {
-        aws: Some(aws.clone()),
-        worker: with_infra,
-        infra,
-        ..Options::new(Engine::MariaDb)
-    })
-    .await;
+    let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
 
     let slug = unique_slug("badstack");
     let tenant = buy(&app, &slug, 1).await;
@@ -219,13 +212,7 @@ async fn dns_that_cannot_be_confirmed_never_fails_provisioning_and_is_retried_la
     let aws = moto.sdk_config().await;
     // A zone id that does not exist: every DNS call fails.
     let infra = Infra { zone_id: Some("ZNOSUCHZONE00".into()), ..Infra::default() };
-    let app = TestApp::spawn_with(Options {
-        aws: Some(aws.clone()),
-        worker: with_infra,
-        infra,
-        ..Options::new(Engine::MariaDb)
-    })
-    .await;
+    let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
     let slug = unique_slug("dnslater");
     let tenant = buy(&app, &slug, 1).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
@@ -292,13 +279,7 @@ async fn plan_scripts_from_s3() {
 
     // A worker reads them from S3; a missing plan names the bucket and key.
     let infra = Infra { scripts: Some(format!("s3://{bucket}/plans/")), ..Infra::default() };
-    let app = TestApp::spawn_with(Options {
-        aws: Some(aws.clone()),
-        worker: with_infra,
-        infra,
-        ..Options::new(Engine::Postgres)
-    })
-    .await;
+    let app = spawn_on_moto(&aws, infra, Engine::Postgres).await;
     let slug = unique_slug("s3plan");
     let tenant = buy(&app, &slug, 3).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use landlord_tests::{
     Engine, Options, TestApp,
     chaos::{WorkerProcess, drop_database, fresh_postgres_database},
@@ -12,7 +11,7 @@ use landlord_tests::{
 };
 use landlord_worker::store::Store;
 
-use super::harness::{Figures, deliver, log, purchase, wait_processed, worker_env};
+use super::harness::{Figures, deliver_all, log, purchase, wait_processed, worker_env};
 
 const PURCHASES: usize = 200;
 const REDELIVERED: usize = PURCHASES * 30 / 100;
@@ -37,22 +36,10 @@ async fn two_hundred_checkouts_with_thirty_percent_redelivered() {
     let started = Instant::now();
     // First deliveries, with 30 % delivered twice at the same time.
     let first: Vec<_> = purchases.iter().chain(purchases.iter().take(REDELIVERED)).collect();
-    let deliveries: u32 = futures::stream::iter(first)
-        .map(|p| deliver(&app, p))
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .iter()
-        .sum();
+    let deliveries = deliver_all(&app, first, 16).await;
     // The same 30 % once more, after JetStream has forgotten their ids.
     tokio::time::sleep(window + Duration::from_millis(500)).await;
-    let late: u32 = futures::stream::iter(purchases.iter().take(REDELIVERED))
-        .map(|p| deliver(&app, p))
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .iter()
-        .sum();
+    let late = deliver_all(&app, purchases.iter().take(REDELIVERED), 16).await;
     wait_processed(&store, &purchases, Duration::from_secs(300)).await;
     // Let the late duplicates drain from the stream before counting.
     let stream = app.bus.jetstream().get_stream("LANDLORD_COMMANDS").await.unwrap();

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use landlord_tests::{
     Engine, Options, TestApp,
     chaos::{NatsCluster, WorkerProcess, drop_database, fresh_postgres_database},
@@ -11,7 +10,7 @@ use landlord_tests::{
 };
 use landlord_worker::store::Store;
 
-use super::harness::{Figures, deliver, log, purchase, wait_processed, worker_env};
+use super::harness::{Figures, deliver, deliver_all, log, purchase, wait_processed, worker_env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_of_a_three_node_cluster_killed_mid_batch() {
@@ -52,9 +51,7 @@ async fn one_node_of_a_three_node_cluster_killed_mid_batch() {
     let leader = leader.expect("the command stream has a leader");
     let victim: usize = leader.strip_prefix('n').and_then(|i| i.parse().ok()).expect("nodes are named n0..n2");
     cluster.kill(victim);
-    let sent: Vec<u32> =
-        futures::stream::iter(&purchases[15..]).map(|p| deliver(&app, p)).buffer_unordered(8).collect().await;
-    deliveries += sent.iter().sum::<u32>();
+    deliveries += deliver_all(&app, &purchases[15..], 8).await;
 
     wait_processed(&store, &purchases, Duration::from_secs(180)).await;
     let name = format!("cluster, node {leader} (stream leader) killed");

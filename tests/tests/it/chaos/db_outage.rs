@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use landlord_tests::{
     Engine, Options, TestApp,
     chaos::{MariaDbServer, WorkerProcess, drop_database, eventually, fresh_postgres_database},
@@ -12,7 +11,7 @@ use landlord_tests::{
 };
 use landlord_worker::store::Store;
 
-use super::harness::{Figures, deliver, log, purchase, wait_processed, worker_env};
+use super::harness::{Figures, deliver, deliver_all, log, purchase, wait_processed, worker_env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_database_down_for_twenty_seconds() {
@@ -38,9 +37,7 @@ async fn tenant_database_down_for_twenty_seconds() {
     .await;
     mariadb.stop();
     let stopped = Instant::now();
-    let sent: Vec<u32> =
-        futures::stream::iter(&purchases[10..]).map(|p| deliver(&app, p)).buffer_unordered(8).collect().await;
-    deliveries += sent.iter().sum::<u32>();
+    deliveries += deliver_all(&app, &purchases[10..], 8).await;
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(stopped.elapsed())).await;
     let waiting = store.tenants().await.unwrap().iter().filter(|t| t.status != "active").count();
     mariadb.restart();

@@ -83,6 +83,18 @@ pub async fn deliver(app: &TestApp, p: &Purchase) -> u32 {
     panic!("{} was never accepted", p.slug);
 }
 
+/// Delivers every purchase, `concurrency` at a time; returns the total number of deliveries it took.
+pub async fn deliver_all<'a>(
+    app: &TestApp,
+    purchases: impl IntoIterator<Item = &'a Purchase>,
+    concurrency: usize,
+) -> u32 {
+    use futures::StreamExt;
+    let counts: Vec<u32> =
+        futures::stream::iter(purchases).map(|p| deliver(app, p)).buffer_unordered(concurrency).collect().await;
+    counts.iter().sum()
+}
+
 /// Every progress event currently in the stream.
 pub async fn all_events(app: &TestApp) -> Vec<ProgressEvent> {
     let stream = app.bus.jetstream().get_stream("LANDLORD_PROGRESS").await.unwrap();

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use landlord_tests::{
     Engine, Options, TestApp,
     chaos::{WorkerProcess, drop_database, fresh_postgres_database},
@@ -11,7 +10,7 @@ use landlord_tests::{
 };
 use landlord_worker::store::Store;
 
-use super::harness::{Figures, deliver, log, purchase, wait_processed, worker_env};
+use super::harness::{Figures, deliver, deliver_all, log, purchase, wait_processed, worker_env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_restarted_mid_batch() {
@@ -34,13 +33,12 @@ async fn nats_restarted_mid_batch() {
     // after eight seconds — longer than the ingress waits for a publish acknowledgement (5 s), so some
     // deliveries are answered 503 and retried, while those caught by a short gap are held until stored.
     let nats = std::sync::Mutex::new(app.nats.take().unwrap());
-    let rest =
-        futures::stream::iter(&purchases[15..]).map(|p| deliver(&app, p)).buffer_unordered(8).collect::<Vec<_>>();
+    let rest = deliver_all(&app, &purchases[15..], 8);
     let (sent, ()) = tokio::join!(rest, async {
         tokio::time::sleep(Duration::from_secs(8)).await;
         nats.lock().unwrap().restart();
     });
-    deliveries += sent.iter().sum::<u32>();
+    deliveries += sent;
     app.nats = Some(nats.into_inner().unwrap());
 
     wait_processed(&store, &purchases, Duration::from_secs(180)).await;
