@@ -39,7 +39,7 @@ fn line(ev: &ProgressEvent) -> String {
     let mut out = format!(
         "{}  {:<15}",
         ev.at.format("%H:%M:%S%.3f"),
-        serde_json::to_value(ev.kind).unwrap().as_str().unwrap_or("")
+        serde_json::to_value(ev.kind).expect("an event kind serializes").as_str().unwrap_or("")
     );
     if let Some(step) = &ev.step {
         out.push_str(&format!(" {step:<16}"));

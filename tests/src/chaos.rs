@@ -154,7 +154,6 @@ impl Drop for MariaDbServer {
 #[derive(Debug)]
 pub struct NatsCluster {
     nodes: Vec<Option<Child>>,
-    ports: Vec<u16>,
     _dirs: Vec<tempfile::TempDir>,
     /// All three client URLs, comma-separated, as Landlord's `LANDLORD_NATS_URL` takes them.
     pub url: String,
@@ -186,7 +185,7 @@ impl NatsCluster {
             wait_listening(*p, "cluster node");
         }
         let url = ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
-        Self { nodes, ports, _dirs: dirs, url }
+        Self { nodes, _dirs: dirs, url }
     }
 
     /// SIGKILLs node `i`.
@@ -195,10 +194,6 @@ impl NatsCluster {
             c.kill().ok();
             c.wait().ok();
         }
-    }
-
-    pub fn port(&self, i: usize) -> u16 {
-        self.ports[i]
     }
 }
 
