@@ -144,3 +144,46 @@ async fn a_retry_of_an_unknown_tenant_is_rejected() {
     )
     .await;
 }
+
+/// The schema marker on MariaDB, whose DDL commits statement by statement: an empty marker table (an
+/// attempt stopped between creating and filling it) is cleared and the script applied; the same script
+/// again is a no-op; a different script is refused for a person to decide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_schema_attempt_is_cleared_and_a_different_schema_refused() {
+    use landlord_worker::{
+        names::LoginName,
+        scripts::{Dialect, ScriptSource, split},
+        tenant_db::Applied,
+    };
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let slug = TenantSlug::parse(&unique_slug("marker")).unwrap();
+    let (db, login) = (DatabaseName::for_slug(&slug), LoginName::for_slug(&slug));
+    app.tenant_db.create_database(&db, &login, &"x".repeat(32).into()).await.unwrap();
+    // Leftovers of an interrupted attempt: a table from the script and an empty marker.
+    let admin = app.tenant_db.admin();
+    admin.execute_unprepared(&format!("CREATE TABLE {}.store_settings (k INT)", db.mysql())).await.unwrap();
+    admin
+        .execute_unprepared(&format!(
+            "CREATE TABLE {}._landlord_schema (script VARCHAR(255), sha256 CHAR(64))",
+            db.mysql()
+        ))
+        .await
+        .unwrap();
+
+    let scripts = ScriptSource::Folder(landlord_tests::repo_root().join("sql-scripts"));
+    let plan = |p: &str| landlord_protocol::PackageId::parse(p).unwrap();
+    let kind = landlord_protocol::SubscriptionTypeId::parse("1").unwrap();
+    let script = scripts.load(Dialect::MySql, plan("1"), kind).await.unwrap();
+    let statements = split(&script.sql, Dialect::MySql).unwrap();
+    let applied = app.tenant_db.apply_script(&db, &login, &script, &statements).await.unwrap();
+    assert_eq!(applied, Applied::Now { statements: statements.len() });
+    let again = app.tenant_db.apply_script(&db, &login, &script, &statements).await.unwrap();
+    assert_eq!(again, Applied::Already);
+
+    let other = scripts.load(Dialect::MySql, plan("2"), kind).await.unwrap();
+    let other_statements = split(&other.sql, Dialect::MySql).unwrap();
+    let conflict = app.tenant_db.apply_script(&db, &login, &other, &other_statements).await.unwrap_err();
+    assert_eq!((conflict.code.as_str(), conflict.is_transient()), ("schema_conflict", false));
+    app.tenant_db.drop_database(&db, &login).await.unwrap();
+}

@@ -1,6 +1,6 @@
 //! MySQL/MariaDB: `CREATE DATABASE IF NOT EXISTS … utf8mb4`, a login `'name'@'%'` with privileges on that
 //! database only. DDL commits as it goes, so a script that failed half-way leaves tables behind: before
-//! applying, a database holding tables but no marker is emptied by dropping and recreating it (it was
+//! applying, a database holding tables but no marker row is emptied by dropping and recreating it (it was
 //! created by this same provisioning and holds nothing else).
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlStatement};
@@ -66,13 +66,20 @@ pub async fn apply_script(
     let marker = count(admin, &format!("{in_db} AND table_name = '{SCHEMA_MARKER}'"), vec![db.as_str().into()]).await?;
     if marker > 0 {
         let conn = server.connect_to(db).await?;
-        let same = count(
-            &conn,
-            &format!("SELECT COUNT(*) AS n FROM `{SCHEMA_MARKER}` WHERE script = ? AND sha256 = ?"),
-            vec![script.name.clone().into(), script.sha256.clone().into()],
-        )
-        .await?;
-        return already_applied(db, script, same > 0);
+        let rows = count(&conn, &format!("SELECT COUNT(*) AS n FROM `{SCHEMA_MARKER}`"), vec![]).await?;
+        // The marker table is created, then filled, in two statements that each commit: an empty one is
+        // an attempt interrupted in between, and is cleared below like any other leftover.
+        if rows > 0 {
+            let same = count(
+                &conn,
+                &format!("SELECT COUNT(*) AS n FROM `{SCHEMA_MARKER}` WHERE script = ? AND sha256 = ?"),
+                vec![script.name.clone().into(), script.sha256.clone().into()],
+            )
+            .await?;
+            conn.close().await.ok();
+            return already_applied(db, script, same > 0);
+        }
+        conn.close().await.ok();
     }
     if count(admin, in_db, vec![db.as_str().into()]).await? > 0 {
         tracing::warn!(%db, "database holds tables from an interrupted attempt; recreating it before applying");
