@@ -355,3 +355,14 @@ pub async fn count_databases(app: &TestApp, engine: Engine, prefix: &str) -> i64
     let row = app.tenant_db.admin().query_one_raw(stmt).await.expect("count").expect("row");
     row.try_get::<i64>("", "n").expect("n")
 }
+
+/// MariaDB databases named like a tenant's but not by a test slug (`it-…`), counted in one query so
+/// that tests creating and dropping their own at the same time cannot skew it.
+pub async fn count_non_test_tenant_databases(app: &TestApp) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let sql = "SELECT COUNT(*) AS n FROM information_schema.schemata \
+               WHERE schema_name LIKE 'tenant\\_%' AND schema_name NOT LIKE 'tenant\\_it\\_%'";
+    let row =
+        app.tenant_db.admin().query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::MySql, sql)).await;
+    row.expect("count").expect("row").try_get::<i64>("", "n").expect("n")
+}

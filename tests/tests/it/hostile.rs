@@ -1,13 +1,12 @@
 //! Hostile or malformed metadata is refused at the edge with a 400 and creates nothing.
 
-use landlord_tests::{Engine, TestApp, checkout_event, count_databases, plan_metadata};
+use landlord_tests::{Engine, TestApp, checkout_event, plan_metadata};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_slugs_are_refused_and_nothing_is_created() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     // Tests run in parallel and create `tenant_it_*` databases; anything else named `tenant_` would be ours.
-    let before = count_databases(&app, Engine::MariaDb, "tenant_").await
-        - count_databases(&app, Engine::MariaDb, "tenant\\_it\\_").await;
+    let before = landlord_tests::count_non_test_tenant_databases(&app).await;
     let long = "a".repeat(200);
     let hostile = [
         "x'; DROP DATABASE test; --",
@@ -43,8 +42,7 @@ async fn hostile_slugs_are_refused_and_nothing_is_created() {
     let stream = app.bus.jetstream().get_stream("LANDLORD_COMMANDS").await.unwrap();
     assert_eq!(stream.get_info().await.unwrap().state.messages, 0, "no command was published");
     assert!(app.store.tenants().await.unwrap().is_empty(), "no tenant was recorded");
-    let after = count_databases(&app, Engine::MariaDb, "tenant_").await
-        - count_databases(&app, Engine::MariaDb, "tenant\\_it\\_").await;
+    let after = landlord_tests::count_non_test_tenant_databases(&app).await;
     assert_eq!(after, before, "no database was created");
 }
 
