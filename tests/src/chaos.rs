@@ -119,7 +119,10 @@ impl MariaDbServer {
 
     pub fn restart(&mut self) {
         let data = self.dir.path().join("data");
-        let child = Command::new("mariadbd")
+        // Debian puts the server in /usr/sbin, which a non-login PATH may lack.
+        let server =
+            if std::path::Path::new("/usr/sbin/mariadbd").exists() { "/usr/sbin/mariadbd" } else { "mariadbd" };
+        let child = Command::new(server)
             .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--port={}", self.port))
