@@ -51,8 +51,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             bar.finish_and_clear();
             println!("{:<44} {:>10} {:>11}", "key", "bytes", "statements");
             for u in &uploads {
-                let key =
-                    format!("{}{}{}", prefix, if prefix.is_empty() || prefix.ends_with('/') { "" } else { "/" }, u.key);
+                let key = format!("{}{}", infra::folder_prefix(&prefix), u.key);
                 println!("{key:<44} {:>10} {:>11}", u.bytes, u.statements);
             }
             println!("{} scripts uploaded to s3://{bucket}/{prefix}", uploads.len());

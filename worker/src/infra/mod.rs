@@ -116,6 +116,11 @@ pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str
     }
 }
 
+/// A key prefix as a folder: empty, or ending in `/`.
+pub fn folder_prefix(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") }
+}
+
 /// `s3://bucket/key-or-prefix` split into its parts.
 pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
     let rest = url.strip_prefix("s3://")?;

@@ -79,7 +79,7 @@ impl ScriptSource {
         match crate::infra::parse_s3_url(location) {
             Some((bucket, prefix)) => {
                 let client = s3.ok_or("S3 scripts need the AWS configuration")?;
-                let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix } else { format!("{prefix}/") };
+                let prefix = crate::infra::folder_prefix(&prefix);
                 Ok(Self::S3(S3Scripts { client, bucket, prefix, cache: Arc::default() }))
             }
             None if location.starts_with("s3:") => {

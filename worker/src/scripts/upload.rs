@@ -79,7 +79,7 @@ pub async fn upload(
     uploads: &[Upload],
     mut done: impl FnMut(&Upload),
 ) -> Result<(), String> {
-    let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") };
+    let prefix = crate::infra::folder_prefix(prefix);
     for u in uploads {
         let body = aws_sdk_s3::primitives::ByteStream::from_path(&u.path)
             .await
