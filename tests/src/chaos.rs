@@ -90,6 +90,13 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// MariaDB refuses to run as root unless told to; as a normal user it runs as that user, in a data
+/// directory that user owns, and must not be given `--user` (it cannot switch users).
+fn run_as_arg() -> Option<&'static str> {
+    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    (uid.ok().as_deref() == Some("0")).then_some("--user=root")
+}
+
 /// A private MariaDB on a free port, in its own data directory, root without a password over TCP.
 #[derive(Debug)]
 pub struct MariaDbServer {
@@ -104,13 +111,12 @@ impl MariaDbServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let status = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--user=root", "--skip-test-db"])
+            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .args(run_as_arg())
             .arg(format!("--datadir={}", data.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
+            .output()
             .expect("mariadb-install-db runs");
-        assert!(status.success(), "mariadb-install-db failed");
+        assert!(status.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&status.stderr));
         let port = free_port();
         let mut server = Self { child: None, dir, port, url: format!("mysql://root@127.0.0.1:{port}") };
         server.restart();
@@ -123,7 +129,8 @@ impl MariaDbServer {
         let server =
             if std::path::Path::new("/usr/sbin/mariadbd").exists() { "/usr/sbin/mariadbd" } else { "mariadbd" };
         let child = Command::new(server)
-            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
+            .args(["--no-defaults", "--bind-address=127.0.0.1", "--skip-log-bin"])
+            .args(run_as_arg())
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--port={}", self.port))
             .arg(format!("--socket={}", self.dir.path().join("sock").display()))

@@ -187,3 +187,31 @@ async fn an_interrupted_schema_attempt_is_cleared_and_a_different_schema_refused
     assert_eq!((conflict.code.as_str(), conflict.is_transient()), ("schema_conflict", false));
     app.tenant_db.drop_database(&db, &login).await.unwrap();
 }
+
+/// A tenant database URL whose login the server refuses (a wrong user or password) is a mistake in the
+/// settings, not an outage: the tenant fails at once with a reason naming the setting, instead of
+/// retrying for ever. Checked on both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_database_login_fails_the_tenant_at_once_with_the_setting_named() {
+    for engine in [Engine::MariaDb, Engine::Postgres] {
+        let opts = Options {
+            worker: |cfg, _| {
+                let mut url = url::Url::parse(secrecy::ExposeSecret::expose_secret(&cfg.tenant_db_url)).unwrap();
+                url.set_username("landlord_no_such_login").unwrap();
+                url.set_password(Some("wrong")).unwrap();
+                cfg.tenant_db_url = url.to_string().into();
+            },
+            ..Options::new(engine)
+        };
+        let app = TestApp::spawn_with(opts).await;
+        let slug = unique_slug("badlogin");
+        let tenant = buy(&app, &slug, 1).await;
+        let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
+        let reason = row.last_error.unwrap();
+        assert!(reason.contains("LANDLORD_TENANT_DB_URL"), "{engine:?}: {reason}");
+        assert!(!reason.contains("wrong"), "{engine:?}: the password is not repeated: {reason}");
+        let step = app.store.step(&tenant, "create_database").await.unwrap().unwrap();
+        assert_eq!(step.error_code.as_deref(), Some("database_login_refused"));
+        assert_eq!(step.attempts, 1, "{engine:?}: a refused login is not retried");
+    }
+}

@@ -48,14 +48,10 @@ impl Runner {
                     };
                     store.step_finished(&tenant, name, state, took, None).await?;
                     tracing::info!(step = name, attempt, duration_ms = took.as_millis() as u64, %message, "step succeeded");
-                    let status = if name == "activate" { TenantStatus::Active } else { TenantStatus::Provisioning };
+                    // The tenant becomes active only when the run ends, after its last step.
+                    let status = Some(TenantStatus::Provisioning);
                     self.progress
-                        .emit(
-                            Some(tenant),
-                            Some(run),
-                            kind,
-                            Detail { message: Some(message), status: Some(status), ..base },
-                        )
+                        .emit(Some(tenant), Some(run), kind, Detail { message: Some(message), status, ..base })
                         .await;
                     return Ok(Ok(()));
                 }

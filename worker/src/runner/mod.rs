@@ -18,7 +18,7 @@ use crate::{
     keepalive::KeepAlive,
     progress::{Detail, Progress},
     steps::{Deps, Step, StepContext, StepError, TenantPlan},
-    store::{NewTenant, StepState, StoreError, entities::tenant},
+    store::{NewTenant, RunEnd, StepState, StoreError, entities::tenant},
 };
 
 /// What became of one command; decides how its message is acknowledged.
@@ -125,13 +125,7 @@ impl Runner {
         message: String,
     ) -> Result<(), StoreError> {
         self.deps.store.set_status(&plan.id, status, error.map(|e| e.message.clone())).await?;
-        let detail = Detail {
-            status: Some(status),
-            error: error.map(StepError::to_event),
-            message: Some(message),
-            ..Detail::default()
-        };
-        self.progress.emit(Some(plan.id), Some(run), EventKind::StatusChanged, detail).await;
+        self.announce_status(plan, run, status, error, message, None).await;
         Ok(())
     }
 
@@ -175,33 +169,57 @@ impl Runner {
                     } else {
                         format!("tenant {} failed at {name}: {}; undone: {}", plan.slug, e.message, undone.join(", "))
                     };
-                    self.set_status(plan, run, TenantStatus::Failed, Some(&e), message).await?;
-                    store.finish_run(run, "failed").await?;
-                    store.mark_processed(cmd.id.as_str(), &plan.id, kind).await?;
+                    let end = RunEnd {
+                        tenant: &plan.id,
+                        run,
+                        status: TenantStatus::Failed,
+                        last_error: Some(&e.message),
+                        outcome: "failed",
+                        command_id: cmd.id.as_str(),
+                        kind,
+                    };
+                    store.end_run(end).await?;
+                    self.announce_status(plan, run, TenantStatus::Failed, Some(&e), message, None).await;
                     return Ok(Outcome::Failed { step: name, code: e.code, undone });
                 }
             }
         }
-        self.set_status_active(plan, run).await?;
-        store.finish_run(run, "succeeded").await?;
-        store.mark_processed(cmd.id.as_str(), &plan.id, kind).await?;
+        // The tenant becomes active together with its run's record, in one transaction.
+        let end = RunEnd {
+            tenant: &plan.id,
+            run,
+            status: TenantStatus::Active,
+            last_error: None,
+            outcome: "succeeded",
+            command_id: cmd.id.as_str(),
+            kind,
+        };
+        store.end_run(end).await?;
+        // One event id per tenant: if a crash lands between recording the run and publishing this, the
+        // redelivery finds the command processed and publishes nothing; a copy is dropped by JetStream.
+        let id = Uuid::new_v5(&plan.id.as_uuid(), b"landlord:activated");
+        let message = format!("tenant {} is active", plan.slug);
+        self.announce_status(plan, run, TenantStatus::Active, None, message, Some(id)).await;
         Ok(Outcome::Completed)
     }
 
-    /// Completes a run: the tenant is active (written again, as a resumed run found every step settled
-    /// and had set it back to provisioning) and the event says so, once.
-    async fn set_status_active(&self, plan: &TenantPlan, run: Uuid) -> Result<(), StoreError> {
-        self.deps.store.set_status(&plan.id, TenantStatus::Active, None).await?;
-        // One id per tenant: if a crash lands between publishing this and recording the run, the
-        // resumed run's copy is dropped by JetStream's duplicate window.
-        let id = Uuid::new_v5(&plan.id.as_uuid(), b"landlord:activated");
+    /// Publishes a status change already recorded in the control plane.
+    async fn announce_status(
+        &self,
+        plan: &TenantPlan,
+        run: Uuid,
+        status: TenantStatus,
+        error: Option<&StepError>,
+        message: String,
+        event_id: Option<Uuid>,
+    ) {
         let detail = Detail {
-            status: Some(TenantStatus::Active),
-            message: Some(format!("tenant {} is active", plan.slug)),
-            event_id: Some(id),
+            status: Some(status),
+            error: error.map(StepError::to_event),
+            message: Some(message),
+            event_id,
             ..Detail::default()
         };
         self.progress.emit(Some(plan.id), Some(run), EventKind::StatusChanged, detail).await;
-        Ok(())
     }
 }

@@ -1,7 +1,9 @@
-//! `activate`: the tenant becomes `active`.
+//! `activate`: the last check before a tenant goes live. It confirms the control plane holds what the
+//! tenant's application needs (its database and login); the run's ending then marks the tenant `active`
+//! in the same transaction that records the run finished, so nobody sees an active tenant whose run
+//! still looks unfinished.
 
 use futures::{FutureExt, future::BoxFuture};
-use landlord_protocol::TenantStatus;
 
 use super::{Step, StepContext, StepDone, StepError};
 
@@ -15,12 +17,20 @@ impl Step for Activate {
 
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {
         async move {
-            ctx.deps
+            let row = ctx
+                .deps
                 .store
-                .set_status(&ctx.tenant.id, TenantStatus::Active, None)
+                .tenant(&ctx.tenant.id)
                 .await
-                .map_err(|e| StepError::transient("control_plane", e.to_string()))?;
-            Ok(StepDone::Done(format!("tenant {} is active", ctx.tenant.slug)))
+                .map_err(|e| StepError::transient("control_plane", e.to_string()))?
+                .ok_or_else(|| StepError::permanent("tenant_missing", "the tenant's record is gone"))?;
+            if row.db_name.is_none() || row.db_login.is_none() {
+                return Err(StepError::permanent(
+                    "not_ready",
+                    format!("tenant {} has no database recorded; retry it to create one", ctx.tenant.slug),
+                ));
+            }
+            Ok(StepDone::Done(format!("tenant {} is ready to go live", ctx.tenant.slug)))
         }
         .boxed()
     }

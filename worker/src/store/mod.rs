@@ -11,7 +11,7 @@ use landlord_migrations::Migrator;
 use landlord_protocol::{ProvisionSpec, TenantId, TenantStatus};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Set,
+    QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
@@ -341,17 +341,66 @@ impl Store {
 
     /// Remembers a command as done, so a redelivery after JetStream's duplicate window is a no-op.
     pub async fn mark_processed(&self, command_id: &str, id: &TenantId, kind: &str) -> Result<(), StoreError> {
-        if self.is_processed(command_id).await? {
-            return Ok(());
+        insert_processed(&self.db, command_id, id, kind).await
+    }
+
+    /// Ends a run in one transaction: the tenant's status (and reason), the run's outcome and the command
+    /// marked processed. Nobody can see the tenant `active` (or `failed`) while its run still looks
+    /// unfinished, so a redelivery arriving in between never finds a half-recorded ending.
+    pub async fn end_run(&self, end: RunEnd<'_>) -> Result<(), StoreError> {
+        let txn = self.db.begin().await?;
+        tenant::ActiveModel {
+            id: Set(end.tenant.to_string()),
+            status: Set(end.status.as_str().into()),
+            last_error: Set(end.last_error.map(str::to_owned)),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
         }
-        processed_command::ActiveModel {
-            command_id: Set(command_id.to_owned()),
-            tenant_id: Set(id.to_string()),
-            kind: Set(kind.to_owned()),
-            processed_at: Set(Utc::now()),
-        }
-        .insert(&self.db)
+        .update(&txn)
         .await?;
+        run::ActiveModel {
+            id: Set(end.run.to_string()),
+            status: Set(end.outcome.to_owned()),
+            finished_at: Set(Some(Utc::now())),
+            ..Default::default()
+        }
+        .update(&txn)
+        .await?;
+        insert_processed(&txn, end.command_id, end.tenant, end.kind).await?;
+        txn.commit().await?;
         Ok(())
     }
+}
+
+/// How a run ended, written at once by [`Store::end_run`].
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    pub tenant: &'a TenantId,
+    pub run: Uuid,
+    pub status: TenantStatus,
+    pub last_error: Option<&'a str>,
+    /// The run's recorded outcome (`succeeded`, `failed`).
+    pub outcome: &'a str,
+    pub command_id: &'a str,
+    pub kind: &'a str,
+}
+
+async fn insert_processed<C: ConnectionTrait>(
+    conn: &C,
+    command_id: &str,
+    id: &TenantId,
+    kind: &str,
+) -> Result<(), StoreError> {
+    if processed_command::Entity::find_by_id(command_id.to_owned()).one(conn).await?.is_some() {
+        return Ok(());
+    }
+    processed_command::ActiveModel {
+        command_id: Set(command_id.to_owned()),
+        tenant_id: Set(id.to_string()),
+        kind: Set(kind.to_owned()),
+        processed_at: Set(Utc::now()),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
 }

@@ -137,10 +137,23 @@ fn options(url: &str, max: u32) -> ConnectOptions {
 const TRANSIENT_SQLSTATES: &[&str] = &["40001", "40P01", "55P03", "57P01", "57P03", "53300", "08006", "08001", "08004"];
 const TRANSIENT_MYSQL_CODES: &[u16] = &[1205, 1213, 1040, 1053, 2002, 2003, 2006, 2013];
 
+/// SQLSTATEs and MySQL error numbers of a login the server refuses: a wrong user or password does not
+/// fix itself, so retrying it forever would only hide the mistake.
+const LOGIN_REFUSED_SQLSTATES: &[&str] = &["28000", "28P01"];
+const LOGIN_REFUSED_MYSQL_CODES: &[u16] = &[1044, 1045, 1698];
+
 impl From<DbErr> for StepError {
     fn from(e: DbErr) -> Self {
         let message = e.to_string();
-        if is_transient(&e) {
+        if is_login_refused(&e) {
+            StepError::permanent(
+                "database_login_refused",
+                format!(
+                    "the tenant database server refused Landlord's login; check the user and password in \
+                     LANDLORD_TENANT_DB_URL (and that this login may connect over TCP): {message}"
+                ),
+            )
+        } else if is_transient(&e) {
             StepError::transient("database_unavailable", format!("tenant database server: {message}"))
         } else {
             StepError::permanent("database_error", format!("tenant database server: {message}"))
@@ -148,17 +161,35 @@ impl From<DbErr> for StepError {
     }
 }
 
-/// Whether a database error may succeed on retry.
+/// The driver's error inside a sea-orm error, when there is one.
+fn sqlx_error(e: &DbErr) -> Option<&sqlx::Error> {
+    match e {
+        DbErr::Conn(RuntimeErr::SqlxError(s))
+        | DbErr::Exec(RuntimeErr::SqlxError(s))
+        | DbErr::Query(RuntimeErr::SqlxError(s)) => Some(s.as_ref()),
+        _ => None,
+    }
+}
+
+/// Whether the server refused the login itself (bad user or password, no access from this host).
+pub fn is_login_refused(e: &DbErr) -> bool {
+    let Some(sqlx::Error::Database(db)) = sqlx_error(e) else { return false };
+    let state = db.code().map(|c| c.into_owned()).unwrap_or_default();
+    let mysql_code = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|m| m.number());
+    LOGIN_REFUSED_SQLSTATES.contains(&state.as_str())
+        || mysql_code.is_some_and(|n| LOGIN_REFUSED_MYSQL_CODES.contains(&n))
+}
+
+/// Whether a database error may succeed on retry. A refused login never does.
 pub fn is_transient(e: &DbErr) -> bool {
-    let runtime = match e {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
-        DbErr::Exec(r) | DbErr::Query(r) => r,
-        _ => return false,
-    };
-    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
+    if is_login_refused(e) {
         return false;
-    };
-    match sqlx_err.as_ref() {
+    }
+    if matches!(e, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) {
+        return true;
+    }
+    let Some(sqlx_err) = sqlx_error(e) else { return false };
+    match sqlx_err {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             let state = db.code().map(|c| c.into_owned()).unwrap_or_default();
