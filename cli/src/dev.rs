@@ -10,7 +10,10 @@ use crate::DEV_WEBHOOK_SECRET;
 
 pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     let ingress = IngressConfig::load(config, Some(DEV_WEBHOOK_SECRET))?;
-    let worker = WorkerConfig::load(config)?;
+    let mut worker = WorkerConfig::load(config)?;
+    if worker.secret_keys.is_none() {
+        worker.secret_keys = Some(dev_secret_key()?);
+    }
     let _nats = crate::nats_child::ensure(&ingress.nats_url).await?;
     let shutdown = landlord_cli::shutdown_on_signal();
 
@@ -22,4 +25,18 @@ pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
     i??;
     w??;
     Ok(())
+}
+
+/// Where `landlord dev` keeps the key it made for itself when `LANDLORD_SECRET_KEYS` is unset.
+const DEV_KEY_FILE: &str = ".landlord/secret.keys";
+
+/// A development key, made once into `.landlord/secret.keys` (mode 0600) and reused after. Only `landlord
+/// dev` does this; `landlord-worker` refuses to start without `LANDLORD_SECRET_KEYS`.
+fn dev_secret_key() -> anyhow::Result<secrecy::SecretString> {
+    let path = Path::new(DEV_KEY_FILE);
+    let (_, created) = landlord_worker::secret_box::SecretKeys::load_or_create_dev_file(path)?;
+    if created {
+        println!("made a development secret key in {DEV_KEY_FILE} (mode 0600); deployments set LANDLORD_SECRET_KEYS");
+    }
+    Ok(std::fs::read_to_string(path)?.trim().replace('\n', ",").into())
 }

@@ -5,6 +5,7 @@ mod demo;
 mod dev;
 mod nats_child;
 mod scripts;
+mod secrets;
 mod tenants;
 mod watch;
 
@@ -40,6 +41,9 @@ enum Command {
     /// Plan scripts.
     #[command(subcommand)]
     Scripts(scripts::Command),
+    /// Keys of the tenant secrets kept encrypted in the control plane.
+    #[command(subcommand)]
+    Secrets(secrets::Command),
 }
 
 #[tokio::main]
@@ -53,5 +57,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Watch(args) => watch::run(config, args).await,
         Command::Tenants(cmd) => tenants::run(config, cmd).await,
         Command::Scripts(cmd) => scripts::run(cmd).await,
+        Command::Secrets(cmd) => secrets::run(config, cmd).await,
     }
 }

@@ -102,12 +102,19 @@ fn run_as_arg() -> Option<&'static str> {
 pub struct MariaDbServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Server options beyond the defaults (`--general-log=1`, …), kept across restarts.
+    extra: Vec<String>,
     pub port: u16,
     pub url: String,
 }
 
 impl MariaDbServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra server options; `{dir}` in one is replaced by the server's own folder.
+    pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let status = Command::new("mariadb-install-db")
@@ -118,7 +125,9 @@ impl MariaDbServer {
             .expect("mariadb-install-db runs");
         assert!(status.status.success(), "mariadb-install-db failed: {}", String::from_utf8_lossy(&status.stderr));
         let port = free_port();
-        let mut server = Self { child: None, dir, port, url: format!("mysql://root@127.0.0.1:{port}") };
+        let home = dir.path().display().to_string();
+        let extra = extra.iter().map(|e| e.replace("{dir}", &home)).collect();
+        let mut server = Self { child: None, dir, extra, port, url: format!("mysql://root@127.0.0.1:{port}") };
         server.restart();
         server
     }
@@ -134,12 +143,18 @@ impl MariaDbServer {
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--port={}", self.port))
             .arg(format!("--socket={}", self.dir.path().join("sock").display()))
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("mariadbd starts");
         self.child = Some(child);
         wait_listening(self.port, "mariadbd");
+    }
+
+    /// The server's own folder (its data, socket and any log files asked for).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// Stops the server the way an operator would (SIGTERM) and waits for it to exit.

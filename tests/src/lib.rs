@@ -14,11 +14,12 @@ use landlord_protocol::{ProgressEvent, TenantId, TenantStatus};
 use landlord_worker::{
     RetryPolicy, WorkerConfig,
     names::{DatabaseName, LoginName},
+    secret_box::SecretKeys,
     store::{Store, entities::tenant},
     tenant_db::TenantDbServer,
 };
 use rand::Rng;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 pub use moto::MotoServer;
@@ -80,6 +81,8 @@ pub struct Options {
     pub duplicate_window: Duration,
     /// Stream replicas.
     pub replicas: usize,
+    /// The tenant database server's admin URL, instead of the machine's server for `engine`.
+    pub tenant_db: Option<String>,
 }
 
 /// Infrastructure a test set up (zone id, template path, bucket…), handed to [`Options::worker`].
@@ -106,6 +109,7 @@ impl Options {
             external_nats: None,
             duplicate_window: Duration::from_secs(120),
             replicas: 1,
+            tenant_db: None,
         }
     }
 }
@@ -122,6 +126,8 @@ pub struct TestApp {
     pub store: Store,
     pub tenant_db: TenantDbServer,
     pub worker_config: WorkerConfig,
+    /// `LANDLORD_SECRET_KEYS` of this app's workers (a new key per app), for worker processes too.
+    pub secret_keys: SecretString,
     pub aws: Option<aws_config::SdkConfig>,
     pub shutdown: CancellationToken,
     pub http: reqwest::Client,
@@ -157,12 +163,15 @@ impl TestApp {
             .control_plane
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("landlord.db").display()));
+        let secret_keys = SecretKeys::generate_entry("test");
         let mut worker_config = WorkerConfig::defaults();
+        worker_config.secret_keys = Some(secret_keys.clone());
         worker_config.nats_url = nats_url.clone();
         worker_config.duplicate_window = opts.duplicate_window;
         worker_config.nats_replicas = opts.replicas;
         worker_config.database_url = control_plane.clone().into();
-        worker_config.tenant_db_url = tenant_db_url(opts.engine).into();
+        let tenant_db = opts.tenant_db.clone().unwrap_or_else(|| tenant_db_url(opts.engine));
+        worker_config.tenant_db_url = tenant_db.clone().into();
         worker_config.scripts = opts.scripts.display().to_string();
         worker_config.retry = opts.retry.clone();
         worker_config.environment = "test".into();
@@ -176,8 +185,9 @@ impl TestApp {
         }
 
         let bus = Bus::connect(&nats_url).await.expect("nats");
-        let store = Store::connect(&control_plane).await.expect("control plane");
-        let tenant_db = TenantDbServer::new(&tenant_db_url(opts.engine).into()).await.expect("tenant db");
+        let keys = SecretKeys::parse(&secret_keys).expect("a generated key parses");
+        let store = Store::connect(&control_plane).await.expect("control plane").with_secrets(keys);
+        let tenant_db = TenantDbServer::new(&tenant_db.into()).await.expect("tenant db");
         let app = Self {
             nats,
             nats_url,
@@ -187,6 +197,7 @@ impl TestApp {
             store,
             tenant_db,
             worker_config,
+            secret_keys,
             aws: opts.aws.clone(),
             shutdown,
             http: reqwest::Client::new(),
@@ -277,6 +288,36 @@ impl TestApp {
         }
     }
 
+    /// The tenant login's password, decrypted from the control plane.
+    pub async fn tenant_password(&self, tenant: &TenantId) -> SecretString {
+        self.store.database_password(tenant).await.expect("control plane").expect("password recorded")
+    }
+
+    /// A control-plane handle (for a database the test made) that can read tenant secrets like this app's.
+    pub async fn store_at(&self, url: &str) -> Store {
+        let keys = SecretKeys::parse(&self.secret_keys).expect("a generated key parses");
+        Store::connect(url).await.expect("control plane").with_secrets(keys)
+    }
+
+    /// Connects to `database` with a tenant's own login (as its application would), on the server the
+    /// tenant was provisioned on.
+    pub async fn connect_as_tenant(
+        &self,
+        engine: Engine,
+        tenant: &tenant::Model,
+        database: &str,
+    ) -> Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
+        let id = TenantId::parse(&tenant.id).expect("tenant id");
+        let password = self.tenant_password(&id).await;
+        let mut url = url::Url::parse(&tenant_db_url(engine)).expect("admin url");
+        url.set_username(tenant.db_login.as_deref().expect("login recorded")).unwrap();
+        url.set_password(Some(password.expose_secret())).unwrap();
+        url.set_path(&format!("/{database}"));
+        let mut opts = sea_orm::ConnectOptions::new(url.to_string());
+        opts.max_connections(1).sqlx_logging(false).connect_timeout(Duration::from_secs(5));
+        sea_orm::Database::connect(opts).await
+    }
+
     /// Drops a test tenant's database and login from the shared server.
     pub async fn drop_tenant_db(&self, slug: &str) {
         let slug = landlord_protocol::TenantSlug::parse(slug).expect("slug");
@@ -312,22 +353,6 @@ pub fn plan_metadata(slug: &str, package: u32, kind: u32) -> serde_json::Value {
         "package_id": package.to_string(),
         "subscription_type_id": kind.to_string(),
     })
-}
-
-/// Connects to `database` with a tenant's own login (as its application would), on the server the
-/// tenant was provisioned on.
-pub async fn connect_as_tenant(
-    engine: Engine,
-    tenant: &tenant::Model,
-    database: &str,
-) -> Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
-    let mut url = url::Url::parse(&tenant_db_url(engine)).expect("admin url");
-    url.set_username(tenant.db_login.as_deref().expect("login recorded")).unwrap();
-    url.set_password(tenant.db_password.as_deref()).unwrap();
-    url.set_path(&format!("/{database}"));
-    let mut opts = sea_orm::ConnectOptions::new(url.to_string());
-    opts.max_connections(1).sqlx_logging(false).connect_timeout(Duration::from_secs(5));
-    sea_orm::Database::connect(opts).await
 }
 
 /// One number from a query such as `SELECT COUNT(*) AS n …`.

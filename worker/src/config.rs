@@ -20,6 +20,12 @@ pub struct WorkerConfig {
     pub database_url: SecretString,
     /// The server tenant databases are created on.
     pub tenant_db_url: SecretString,
+    /// Connections one tenant login may hold at once (PostgreSQL `CONNECTION LIMIT`, MySQL
+    /// `MAX_USER_CONNECTIONS`), so one tenant cannot exhaust a shared server.
+    pub tenant_max_connections: u32,
+    /// `LANDLORD_SECRET_KEYS`: keys that encrypt tenant secrets in the control plane (see `secret_box`).
+    /// Required by the worker; `landlord dev` makes a development key when it is unset.
+    pub secret_keys: Option<SecretString>,
     /// Plan scripts: a folder holding `mysql/` and `postgres/`, or `s3://bucket/prefix/` with the same layout.
     pub scripts: String,
     /// Messages handled at once by this process.
@@ -67,6 +73,8 @@ struct Raw {
     nats_url: String,
     database_url: String,
     tenant_db_url: String,
+    tenant_max_connections: u32,
+    secret_keys: Option<String>,
     scripts: String,
     worker_concurrency: usize,
     retry: RetryPolicy,
@@ -98,6 +106,8 @@ impl Default for Raw {
             nats_url: "nats://127.0.0.1:4222".into(),
             database_url: "sqlite://landlord.db?mode=rwc".into(),
             tenant_db_url: "mysql://root@127.0.0.1:3306".into(),
+            tenant_max_connections: crate::tenant_db::DEFAULT_LOGIN_CONNECTION_LIMIT,
+            secret_keys: None,
             scripts: "./sql-scripts".into(),
             worker_concurrency: 4,
             retry: RetryPolicy::default(),
@@ -155,6 +165,8 @@ impl WorkerConfig {
             nats_url: raw.nats_url,
             database_url: raw.database_url.into(),
             tenant_db_url: raw.tenant_db_url.into(),
+            tenant_max_connections: raw.tenant_max_connections,
+            secret_keys: set(raw.secret_keys).map(SecretString::from),
             scripts: raw.scripts,
             concurrency: raw.worker_concurrency.max(1),
             retry: raw.retry,
@@ -179,6 +191,18 @@ impl WorkerConfig {
             failpoint: set(raw.failpoint),
             failpoint_file: set(raw.failpoint_file),
         }
+    }
+
+    /// The parsed `LANDLORD_SECRET_KEYS`. Landlord stores tenant passwords encrypted and does not run
+    /// without a key.
+    pub fn parsed_secret_keys(&self) -> anyhow::Result<crate::secret_box::SecretKeys> {
+        let text = self.secret_keys.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "LANDLORD_SECRET_KEYS is not set: Landlord encrypts tenant passwords in the control plane and needs a \
+                 key; make one with `landlord secrets generate-key` and keep it outside the control-plane database"
+            )
+        })?;
+        Ok(crate::secret_box::SecretKeys::parse(text)?)
     }
 
     /// The retry policy of one step.

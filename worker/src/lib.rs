@@ -2,6 +2,7 @@
 //! database server, recording every outcome in the control plane and publishing progress.
 
 pub mod config;
+pub mod connect;
 pub mod consumer;
 pub mod dns_retry;
 pub mod failpoint;
@@ -12,6 +13,7 @@ mod progress;
 mod retry;
 pub mod runner;
 pub mod scripts;
+pub mod secret_box;
 pub mod steps;
 pub mod store;
 pub mod tenant_db;
@@ -32,8 +34,15 @@ pub use runner::{Outcome, Runner};
 /// the tenant database server and whatever infrastructure is configured. `aws` overrides the SDK
 /// configuration otherwise read from the environment (tests point it at an emulator).
 pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkConfig>) -> anyhow::Result<Worker> {
-    let store = store::Store::connect(cfg.database_url.expose_secret()).await?;
-    let tenant_db = tenant_db::TenantDbServer::new(&cfg.tenant_db_url).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let keys = cfg.parsed_secret_keys()?;
+    if cfg.tenant_max_connections == 0 {
+        anyhow::bail!("LANDLORD_TENANT_MAX_CONNECTIONS must be at least 1 (connections one tenant login may hold)");
+    }
+    let store = store::Store::connect(cfg.database_url.expose_secret()).await?.with_secrets(keys);
+    let tenant_db = tenant_db::TenantDbServer::new(&cfg.tenant_db_url)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?
+        .with_login_connection_limit(cfg.tenant_max_connections);
     let loaded;
     let aws = match aws {
         Some(aws) => Some(aws),

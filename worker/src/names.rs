@@ -43,6 +43,12 @@ macro_rules! ident {
             pub fn mysql(&self) -> String {
                 format!("`{}`", self.0)
             }
+            /// `` `name` `` with `_` escaped as `\_`, for MySQL's database-level `GRANT … ON db.*`, where `_`
+            /// and `%` are LIKE wildcards: unescaped, a grant on `tenant_ab_c` also opens `tenant_abxc`.
+            /// The alphabet has no `%`, so `_` is the only wildcard to escape.
+            pub fn mysql_grant_pattern(&self) -> String {
+                format!("`{}`", self.0.replace('_', "\\_"))
+            }
             /// `"name"` for PostgreSQL; safe because the alphabet has no double quote.
             pub fn pg(&self) -> String {
                 format!("\"{}\"", self.0)
@@ -67,6 +73,7 @@ mod tests {
         let slug = TenantSlug::parse("acme-bakery-2").unwrap();
         assert_eq!(DatabaseName::for_slug(&slug).as_str(), "tenant_acme_bakery_2");
         assert_eq!(LoginName::for_slug(&slug).mysql(), "`tenant_acme_bakery_2`");
+        assert_eq!(DatabaseName::for_slug(&slug).mysql_grant_pattern(), r"`tenant\_acme\_bakery\_2`");
         let longest = TenantSlug::parse(&format!("a{}", "b".repeat(TenantSlug::MAX_LEN - 1))).unwrap();
         assert!(DatabaseName::for_slug(&longest).as_str().len() <= 63);
         for bad in ["", "Tenant", "a-b", "a`b", "a\"b", "1abc", &"a".repeat(64)] {

@@ -118,7 +118,7 @@ async fn a_script_failing_half_way_drops_the_database_and_a_nats_retry_rebuilds_
     );
     app.bus.publish_command(&retry).await.unwrap();
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
-    let conn = landlord_tests::connect_as_tenant(Engine::MariaDb, &row, row.db_name.as_deref().unwrap()).await.unwrap();
+    let conn = app.connect_as_tenant(Engine::MariaDb, &row, row.db_name.as_deref().unwrap()).await.unwrap();
     assert_eq!(scalar(&conn, "SELECT COUNT(*) AS n FROM first_half").await, 1, "built once, not twice");
     conn.close().await.ok();
     app.drop_tenant_db(&slug).await;
@@ -159,7 +159,8 @@ async fn an_interrupted_schema_attempt_is_cleared_and_a_different_schema_refused
     let app = TestApp::spawn(Engine::MariaDb).await;
     let slug = TenantSlug::parse(&unique_slug("marker")).unwrap();
     let (db, login) = (DatabaseName::for_slug(&slug), LoginName::for_slug(&slug));
-    app.tenant_db.create_database(&db, &login, &"x".repeat(32).into()).await.unwrap();
+    let password: secrecy::SecretString = "x".repeat(32).into();
+    app.tenant_db.create_database(&db, &login, &password).await.unwrap();
     // Leftovers of an interrupted attempt: a table from the script and an empty marker.
     let admin = app.tenant_db.admin();
     admin.execute_unprepared(&format!("CREATE TABLE {}.store_settings (k INT)", db.mysql())).await.unwrap();
@@ -176,14 +177,14 @@ async fn an_interrupted_schema_attempt_is_cleared_and_a_different_schema_refused
     let kind = landlord_protocol::SubscriptionTypeId::parse("1").unwrap();
     let script = scripts.load(Dialect::MySql, plan("1"), kind).await.unwrap();
     let statements = split(&script.sql, Dialect::MySql).unwrap();
-    let applied = app.tenant_db.apply_script(&db, &login, &script, &statements).await.unwrap();
+    let applied = app.tenant_db.apply_script(&db, &login, &password, &script, &statements).await.unwrap();
     assert_eq!(applied, Applied::Now { statements: statements.len() });
-    let again = app.tenant_db.apply_script(&db, &login, &script, &statements).await.unwrap();
+    let again = app.tenant_db.apply_script(&db, &login, &password, &script, &statements).await.unwrap();
     assert_eq!(again, Applied::Already);
 
     let other = scripts.load(Dialect::MySql, plan("2"), kind).await.unwrap();
     let other_statements = split(&other.sql, Dialect::MySql).unwrap();
-    let conflict = app.tenant_db.apply_script(&db, &login, &other, &other_statements).await.unwrap_err();
+    let conflict = app.tenant_db.apply_script(&db, &login, &password, &other, &other_statements).await.unwrap_err();
     assert_eq!((conflict.code.as_str(), conflict.is_transient()), ("schema_conflict", false));
     app.tenant_db.drop_database(&db, &login).await.unwrap();
 }

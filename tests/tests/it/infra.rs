@@ -283,8 +283,7 @@ async fn plan_scripts_from_s3() {
     let slug = unique_slug("s3plan");
     let tenant = buy(&app, &slug, 3).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
-    let conn =
-        landlord_tests::connect_as_tenant(Engine::Postgres, &row, row.db_name.as_deref().unwrap()).await.unwrap();
+    let conn = app.connect_as_tenant(Engine::Postgres, &row, row.db_name.as_deref().unwrap()).await.unwrap();
     assert_eq!(landlord_tests::scalar(&conn, "SELECT COUNT(*) AS n FROM loyalty_accounts").await, 0);
     conn.close().await.ok();
     let missing = unique_slug("s3missing");

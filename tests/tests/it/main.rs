@@ -6,6 +6,7 @@ mod duplicates;
 mod failures;
 mod hostile;
 mod infra;
+mod isolation;
 mod provision;
 mod secrets;
 mod webhook_http;

@@ -2,7 +2,8 @@
 //! MariaDB and on PostgreSQL, and whose login reaches only its own database.
 
 use landlord_protocol::{EventKind, TenantId, TenantStatus};
-use landlord_tests::{Engine, Options, TestApp, checkout_event, connect_as_tenant, plan_metadata, scalar, unique_slug};
+use landlord_tests::{Engine, Options, TestApp, checkout_event, plan_metadata, scalar, unique_slug};
+use secrecy::ExposeSecret;
 
 async fn provision(
     app: &TestApp,
@@ -31,7 +32,7 @@ async fn end_to_end(engine: Engine, control_plane: Option<String>) {
     // The plan's tables and seed rows are there, reached with the tenant's own login.
     let a_db = a_row.db_name.clone().expect("database recorded");
     assert_eq!(a_db, format!("tenant_{}", a_slug.replace('-', "_")));
-    let conn = connect_as_tenant(engine, &a_row, &a_db).await.expect("tenant login reaches its own database");
+    let conn = app.connect_as_tenant(engine, &a_row, &a_db).await.expect("tenant login reaches its own database");
     assert_eq!(scalar(&conn, "SELECT COUNT(*) AS n FROM products").await, 2);
     assert_eq!(scalar(&conn, "SELECT COUNT(*) AS n FROM discount_codes").await, 1);
     assert_eq!(scalar(&conn, "SELECT COUNT(*) AS n FROM store_settings WHERE setting_value = 'Premium'").await, 1);
@@ -46,12 +47,12 @@ async fn end_to_end(engine: Engine, control_plane: Option<String>) {
 
     // Essential / General has no Professional tables.
     let b_db = b_row.db_name.clone().unwrap();
-    let b_conn = connect_as_tenant(engine, &b_row, &b_db).await.expect("tenant b reaches its own database");
+    let b_conn = app.connect_as_tenant(engine, &b_row, &b_db).await.expect("tenant b reaches its own database");
     assert_eq!(scalar(&b_conn, "SELECT COUNT(*) AS n FROM products").await, 2);
     assert!(b_conn.execute_unprepared("SELECT * FROM discount_codes").await.is_err());
 
     // One tenant's login is refused on another tenant's database.
-    let refused = connect_as_tenant(engine, &a_row, &b_db).await;
+    let refused = app.connect_as_tenant(engine, &a_row, &b_db).await;
     let err = refused.expect_err("tenant a must not reach tenant b's database").to_string();
     assert!(err.contains("denied") || err.contains("permission"), "unexpected error: {err}");
 
@@ -74,8 +75,10 @@ async fn end_to_end(engine: Engine, control_plane: Option<String>) {
             .all(|e| e.duration_ms.is_some() && e.attempt == Some(1))
     );
     // The password never appears in progress.
-    let password = a_row.db_password.clone().unwrap();
-    assert!(events.iter().all(|e| !serde_json::to_string(e).unwrap().contains(&password)));
+    let password = app.tenant_password(&a).await;
+    assert!(events.iter().all(|e| !serde_json::to_string(e).unwrap().contains(password.expose_secret())));
+    // At rest it is encrypted: the control plane's column holds no trace of it.
+    assert!(!a_row.db_password.as_deref().unwrap().contains(password.expose_secret()));
 
     conn.close().await.ok();
     b_conn.close().await.ok();

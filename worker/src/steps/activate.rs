@@ -21,8 +21,7 @@ impl Step for Activate {
                 .deps
                 .store
                 .tenant(&ctx.tenant.id)
-                .await
-                .map_err(|e| StepError::transient("control_plane", e.to_string()))?
+                .await?
                 .ok_or_else(|| StepError::permanent("tenant_missing", "the tenant's record is gone"))?;
             if row.db_name.is_none() || row.db_login.is_none() {
                 return Err(StepError::permanent(

@@ -40,7 +40,14 @@ impl Step for ApplySchema {
                 .map_err(|e| StepError::permanent("script_invalid", format!("{}: {e}", script.location)))?;
             let db = DatabaseName::for_slug(&ctx.tenant.slug);
             let login = LoginName::for_slug(&ctx.tenant.slug);
-            Ok(match server.apply_script(&db, &login, &script, &statements).await? {
+            // The script runs as the tenant's own login, with the password create_database recorded.
+            let password = ctx.deps.store.database_password(&ctx.tenant.id).await?.ok_or_else(|| {
+                StepError::permanent(
+                    "not_ready",
+                    format!("no password is recorded for login {login}; retry the tenant"),
+                )
+            })?;
+            Ok(match server.apply_script(&db, &login, &password, &script, &statements).await? {
                 Applied::Now { statements } => {
                     StepDone::Done(format!("{} applied: {statements} statements", script.name))
                 }

@@ -32,8 +32,7 @@ impl Step for CreateDatabase {
             ctx.deps
                 .store
                 .save_database(&ctx.tenant.id, server.dialect().as_str(), db.as_str(), login.as_str(), &password)
-                .await
-                .map_err(|e| StepError::transient("control_plane", e.to_string()))?;
+                .await?;
             Ok(StepDone::Done(format!("database {db} and login {login} ready on {}", server.dialect().as_str())))
         }
         .boxed()

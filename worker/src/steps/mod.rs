@@ -59,6 +59,17 @@ impl StepError {
     }
 }
 
+/// The control plane failing under a step: an unreachable database is worth retrying; a secret that does
+/// not decrypt (a missing or wrong key) is not, and says which key to restore.
+impl From<crate::store::StoreError> for StepError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Db(_) => StepError::transient("control_plane", e.to_string()),
+            other => StepError::permanent("control_plane_secret", other.to_string()),
+        }
+    }
+}
+
 /// What a step did, for its progress event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepDone {

@@ -3,7 +3,8 @@
 pub mod tenant {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    /// `Debug` is written by hand: it leaves out the stored password, encrypted or not.
+    #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "tenants")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -18,8 +19,8 @@ pub mod tenant {
         pub db_engine: Option<String>,
         pub db_name: Option<String>,
         pub db_login: Option<String>,
-        /// The tenant login's password. Read only to hand credentials to the tenant's application;
-        /// never logged, never in an API response.
+        /// The tenant login's password, encrypted (`v1:<key id>:…`, see `secret_box`); read through
+        /// `Store::database_password`. Never logged, never in an API response.
         pub db_password: Option<String>,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
@@ -38,6 +39,27 @@ pub mod tenant {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+
+    impl std::fmt::Debug for Model {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("tenant::Model")
+                .field("id", &self.id)
+                .field("slug", &self.slug)
+                .field("status", &self.status)
+                .field("package_id", &self.package_id)
+                .field("subscription_type_id", &self.subscription_type_id)
+                .field("last_error", &self.last_error)
+                .field("db_engine", &self.db_engine)
+                .field("db_name", &self.db_name)
+                .field("db_login", &self.db_login)
+                .field("db_password", &self.db_password.as_ref().map(|_| "[hidden]"))
+                .field("hostname", &self.hostname)
+                .field("dns_pending", &self.dns_pending)
+                .field("stack_id", &self.stack_id)
+                .field("updated_at", &self.updated_at)
+                .finish_non_exhaustive()
+        }
+    }
 }
 
 pub mod run {

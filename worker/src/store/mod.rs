@@ -4,24 +4,47 @@
 pub mod entities;
 mod leases;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use landlord_migrations::Migrator;
 use landlord_protocol::{ProvisionSpec, TenantId, TenantStatus};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use uuid::Uuid;
 
 use entities::{processed_command, run, tenant, tenant_step};
 
+use crate::secret_box::{SecretError, SecretKeys};
+
 #[derive(Debug, thiserror::Error)]
-#[error("control-plane database: {0}")]
-pub struct StoreError(#[from] pub DbErr);
+pub enum StoreError {
+    #[error("control-plane database: {0}")]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("the control plane was opened without LANDLORD_SECRET_KEYS, so it cannot read or write tenant secrets")]
+    NoSecretKeys,
+    #[error("cannot create the control-plane file {path} with mode 0600: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How `rotate_secrets` went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotated {
+    /// Values re-encrypted under the primary key (or encrypted for the first time).
+    pub rewritten: usize,
+    /// Values already under the primary key.
+    pub current: usize,
+}
 
 /// A step's recorded outcome for a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,15 +91,43 @@ pub enum NewTenant {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Encrypts and decrypts tenant secrets; `None` for tools that only read public fields.
+    secrets: Option<Arc<SecretKeys>>,
+}
+
+/// The associated data a tenant's database password is sealed with, so a value copied to another tenant's
+/// row does not decrypt there.
+fn password_context(id: &TenantId) -> String {
+    format!("tenant:{id}:db_password")
+}
+
+/// Creates a SQLite control-plane file readable by its owner only, before SQLite creates it with the
+/// process's umask (often world-readable). SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::File { path: path.to_owned(), source }),
+    }
 }
 
 impl Store {
     /// Connects and applies migrations. Several workers may start at once; a migration that loses the
     /// race is retried once the winner has created the tables.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut opts = ConnectOptions::new(url);
-        opts.max_connections(8).sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
-        let db = Database::connect(opts).await?;
+        if url.starts_with("sqlite:") {
+            create_sqlite_file(url)?;
+        }
+        let db = crate::connect::connect(&SecretString::from(url.to_owned()), |o| {
+            o.max_connections(8).acquire_timeout(Duration::from_secs(10));
+        })
+        .await?;
         if url.starts_with("sqlite:") {
             // Several tasks write at once; WAL lets readers continue meanwhile.
             db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
@@ -93,7 +144,17 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Self { db })
+        Ok(Self { db, secrets: None })
+    }
+
+    /// The same store, able to encrypt and decrypt tenant secrets with `keys`.
+    pub fn with_secrets(mut self, keys: SecretKeys) -> Self {
+        self.secrets = Some(Arc::new(keys));
+        self
+    }
+
+    fn keys(&self) -> Result<&SecretKeys, StoreError> {
+        self.secrets.as_deref().ok_or(StoreError::NoSecretKeys)
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -214,8 +275,49 @@ impl Store {
         .await
     }
 
+    /// The tenant login's password, decrypted. A value stored before encryption at rest existed is
+    /// returned as it is (with a warning) until `landlord secrets rotate` encrypts it.
+    pub async fn database_password(&self, id: &TenantId) -> Result<Option<SecretString>, StoreError> {
+        let keys = self.keys()?;
+        let Some(stored) = self.tenant(id).await?.and_then(|t| t.db_password) else { return Ok(None) };
+        if !stored.starts_with("v1:") {
+            tracing::warn!(tenant_id = %id, "a tenant password is stored unencrypted; run `landlord secrets rotate`");
+            return Ok(Some(SecretString::from(stored)));
+        }
+        Ok(Some(keys.decrypt(&stored, &password_context(id))?))
+    }
+
+    /// Re-encrypts every stored tenant secret that is not under the primary key (or not encrypted at all)
+    /// under it, one row at a time, each only if it did not change meanwhile.
+    pub async fn rotate_secrets(&self) -> Result<Rotated, StoreError> {
+        let keys = self.keys()?;
+        let mut done = Rotated::default();
+        for row in tenant::Entity::find().filter(tenant::Column::DbPassword.is_not_null()).all(&self.db).await? {
+            let Some(stored) = row.db_password else { continue };
+            if !keys.needs_rotation(&stored) {
+                done.current += 1;
+                continue;
+            }
+            let id = TenantId::parse(&row.id).map_err(|_| DbErr::Custom(format!("stored tenant id {}", row.id)))?;
+            let plain = if stored.starts_with("v1:") {
+                keys.decrypt(&stored, &password_context(&id))?
+            } else {
+                SecretString::from(stored.clone())
+            };
+            let sealed = keys.encrypt(&plain, &password_context(&id));
+            tenant::Entity::update_many()
+                .col_expr(tenant::Column::DbPassword, sea_orm::sea_query::Expr::value(sealed))
+                .filter(tenant::Column::Id.eq(row.id.clone()))
+                .filter(tenant::Column::DbPassword.eq(stored))
+                .exec(&self.db)
+                .await?;
+            done.rewritten += 1;
+        }
+        Ok(done)
+    }
+
     /// Records the tenant database and its login. Called after the login's password was (re)set, so
-    /// the stored password is always the live one.
+    /// the stored password is always the live one. The password is stored encrypted.
     pub async fn save_database(
         &self,
         id: &TenantId,
@@ -224,11 +326,12 @@ impl Store {
         login: &str,
         password: &SecretString,
     ) -> Result<(), StoreError> {
+        let sealed = self.keys()?.encrypt(password, &password_context(id));
         self.update_tenant(id, |t| {
             t.db_engine = Set(Some(engine.into()));
             t.db_name = Set(Some(name.into()));
             t.db_login = Set(Some(login.into()));
-            t.db_password = Set(Some(password.expose_secret().to_owned()));
+            t.db_password = Set(Some(sealed));
         })
         .await
     }

@@ -7,13 +7,11 @@
 
 mod mysql;
 mod postgres;
+pub mod verifier;
 
 use std::time::{Duration, Instant};
 
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
-    Statement as SqlStatement, sqlx,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement as SqlStatement, sqlx};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
@@ -32,7 +30,12 @@ pub struct TenantDbServer {
     dialect: Dialect,
     url: SecretString,
     admin: DatabaseConnection,
+    /// Connections one tenant login may hold at once, so one tenant cannot exhaust the server's.
+    login_connection_limit: u32,
 }
+
+/// The default for [`TenantDbServer::with_login_connection_limit`] (`LANDLORD_TENANT_MAX_CONNECTIONS`).
+pub const DEFAULT_LOGIN_CONNECTION_LIMIT: u32 = 20;
 
 /// What `apply_script` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +58,14 @@ impl TenantDbServer {
                 "LANDLORD_TENANT_DB_URL must start with mysql:// or postgres://",
             ));
         };
-        let mut opts = options(text, 4);
-        opts.connect_lazy(true);
-        let admin = Database::connect(opts).await?;
-        Ok(Self { dialect, url: url.clone(), admin })
+        let admin = connect(url, 4, true).await?;
+        Ok(Self { dialect, url: url.clone(), admin, login_connection_limit: DEFAULT_LOGIN_CONNECTION_LIMIT })
+    }
+
+    /// Sets how many connections each tenant login may hold at once (applied when a login is created).
+    pub fn with_login_connection_limit(mut self, limit: u32) -> Self {
+        self.login_connection_limit = limit;
+        self
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -73,23 +80,27 @@ impl TenantDbServer {
         login: &LoginName,
         password: &SecretString,
     ) -> Result<(), StepError> {
+        let limit = self.login_connection_limit;
         match self.dialect {
-            Dialect::MySql => mysql::create_database(&self.admin, db, login, password).await,
-            Dialect::Postgres => postgres::create_database(&self.admin, db, login, password).await,
+            Dialect::MySql => mysql::create_database(&self.admin, db, login, password, limit).await,
+            Dialect::Postgres => postgres::create_database(&self.admin, db, login, password, limit).await,
         }
     }
 
-    /// Applies a plan script's statements in `db`, unless the marker says this script already ran.
+    /// Applies a plan script's statements in `db`, unless the marker says this script already ran. The
+    /// statements run as the tenant's own login, never as the administrator: whoever can write plan
+    /// scripts (an S3 bucket) gains nothing beyond the one tenant the script runs for.
     pub async fn apply_script(
         &self,
         db: &DatabaseName,
         login: &LoginName,
+        password: &SecretString,
         script: &PlanScript,
         statements: &[Statement],
     ) -> Result<Applied, StepError> {
         match self.dialect {
-            Dialect::MySql => mysql::apply_script(self, db, script, statements).await,
-            Dialect::Postgres => postgres::apply_script(self, db, login, script, statements).await,
+            Dialect::MySql => mysql::apply_script(self, db, login, password, script, statements).await,
+            Dialect::Postgres => postgres::apply_script(self, db, login, password, script, statements).await,
         }
     }
 
@@ -114,7 +125,28 @@ impl TenantDbServer {
         let mut url = url::Url::parse(self.url.expose_secret())
             .map_err(|_| StepError::permanent("tenant_db_url", "LANDLORD_TENANT_DB_URL is not a valid URL"))?;
         url.set_path(&format!("/{}", db.as_str()));
-        Ok(Database::connect(options(url.as_str(), 1)).await?)
+        Ok(connect(&SecretString::from(url.to_string()), 1, false).await?)
+    }
+
+    /// A single-connection pool on one tenant database, as the tenant's own login.
+    async fn connect_as(
+        &self,
+        db: &DatabaseName,
+        login: &LoginName,
+        password: &SecretString,
+    ) -> Result<DatabaseConnection, StepError> {
+        let mut url = url::Url::parse(self.url.expose_secret())
+            .map_err(|_| StepError::permanent("tenant_db_url", "LANDLORD_TENANT_DB_URL is not a valid URL"))?;
+        url.set_path(&format!("/{}", db.as_str()));
+        // Logins and generated passwords are letters, digits and `_`: nothing to percent-encode.
+        let set = url.set_username(login.as_str()).and_then(|()| url.set_password(Some(password.expose_secret())));
+        set.map_err(|()| StepError::permanent("tenant_db_url", "LANDLORD_TENANT_DB_URL cannot carry a login"))?;
+        connect(&SecretString::from(url.to_string()), 1, false).await.map_err(|e| {
+            // The URL holds the tenant's password; keep it out of the error.
+            let mut err = StepError::from(e);
+            err.redact(password.expose_secret());
+            err
+        })
     }
 
     pub fn admin(&self) -> &DatabaseConnection {
@@ -122,14 +154,17 @@ impl TenantDbServer {
     }
 }
 
-fn options(url: &str, max: u32) -> ConnectOptions {
-    let mut o = ConnectOptions::new(url.to_owned());
-    o.max_connections(max)
-        .min_connections(0)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
-    o
+/// A pool of at most `max` connections; lazy ones connect on first use, so a worker starts while the server
+/// is down and its steps retry.
+async fn connect(url: &SecretString, max: u32, lazy: bool) -> Result<DatabaseConnection, DbErr> {
+    crate::connect::connect(url, |o| {
+        o.max_connections(max)
+            .min_connections(0)
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy(lazy);
+    })
+    .await
 }
 
 /// SQLSTATEs and MySQL error numbers that clear up on their own: locks, deadlocks, serialization

@@ -1,12 +1,15 @@
 //! MySQL/MariaDB: `CREATE DATABASE IF NOT EXISTS … utf8mb4`, a login `'name'@'%'` with privileges on that
-//! database only. DDL commits as it goes, so a script that failed half-way leaves tables behind: before
+//! database only (the grant's name escaped, since `_` is a wildcard there) and a connection limit. The plan
+//! script runs as that login. DDL commits as it goes, so a script that failed half-way leaves tables behind: before
 //! applying, a database holding tables but no marker row is emptied by dropping and recreating it (it was
 //! created by this same provisioning and holds nothing else).
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlStatement};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements, write_marker};
+use super::{
+    Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements, verifier, write_marker,
+};
 use crate::{
     names::{DatabaseName, LoginName},
     scripts::{PlanScript, Statement},
@@ -18,6 +21,7 @@ pub async fn create_database(
     db: &DatabaseName,
     login: &LoginName,
     password: &SecretString,
+    connection_limit: u32,
 ) -> Result<(), StepError> {
     let (d, l) = (db.mysql(), login.as_str());
     admin
@@ -25,11 +29,16 @@ pub async fn create_database(
             "CREATE DATABASE IF NOT EXISTS {d} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         ))
         .await?;
-    // The password is ours (alphanumeric, generated) and never request text; it is still kept out of logs.
-    let pw = password.expose_secret();
-    run_secret(admin, &format!("CREATE USER IF NOT EXISTS '{l}'@'%' IDENTIFIED BY '{pw}'"), password).await?;
-    run_secret(admin, &format!("ALTER USER '{l}'@'%' IDENTIFIED BY '{pw}'"), password).await?;
-    admin.execute_unprepared(&format!("GRANT ALL PRIVILEGES ON {d}.* TO '{l}'@'%'")).await?;
+    // The statements carry the password's `mysql_native_password` hash, never the password: a server may
+    // write statement text to its general, slow or audit log, and the hash alone cannot log in.
+    let hash = SecretString::from(verifier::mysql_native_password(password));
+    let auth = format!("IDENTIFIED WITH mysql_native_password AS '{}'", hash.expose_secret());
+    let limit = format!("WITH MAX_USER_CONNECTIONS {connection_limit}");
+    run_secret(admin, &format!("CREATE USER IF NOT EXISTS '{l}'@'%' {auth} {limit}"), &hash).await?;
+    run_secret(admin, &format!("ALTER USER '{l}'@'%' {auth} {limit}"), &hash).await?;
+    // `_` is a wildcard in a database-level grant: the escaped name opens this database and no other.
+    let pattern = db.mysql_grant_pattern();
+    admin.execute_unprepared(&format!("GRANT ALL PRIVILEGES ON {pattern}.* TO '{l}'@'%'")).await?;
     Ok(())
 }
 
@@ -58,6 +67,8 @@ async fn count(conn: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>
 pub async fn apply_script(
     server: &TenantDbServer,
     db: &DatabaseName,
+    login: &LoginName,
+    password: &SecretString,
     script: &PlanScript,
     statements: &[Statement],
 ) -> Result<Applied, StepError> {
@@ -91,7 +102,9 @@ pub async fn apply_script(
             ))
             .await?;
     }
-    let conn = server.connect_to(db).await?;
+    // As the tenant: a trigger or routine the script defines gets the tenant as its DEFINER, and a
+    // statement reaching for another database or the server's users is refused.
+    let conn = server.connect_as(db, login, password).await?;
     run_statements(&conn, script, statements).await?;
     write_marker(&conn, script).await?;
     conn.close().await.ok();

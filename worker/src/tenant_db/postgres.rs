@@ -1,12 +1,15 @@
 //! PostgreSQL: a login role and a database it owns, with `CONNECT` and `TEMPORARY` revoked from
 //! `PUBLIC` so no other tenant's login can reach it. `CREATE DATABASE` cannot run in a transaction and is
-//! issued alone. The plan script runs in one transaction as the tenant's role (so the tenant owns its
-//! tables), together with the marker, so it either applied completely or not at all.
+//! issued alone. The login has a connection limit and no server-wide power. The plan script runs in one
+//! transaction connected as the tenant's login (so the tenant owns its tables and cannot switch back to
+//! the administrator), together with the marker, so it either applied completely or not at all.
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlStatement, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements, write_marker};
+use super::{
+    Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements, verifier, write_marker,
+};
 use crate::{
     names::{DatabaseName, LoginName},
     scripts::{PlanScript, Statement},
@@ -26,15 +29,18 @@ pub async fn create_database(
     db: &DatabaseName,
     login: &LoginName,
     password: &SecretString,
+    connection_limit: u32,
 ) -> Result<(), StepError> {
-    let pw = password.expose_secret();
+    // The statement carries a SCRAM verifier computed here, never the password: PostgreSQL may write a
+    // statement to its log (log_statement, an error's STATEMENT line) and shows it in pg_stat_activity.
+    let verifier = SecretString::from(verifier::scram_sha256(password));
+    let role = |verb: &str| role_statement(verb, login, &verifier, connection_limit);
     let verb = if exists(admin, ROLE, login.as_str()).await?.is_some() { "ALTER" } else { "CREATE" };
-    // Utility statements take no bind parameters; the password is generated alphanumeric text.
-    if let Err(e) = run_secret(admin, &format!("{verb} ROLE {} WITH LOGIN PASSWORD '{pw}'", login.pg()), password).await
-    {
-        // Another attempt may have created the role in between; setting the password again settles it.
+    // Utility statements take no bind parameters; the verifier is base64 text with no quote in it.
+    if let Err(e) = run_secret(admin, &role(verb), &verifier).await {
+        // Another attempt may have created the role in between; setting the verifier again settles it.
         if verb == "CREATE" && exists(admin, ROLE, login.as_str()).await?.is_some() {
-            run_secret(admin, &format!("ALTER ROLE {} WITH LOGIN PASSWORD '{pw}'", login.pg()), password).await?;
+            run_secret(admin, &role("ALTER"), &verifier).await?;
         } else {
             return Err(e);
         }
@@ -63,6 +69,15 @@ pub async fn create_database(
     Ok(())
 }
 
+/// `CREATE|ALTER ROLE` with the SCRAM verifier in place of a password.
+fn role_statement(verb: &str, login: &LoginName, verifier: &SecretString, connection_limit: u32) -> String {
+    format!(
+        "{verb} ROLE {} WITH LOGIN CONNECTION LIMIT {connection_limit} PASSWORD '{}'",
+        login.pg(),
+        verifier.expose_secret()
+    )
+}
+
 pub async fn database_exists(admin: &DatabaseConnection, db: &DatabaseName) -> Result<bool, StepError> {
     Ok(exists(admin, DB_OWNER, db.as_str()).await?.is_some())
 }
@@ -77,10 +92,13 @@ pub async fn apply_script(
     server: &TenantDbServer,
     db: &DatabaseName,
     login: &LoginName,
+    password: &SecretString,
     script: &PlanScript,
     statements: &[Statement],
 ) -> Result<Applied, StepError> {
-    let conn = server.connect_to(db).await?;
+    // Connected as the tenant's own login, not switched to its role: a script cannot `RESET ROLE` back
+    // to the administrator, because it never was one.
+    let conn = server.connect_as(db, login, password).await?;
     let marker = conn
         .query_one_raw(SqlStatement::from_string(
             DbBackend::Postgres,
@@ -105,10 +123,27 @@ pub async fn apply_script(
         return already_applied(db, script, same > 0);
     }
     let txn = conn.begin().await?;
-    txn.execute_unprepared(&format!("SET LOCAL ROLE {}", login.pg())).await?;
     run_statements(&txn, script, statements).await?;
     write_marker(&txn, script).await?;
     txn.commit().await?;
     conn.close().await.ok();
     Ok(Applied::Now { statements: statements.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_role_statement_carries_a_verifier_and_never_the_password() {
+        let password = SecretString::from("Pa55wordThatMustNotTravel0123456");
+        let login = LoginName::parse("tenant_acme").unwrap();
+        let verifier = SecretString::from(verifier::scram_sha256(&password));
+        for verb in ["CREATE", "ALTER"] {
+            let sql = role_statement(verb, &login, &verifier, 7);
+            assert!(!sql.contains(password.expose_secret()), "{sql}");
+            assert!(sql.contains("PASSWORD 'SCRAM-SHA-256$4096:"), "{sql}");
+            assert!(sql.contains("CONNECTION LIMIT 7"), "{sql}");
+        }
+    }
 }

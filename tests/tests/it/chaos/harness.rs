@@ -34,6 +34,7 @@ pub fn worker_env(
         ("LANDLORD_NATS_REPLICAS", app.worker_config.nats_replicas.to_string()),
         ("LANDLORD_ENVIRONMENT", "chaos".into()),
         ("LANDLORD_LOG", "info,sqlx=warn,async_nats=warn".into()),
+        ("LANDLORD_SECRET_KEYS", secrecy::ExposeSecret::expose_secret(&app.secret_keys).to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

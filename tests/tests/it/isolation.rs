@@ -1,0 +1,152 @@
+//! Tenants are isolated from each other and from Landlord's own powers: a login reaches its own database
+//! only (even when another tenant's name differs by a character a grant treats as a wildcard), holds a
+//! bounded number of connections, and the plan script runs as that login, so whoever writes scripts gains
+//! nothing beyond the one tenant. Passwords never travel as statement text.
+
+use landlord_protocol::{TenantId, TenantStatus};
+use landlord_tests::{
+    Engine, Options, TestApp, chaos::MariaDbServer, checkout_event, plan_metadata, scalar, unique_slug,
+};
+use sea_orm::ConnectionTrait;
+use secrecy::ExposeSecret;
+
+async fn buy(app: &TestApp, slug: &str, package: u32) -> TenantId {
+    let session = format!("cs_test_{slug}");
+    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 1));
+    let res = app.post_signed(body).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    TenantId::from_checkout_session(&session)
+}
+
+async fn refused(app: &TestApp, engine: Engine, who: &landlord_worker::store::entities::tenant::Model, db: &str) {
+    match app.connect_as_tenant(engine, who, db).await {
+        Err(e) => {
+            let e = e.to_string();
+            assert!(e.contains("denied") || e.contains("permission"), "{engine:?}: unexpected error {e}");
+        }
+        Ok(conn) => {
+            // Some servers accept the connection and refuse the first use; either way nothing is reachable.
+            let created = conn.execute_unprepared("CREATE TABLE stolen (x INT)").await;
+            panic!("{engine:?}: {} reached {db} (create table: {created:?})", who.slug);
+        }
+    }
+}
+
+async fn each_login_reaches_only_its_own_database(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let base = unique_slug("iso");
+    // On MariaDB `_` matches any character in a database-level grant: `tenant_…_ab_c` would open `…_abxc`.
+    let (a_slug, b_slug) = (format!("{base}-ab-c"), format!("{base}-abxc"));
+    let (a, b) = (buy(&app, &a_slug, 1).await, buy(&app, &b_slug, 1).await);
+    let a_row = app.wait_for_status(&a, TenantStatus::Active).await;
+    let b_row = app.wait_for_status(&b, TenantStatus::Active).await;
+    let (a_db, b_db) = (a_row.db_name.clone().unwrap(), b_row.db_name.clone().unwrap());
+
+    let own = app.connect_as_tenant(engine, &a_row, &a_db).await.expect("a reaches its own database");
+    assert_eq!(scalar(&own, "SELECT COUNT(*) AS n FROM products").await, 2);
+    refused(&app, engine, &a_row, &b_db).await;
+    refused(&app, engine, &b_row, &a_db).await;
+    own.close().await.ok();
+    app.drop_tenant_db(&a_slug).await;
+    app.drop_tenant_db(&b_slug).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mariadb_a_login_reaches_only_its_own_database_when_names_differ_by_a_wildcard() {
+    each_login_reaches_only_its_own_database(Engine::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_login_reaches_only_its_own_database_when_names_differ_by_a_wildcard() {
+    each_login_reaches_only_its_own_database(Engine::Postgres).await;
+}
+
+/// `LANDLORD_TENANT_MAX_CONNECTIONS` becomes the login's own limit on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_login_holds_at_most_the_configured_connections() {
+    for engine in [Engine::MariaDb, Engine::Postgres] {
+        let opts = Options { worker: |cfg, _| cfg.tenant_max_connections = 3, ..Options::new(engine) };
+        let app = TestApp::spawn_with(opts).await;
+        let slug = unique_slug("connlimit");
+        let tenant = buy(&app, &slug, 1).await;
+        let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
+        let login = row.db_login.clone().unwrap();
+        let sql = match engine {
+            Engine::MariaDb => format!("SELECT max_user_connections AS n FROM mysql.user WHERE user = '{login}'"),
+            Engine::Postgres => format!("SELECT rolconnlimit::bigint AS n FROM pg_roles WHERE rolname = '{login}'"),
+        };
+        assert_eq!(scalar(app.tenant_db.admin(), &sql).await, 3, "{engine:?}");
+        app.drop_tenant_db(&slug).await;
+    }
+}
+
+/// The plan script runs as the tenant: MariaDB records the tenant, not the administrator, as the DEFINER
+/// of the premium plan's trigger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_script_runs_as_the_tenant_login_on_mariadb() {
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let slug = unique_slug("definer");
+    let tenant = buy(&app, &slug, 3).await;
+    let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM information_schema.triggers WHERE trigger_schema = '{}' AND definer = '{}@%'",
+        row.db_name.clone().unwrap(),
+        row.db_login.clone().unwrap()
+    );
+    assert_eq!(scalar(app.tenant_db.admin(), &sql).await, 1, "the trigger's definer is the tenant login");
+    app.drop_tenant_db(&slug).await;
+}
+
+/// A hostile plan script (anyone who can write to the scripts bucket) tries to leave the tenant: switch
+/// back to the administrator, create a login or a database. Each fails the tenant and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_plan_script_gains_nothing_beyond_its_tenant() {
+    let evil = unique_slug("evil").replace('-', "_");
+    let attempts = [
+        (Engine::Postgres, format!("RESET ROLE;\nCREATE ROLE {evil} LOGIN SUPERUSER;\n")),
+        (Engine::Postgres, format!("CREATE DATABASE {evil};\n")),
+        (Engine::MariaDb, format!("CREATE USER '{evil}'@'%';\n")),
+        (Engine::MariaDb, format!("CREATE DATABASE {evil};\n")),
+    ];
+    for (engine, sql) in attempts {
+        let scripts = tempfile::tempdir().unwrap();
+        let folder = if engine == Engine::MariaDb { "mysql" } else { "postgres" };
+        std::fs::create_dir(scripts.path().join(folder)).unwrap();
+        std::fs::write(scripts.path().join(folder).join("package-9-type-1.sql"), &sql).unwrap();
+        let app = TestApp::spawn_with(Options { scripts: scripts.path().to_owned(), ..Options::new(engine) }).await;
+        let slug = unique_slug("hostile");
+        let tenant = buy(&app, &slug, 9).await;
+        let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
+        assert!(row.last_error.clone().unwrap().contains("package-9-type-1.sql"), "{engine:?}: {sql}");
+        let (roles, dbs) = match engine {
+            Engine::MariaDb => (
+                format!("SELECT COUNT(*) AS n FROM mysql.user WHERE user = '{evil}'"),
+                format!("SELECT COUNT(*) AS n FROM information_schema.schemata WHERE schema_name = '{evil}'"),
+            ),
+            Engine::Postgres => (
+                format!("SELECT COUNT(*) AS n FROM pg_roles WHERE rolname = '{evil}'"),
+                format!("SELECT COUNT(*) AS n FROM pg_database WHERE datname = '{evil}'"),
+            ),
+        };
+        assert_eq!(scalar(app.tenant_db.admin(), &roles).await, 0, "{engine:?}: {sql}");
+        assert_eq!(scalar(app.tenant_db.admin(), &dbs).await, 0, "{engine:?}: {sql}");
+        app.drop_tenant_db(&slug).await;
+    }
+}
+
+/// With the server's general query log on (as an operator debugging it might turn it on), the log holds
+/// Landlord's statements but never a tenant's password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_statement_log_never_holds_a_tenant_password() {
+    let server = MariaDbServer::start_with(&["--general-log=1", "--general-log-file={dir}/general.log"]);
+    let opts = Options { tenant_db: Some(server.url.clone()), ..Options::new(Engine::MariaDb) };
+    let app = TestApp::spawn_with(opts).await;
+    let slug = unique_slug("genlog");
+    let tenant = buy(&app, &slug, 3).await;
+    app.wait_for_status(&tenant, TenantStatus::Active).await;
+    let password = app.tenant_password(&tenant).await;
+    let log = std::fs::read_to_string(server.dir().join("general.log")).expect("general log written");
+    assert!(log.contains("CREATE USER"), "the log captured Landlord's statements");
+    assert!(log.contains("MAX_USER_CONNECTIONS"));
+    assert!(!log.contains(password.expose_secret()), "a tenant password reached the server's statement log");
+}
