@@ -15,7 +15,8 @@ pub enum Command {
         id: String,
     },
     /// Re-encrypts every stored secret that is not under the first key of LANDLORD_SECRET_KEYS (and
-    /// encrypts any stored before encryption at rest). Safe to run again, and while workers run.
+    /// encrypts any stored before encryption at rest). Roll a key out in this order: add the new key after
+    /// the old one on every worker, then put it first on every worker, then rotate. Safe to run again.
     Rotate,
 }
 
@@ -26,7 +27,7 @@ fn default_id() -> String {
 pub async fn run(config: Option<&Path>, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::GenerateKey { id } => {
-            anyhow::ensure!(SecretKeys::is_valid_id(&id), "key id {id:?}: use 1–32 of a–z, 0–9, `_` and `-`");
+            anyhow::ensure!(SecretKeys::is_valid_id(&id), "key id {id:?}: use 1–24 of a–z, 0–9, `_` and `-`");
             println!("{}", SecretKeys::generate_entry(&id).expose_secret());
             eprintln!(
                 "put it first in LANDLORD_SECRET_KEYS (keep the old keys after it), then run `landlord secrets rotate`"
@@ -40,9 +41,10 @@ pub async fn run(config: Option<&Path>, cmd: Command) -> anyhow::Result<()> {
             let store = Store::connect(cfg.database_url.expose_secret()).await?.with_secrets(keys);
             let done = store.rotate_secrets().await?;
             println!(
-                "{} secret(s) re-encrypted under key `{primary}`, {} already under it; keys other than `{primary}` \
-                 may now be removed from LANDLORD_SECRET_KEYS",
-                done.rewritten, done.current
+                "{} secret(s) re-encrypted under key `{primary}`, {} already under it, {} changed meanwhile (run \
+                 again). Once every worker runs with `{primary}` first and a rotation finds nothing to do, the \
+                 other keys may be removed from LANDLORD_SECRET_KEYS.",
+                done.rewritten, done.current, done.changed_meanwhile
             );
             Ok(())
         }

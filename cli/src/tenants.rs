@@ -17,6 +17,9 @@ pub enum Command {
     Retry {
         id: String,
     },
+    /// Once after upgrading: replaces the wildcard database grants earlier versions gave MariaDB/MySQL
+    /// logins (`tenant_ab_c`.* also opened `tenant_abxc`) with escaped ones, on LANDLORD_TENANT_DB_URL.
+    RepairGrants,
 }
 
 pub async fn run(config: Option<&Path>, cmd: Command) -> anyhow::Result<()> {
@@ -27,7 +30,29 @@ pub async fn run(config: Option<&Path>, cmd: Command) -> anyhow::Result<()> {
             show(&Store::connect(cfg.database_url.expose_secret()).await?, &TenantId::parse(&id)?).await
         }
         Command::Retry { id } => retry(&cfg, TenantId::parse(&id)?).await,
+        Command::RepairGrants => repair_grants(&cfg).await,
     }
+}
+
+async fn repair_grants(cfg: &WorkerConfig) -> anyhow::Result<()> {
+    use landlord_worker::{
+        names::{DatabaseName, LoginName},
+        tenant_db::TenantDbServer,
+    };
+    let store = Store::connect(cfg.database_url.expose_secret()).await?;
+    let server = TenantDbServer::new(&cfg.tenant_db_url).await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let mut repaired = 0;
+    for t in store.tenants().await? {
+        let (Some(db), Some(login)) = (&t.db_name, &t.db_login) else { continue };
+        if t.db_engine.as_deref() != Some(server.dialect().as_str()) {
+            continue;
+        }
+        let (db, login) = (DatabaseName::parse(db)?, LoginName::parse(login)?);
+        server.repair_grant(&db, &login).await.map_err(|e| anyhow::anyhow!("{db}: {}", e.message))?;
+        repaired += 1;
+    }
+    println!("{repaired} tenant login(s) hold an escaped grant on their own database only");
+    Ok(())
 }
 
 async fn list(store: &Store) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_control_plane;
 mod m20261122_000002_infrastructure;
 mod m20261122_000003_leases;
+mod m20261123_000004_resources;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_control_plane::Migration),
             Box::new(m20261122_000002_infrastructure::Migration),
             Box::new(m20261122_000003_leases::Migration),
+            Box::new(m20261123_000004_resources::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@
 pub mod chaos;
 mod moto;
 mod nats;
+pub mod tls;
 
 use std::{path::PathBuf, time::Duration};
 

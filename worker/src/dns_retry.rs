@@ -30,7 +30,7 @@ pub async fn retry_pending(deps: &Deps, progress: &Progress) -> usize {
         };
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + deps.infra.dns_budget;
-        match apply_dns(dns, &slug, &deps.infra.poll, deadline).await {
+        match apply_dns(dns, &deps.store, &id, &slug, &deps.infra.poll, deadline).await {
             Ok((host, api)) => {
                 let saved = async {
                     deps.store.save_dns(&id, &host, &api, false).await?;

@@ -29,7 +29,7 @@ const ENCODED_KEY_LEN: usize = 44;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 const DEV_KEY_ID: &str = "dev";
-const SHAPE: &str = "each entry is `<key id>:<key>`, the id 1–32 characters of a–z, 0–9, `_` and `-`, the key \
+const SHAPE: &str = "each entry is `<key id>:<key>`, the id 1–24 characters of a–z, 0–9, `_` and `-`, the key \
                      32 bytes in standard base64, entries separated by commas, the key that encrypts first";
 const NEW_KEY: &str = "make a key with `openssl rand -base64 32`";
 
@@ -84,7 +84,7 @@ pub enum SecretError {
 }
 
 impl SecretKeys {
-    /// Parses the setting's text. Ids: 1–32 chars of [a-z0-9_-], unique. Keys: standard base64 of exactly 32 bytes.
+    /// Parses the setting's text. Ids: 1–24 chars of [a-z0-9_-], unique. Keys: standard base64 of exactly 32 bytes.
     /// Errors name `LANDLORD_SECRET_KEYS`, the entry's position and id (never key material) and say what is allowed.
     pub fn parse(text: &SecretString) -> Result<Self, SecretError> {
         Self::parse_from(text, SETTING)
@@ -100,9 +100,10 @@ impl SecretKeys {
         self.keys.iter().map(|k| k.id.as_str()).collect()
     }
 
-    /// Whether `id` may name a key: 1–32 characters of a–z, 0–9, `_` and `-` (so never the `:` values split on).
+    /// Whether `id` may name a key: 1–24 characters of a–z, 0–9, `_` and `-` (so never the `:` values split on).
+    /// A stored value is 100 characters plus the id, and the control plane's column holds 128.
     pub fn is_valid_id(id: &str) -> bool {
-        (1..=32).contains(&id.len())
+        (1..=24).contains(&id.len())
             && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
     }
 
@@ -263,7 +264,7 @@ fn split_stored(stored: &str) -> Result<(&str, &str), SecretError> {
     let rest = rest.ok_or(malformed("it does not start with `v1:`"))?;
     let (id, body) = rest.split_once(':').ok_or(malformed("it has no `:` after the key id"))?;
     if !SecretKeys::is_valid_id(id) {
-        return Err(malformed("its key id is not 1–32 characters of a–z, 0–9, `_` and `-`"));
+        return Err(malformed("its key id is not 1–24 characters of a–z, 0–9, `_` and `-`"));
     }
     Ok((id, body))
 }
@@ -359,7 +360,7 @@ mod tests {
     fn a_bad_id_is_refused_without_being_quoted() {
         assert_refused(&format!("K1:{KEY}"), 1, "a–z, 0–9");
         assert_refused(&format!("{KEY}:k1"), 1, "not shown");
-        assert_refused(&format!("k1:{KEY},{}:{KEY}", "a".repeat(33)), 2, "1–32");
+        assert_refused(&format!("k1:{KEY},{}:{KEY}", "a".repeat(25)), 2, "1–24");
         assert_refused(KEY, 1, "no `:`");
     }
 

@@ -10,16 +10,16 @@ use landlord_worker::{
     steps::{StepContext, StepDone, TenantPlan},
 };
 
-const TARGET: &str = "lb.tenants.example.net";
+pub(crate) const TARGET: &str = "lb.tenants.example.net";
 
-async fn create_zone(aws: &aws_config::SdkConfig, name: &str) -> String {
+pub(crate) async fn create_zone(aws: &aws_config::SdkConfig, name: &str) -> String {
     let r53 = aws_sdk_route53::Client::new(aws);
     let zone = r53.create_hosted_zone().name(name).caller_reference(unique_slug("zone")).send().await.unwrap();
     zone.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_owned()
 }
 
 /// Record sets in the zone whose name mentions `slug`, as (name, type, ttl, values).
-async fn records(
+pub(crate) async fn records(
     aws: &aws_config::SdkConfig,
     zone: &str,
     slug: &str,
@@ -36,7 +36,7 @@ async fn records(
         .collect()
 }
 
-fn template(health_url: &str, extra_resource: &str) -> String {
+pub(crate) fn template(health_url: &str, extra_resource: &str) -> String {
     format!(
         r#"{{
   "AWSTemplateFormatVersion": "2010-09-09",
@@ -57,7 +57,7 @@ fn template(health_url: &str, extra_resource: &str) -> String {
     )
 }
 
-fn with_infra(cfg: &mut landlord_worker::WorkerConfig, infra: &Infra) {
+pub(crate) fn with_infra(cfg: &mut landlord_worker::WorkerConfig, infra: &Infra) {
     cfg.route53_zone_id = infra.zone_id.clone();
     cfg.dns_target = Some(TARGET.into());
     cfg.stack_template = infra.template.clone();
@@ -67,11 +67,11 @@ fn with_infra(cfg: &mut landlord_worker::WorkerConfig, infra: &Infra) {
 }
 
 /// A Landlord whose worker uses moto for AWS and the given infrastructure.
-async fn spawn_on_moto(aws: &aws_config::SdkConfig, infra: Infra, engine: Engine) -> TestApp {
+pub(crate) async fn spawn_on_moto(aws: &aws_config::SdkConfig, infra: Infra, engine: Engine) -> TestApp {
     TestApp::spawn_with(Options { aws: Some(aws.clone()), worker: with_infra, infra, ..Options::new(engine) }).await
 }
 
-async fn buy(app: &TestApp, slug: &str, package: u32) -> TenantId {
+pub(crate) async fn buy(app: &TestApp, slug: &str, package: u32) -> TenantId {
     let session = format!("cs_test_{slug}");
     let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 1));
     assert_eq!(app.post_signed(body).await.status(), 200);

@@ -150,3 +150,32 @@ async fn a_servers_statement_log_never_holds_a_tenant_password() {
     assert!(log.contains("MAX_USER_CONNECTIONS"));
     assert!(!log.contains(password.expose_secret()), "a tenant password reached the server's statement log");
 }
+
+/// A login left with the wildcard grant of an earlier version (`tenant_…_ab_c`.*) is repaired: afterwards it
+/// holds only the escaped grant, and the look-alike database is out of its reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repairing_grants_removes_the_wildcard_grant_of_an_earlier_version() {
+    use landlord_worker::names::{DatabaseName, LoginName};
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let base = unique_slug("repair");
+    let (a_slug, b_slug) = (format!("{base}-ab-c"), format!("{base}-abxc"));
+    let (a, b) = (buy(&app, &a_slug, 1).await, buy(&app, &b_slug, 1).await);
+    let a_row = app.wait_for_status(&a, TenantStatus::Active).await;
+    let b_row = app.wait_for_status(&b, TenantStatus::Active).await;
+    let (db, login) = (a_row.db_name.clone().unwrap(), a_row.db_login.clone().unwrap());
+    // What earlier versions granted.
+    let old_grant = format!("GRANT ALL PRIVILEGES ON `{db}`.* TO '{login}'@'%'");
+    app.tenant_db.admin().execute_unprepared(&old_grant).await.unwrap();
+    let reach = app.connect_as_tenant(Engine::MariaDb, &a_row, b_row.db_name.as_deref().unwrap()).await;
+    assert!(reach.is_ok(), "the old grant opened the look-alike database (the defect being repaired)");
+
+    let (db, login) = (DatabaseName::parse(&db).unwrap(), LoginName::parse(&login).unwrap());
+    app.tenant_db.repair_grant(&db, &login).await.unwrap();
+    app.tenant_db.repair_grant(&db, &login).await.expect("repairing twice is harmless");
+    refused(&app, Engine::MariaDb, &a_row, b_row.db_name.as_deref().unwrap()).await;
+    let own = app.connect_as_tenant(Engine::MariaDb, &a_row, db.as_str()).await.expect("still reaches its own");
+    assert_eq!(scalar(&own, "SELECT COUNT(*) AS n FROM products").await, 2);
+    own.close().await.ok();
+    app.drop_tenant_db(&a_slug).await;
+    app.drop_tenant_db(&b_slug).await;
+}

@@ -4,9 +4,11 @@
 mod chaos;
 mod duplicates;
 mod failures;
+mod health_tls;
 mod hostile;
 mod infra;
 mod isolation;
+mod ownership;
 mod provision;
 mod secrets;
 mod webhook_http;

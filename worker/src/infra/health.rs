@@ -1,4 +1,5 @@
-//! The tenant's health URL, polled with backoff until it answers 2xx or a deadline passes.
+//! The tenant's health URL, polled with backoff until it answers 2xx or a deadline passes. HTTPS trusts the
+//! platform's roots and `SSL_CERT_FILE` (rustls with the native root store).
 
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ impl HealthCheck {
             let last = match self.http.get(url).send().await {
                 Ok(res) if res.status().is_success() => return Ok(res.status().as_u16()),
                 Ok(res) => format!("HTTP {}", res.status()),
-                Err(e) => format!("no answer ({e})"),
+                Err(e) => format!("no answer ({})", error_chain(&e)),
             };
             alive.touch().await;
             let delay = delays.next().unwrap_or(Duration::from_millis(self.poll.max_delay_ms));
@@ -41,4 +42,20 @@ impl HealthCheck {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// An error with its causes, `a: b: c`: reqwest's own text stops at "error sending request", while the
+/// cause a person can act on (a refused connection, an untrusted certificate) is further down.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }

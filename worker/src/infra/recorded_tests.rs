@@ -117,7 +117,7 @@ async fn a_rolled_back_stack_reports_its_failing_resource() {
     let file = template();
     let stacks = stacks(&script, &file);
     let deadline = Instant::now() + Duration::from_secs(1800);
-    let result = stacks.deploy(NAME, &[("Plan", "p".into())], "landlord-token", &NoKeepAlive, deadline).await;
+    let result = stacks.deploy(NAME, &[("Plan", "p".into())], &[], "landlord-token", &NoKeepAlive, deadline).await;
     let Err(DeployError::Failed(failure)) = result else { panic!("expected a failed stack, got {result:?}") };
     assert_eq!(
         failure.reason,
@@ -135,7 +135,7 @@ async fn a_stack_in_progress_past_the_deadline_is_monitored_and_never_created_tw
     let stacks = stacks(&script, &file);
     // First attempt: the stack exists (an earlier attempt created it) and outlasts the deadline.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let first = stacks.deploy(NAME, &[], "landlord-token", &NoKeepAlive, deadline).await;
+    let first = stacks.deploy(NAME, &[], &[], "landlord-token", &NoKeepAlive, deadline).await;
     let Err(DeployError::Step(e)) = first else { panic!("expected a transient hand-over, got {first:?}") };
     assert!(e.is_transient(), "{e:?}");
     assert_eq!(e.code, "stack_in_progress");
@@ -152,7 +152,7 @@ async fn a_stack_in_progress_past_the_deadline_is_monitored_and_never_created_tw
         .into(),
     );
     let second =
-        stacks.deploy(NAME, &[], "landlord-token", &NoKeepAlive, Instant::now() + Duration::from_secs(600)).await;
+        stacks.deploy(NAME, &[], &[], "landlord-token", &NoKeepAlive, Instant::now() + Duration::from_secs(600)).await;
     let deployed = second.expect("completes");
     assert_eq!(deployed.outputs["HealthUrl"], "https://acme.tenants.example.com/healthz");
     assert_eq!(script.calls("CreateStack"), 0, "an existing stack is never created again");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_cloudformation::{
     Client,
-    types::{Parameter, Stack, StackEvent},
+    types::{Parameter, Stack, StackEvent, Tag},
 };
 use backon::BackoffBuilder;
 use tokio::time::Instant;
@@ -138,16 +138,18 @@ impl Stacks {
         &self,
         name: &str,
         parameters: &[(&str, String)],
+        tags: &[(&str, String)],
         request_token: &str,
         alive: &dyn KeepAlive,
         deadline: Instant,
     ) -> Result<Deployed, DeployError> {
         let params: Vec<Parameter> =
             parameters.iter().map(|(k, v)| Parameter::builder().parameter_key(*k).parameter_value(v).build()).collect();
+        let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect();
         let existing = self.describe(name).await?;
         let status = existing.as_ref().and_then(|s| s.stack_status()).map(|s| s.as_str().to_owned());
         match status.as_deref().map(phase) {
-            None | Some(Phase::Gone) => self.create(name, params, request_token).await?,
+            None | Some(Phase::Gone) => self.create(name, params, tags, request_token).await?,
             Some(Phase::InProgress) => {
                 tracing::info!(stack = name, "stack already in progress; monitoring it")
             }
@@ -155,7 +157,7 @@ impl Stacks {
                 // A failed creation cannot be updated; it was reported when it failed, and a retry replaces it.
                 tracing::info!(stack = name, status = %s, "replacing a stack whose creation failed");
                 self.delete_and_wait(name, alive, deadline).await?;
-                self.create(name, params, request_token).await?;
+                self.create(name, params, tags, request_token).await?;
             }
             Some(_) => {
                 let body = self.template_body().await?;
@@ -165,6 +167,7 @@ impl Stacks {
                     .stack_name(name)
                     .template_body(body)
                     .set_parameters(Some(params))
+                    .set_tags(Some(tags))
                     .send()
                     .await;
                 match sent {
@@ -182,7 +185,13 @@ impl Stacks {
         Ok(self.deployed(&stack))
     }
 
-    async fn create(&self, name: &str, params: Vec<Parameter>, request_token: &str) -> Result<(), StepError> {
+    async fn create(
+        &self,
+        name: &str,
+        params: Vec<Parameter>,
+        tags: Vec<Tag>,
+        request_token: &str,
+    ) -> Result<(), StepError> {
         let body = self.template_body().await?;
         let sent = self
             .client
@@ -190,6 +199,7 @@ impl Stacks {
             .stack_name(name)
             .template_body(body)
             .set_parameters(Some(params))
+            .set_tags(Some(tags))
             .client_request_token(request_token)
             .send()
             .await;

@@ -61,7 +61,8 @@ impl Runner {
                     let (kind, status) = match next {
                         Some(_) => (EventKind::StepRetrying, TenantStatus::Provisioning),
                         None if e.is_transient() => (EventKind::StepFailed, TenantStatus::Provisioning),
-                        None => (EventKind::StepFailed, TenantStatus::Failed),
+                        // The tenant is marked failed only once compensation ran and the run is recorded.
+                        None => (EventKind::StepFailed, TenantStatus::Provisioning),
                     };
                     tracing::warn!(step = name, attempt, error = %e, retry_in = ?next, "step failed");
                     let detail = Detail { error: Some(e.to_event()), status: Some(status), ..base };

@@ -56,6 +56,11 @@ impl std::fmt::Debug for Runner {
     }
 }
 
+/// The id of the status event that ends `cmd`'s run: the same for every attempt to announce it.
+fn ending_event_id(tenant: &TenantId, cmd: &Command) -> Uuid {
+    Uuid::new_v5(&tenant.as_uuid(), format!("landlord:ended:{}", cmd.id.as_str()).as_bytes())
+}
+
 fn plan_of(row: &tenant::Model) -> Result<TenantPlan, String> {
     let bad = |e: landlord_protocol::IdError| format!("stored tenant {} is invalid: {e}", row.id);
     Ok(TenantPlan {
@@ -72,6 +77,7 @@ impl Runner {
     pub async fn handle(&self, cmd: &Command, delivered: i64, alive: &dyn KeepAlive) -> Result<Outcome, StoreError> {
         let store = &self.deps.store;
         if store.is_processed(cmd.id.as_str()).await? {
+            self.announce_ending_again(cmd).await?;
             return Ok(Outcome::AlreadyDone);
         }
         let row = match &cmd.action {
@@ -179,7 +185,8 @@ impl Runner {
                         kind,
                     };
                     store.end_run(end).await?;
-                    self.announce_status(plan, run, TenantStatus::Failed, Some(&e), message, None).await;
+                    let id = Some(ending_event_id(&plan.id, cmd));
+                    self.announce_status(plan, run, TenantStatus::Failed, Some(&e), message, id).await;
                     return Ok(Outcome::Failed { step: name, code: e.code, undone });
                 }
             }
@@ -195,12 +202,33 @@ impl Runner {
             kind,
         };
         store.end_run(end).await?;
-        // One event id per tenant: if a crash lands between recording the run and publishing this, the
-        // redelivery finds the command processed and publishes nothing; a copy is dropped by JetStream.
-        let id = Uuid::new_v5(&plan.id.as_uuid(), b"landlord:activated");
         let message = format!("tenant {} is active", plan.slug);
-        self.announce_status(plan, run, TenantStatus::Active, None, message, Some(id)).await;
+        let id = Some(ending_event_id(&plan.id, cmd));
+        self.announce_status(plan, run, TenantStatus::Active, None, message, id).await;
         Ok(Outcome::Completed)
+    }
+
+    /// A command found processed may have ended its run just before its worker died, before the status
+    /// event went out: the ending is announced again under the same event id, which JetStream drops when
+    /// the first one did go out (within its duplicate window).
+    async fn announce_ending_again(&self, cmd: &Command) -> Result<(), StoreError> {
+        let Some(row) = self.deps.store.tenant(&cmd.tenant_id).await? else { return Ok(()) };
+        let status = TenantStatus::parse(&row.status);
+        if !matches!(status, Some(TenantStatus::Active | TenantStatus::Failed)) {
+            return Ok(());
+        }
+        let Ok(plan) = plan_of(&row) else { return Ok(()) };
+        let detail = Detail {
+            status,
+            message: Some(match row.last_error {
+                Some(reason) => format!("tenant {} is {}: {reason}", plan.slug, row.status),
+                None => format!("tenant {} is {}", plan.slug, row.status),
+            }),
+            event_id: Some(ending_event_id(&plan.id, cmd)),
+            ..Detail::default()
+        };
+        self.progress.emit(Some(plan.id), None, EventKind::StatusChanged, detail).await;
+        Ok(())
     }
 
     /// Publishes a status change already recorded in the control plane.

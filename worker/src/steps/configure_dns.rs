@@ -5,21 +5,41 @@
 use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
-use super::{Step, StepContext, StepDone, StepError};
-use crate::infra::dns::{Dns, hostnames};
+use landlord_protocol::{TenantId, TenantSlug};
+
+use super::{Step, StepContext, StepDone, StepError, ownership};
+use crate::{
+    infra::dns::{Dns, hostnames},
+    store::{ResourceKind, Store},
+};
 
 #[derive(Debug)]
 pub struct ConfigureDns;
 
-/// UPSERTs both records and waits for the change, retrying transient errors until `deadline`.
+/// Claims both names for the tenant (refusing records someone else made), UPSERTs both records and waits
+/// for the change, retrying transient errors until `deadline`. The background retrier calls this too, so a
+/// record that appeared meanwhile is never taken over.
 pub async fn apply(
     dns: &Dns,
-    slug: &landlord_protocol::TenantSlug,
+    store: &Store,
+    tenant: &TenantId,
+    slug: &TenantSlug,
     ctx_poll: &crate::RetryPolicy,
     deadline: Instant,
 ) -> Result<(String, String), StepError> {
     crate::retry::until_deadline(ctx_poll, deadline, || async {
         let (host, api) = hostnames(slug, &dns.domain().await?);
+        for name in [&host, &api] {
+            let exists = !dns.records_named(name).await?.is_empty();
+            let owner = match store.resource_owner(ResourceKind::DnsRecord, name).await? {
+                Some(owner) => owner,
+                None if exists => return Err(ownership::not_ours(ResourceKind::DnsRecord, name)),
+                None => store.claim_resource(tenant, ResourceKind::DnsRecord, name).await?,
+            };
+            if owner != *tenant {
+                return Err(ownership::not_ours(ResourceKind::DnsRecord, name));
+            }
+        }
         let change = dns.upsert(&[&host, &api]).await?;
         dns.wait_in_sync(&change, ctx_poll, deadline).await?;
         Ok((host, api))
@@ -40,11 +60,14 @@ impl Step for ConfigureDns {
             };
             let store = &ctx.deps.store;
             let control_plane = |e: crate::store::StoreError| StepError::transient("control_plane", e.to_string());
-            match apply(dns, &ctx.tenant.slug, &infra.poll, Instant::now() + infra.dns_budget).await {
+            let deadline = Instant::now() + infra.dns_budget;
+            match apply(dns, store, &ctx.tenant.id, &ctx.tenant.slug, &infra.poll, deadline).await {
                 Ok((host, api)) => {
                     store.save_dns(&ctx.tenant.id, &host, &api, false).await.map_err(control_plane)?;
                     Ok(StepDone::Done(format!("{host} and {api} point at {} and are in sync", infra.dns_target_label)))
                 }
+                // Someone else's record under the tenant's name: a person must decide; nothing was changed.
+                Err(e) if !e.is_transient() && e.code == "resource_not_ours" => Err(e),
                 Err(e) => {
                     let (host, api) = infra.hostnames(&ctx.tenant.slug).await.ok().flatten().unwrap_or_default();
                     store.save_dns(&ctx.tenant.id, &host, &api, true).await.map_err(control_plane)?;
@@ -65,10 +88,21 @@ impl Step for ConfigureDns {
                     return Ok(StepDone::Skipped("no Route 53 zone configured".into()));
                 };
                 let (host, api) = hostnames(&ctx.tenant.slug, &dns.domain().await?);
-                Ok(match dns.delete(&[&host, &api]).await? {
-                    Some(_) => StepDone::Done(format!("records for {host} and {api} deleted")),
-                    None => StepDone::Done(format!("no records for {host} or {api}")),
-                })
+                let mut ours = Vec::new();
+                for name in [host, api] {
+                    if ownership::is_ours(ctx, ResourceKind::DnsRecord, &name).await? {
+                        ours.push(name);
+                    }
+                }
+                if ours.is_empty() {
+                    return Ok(StepDone::Skipped("no DNS record of this tenant was created by Landlord".into()));
+                }
+                let names: Vec<&str> = ours.iter().map(String::as_str).collect();
+                dns.delete(&names).await?;
+                for name in &ours {
+                    ownership::release(ctx, ResourceKind::DnsRecord, name).await?;
+                }
+                Ok(StepDone::Done(format!("records for {} deleted", names.join(" and "))))
             }
             .boxed(),
         )

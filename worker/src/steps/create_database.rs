@@ -5,8 +5,11 @@ use futures::{FutureExt, future::BoxFuture};
 use rand::{Rng, distr::Alphanumeric};
 use secrecy::SecretString;
 
-use super::{Step, StepContext, StepDone, StepError};
-use crate::names::{DatabaseName, LoginName};
+use super::{Step, StepContext, StepDone, StepError, ownership};
+use crate::{
+    names::{DatabaseName, LoginName},
+    store::ResourceKind,
+};
 
 #[derive(Debug)]
 pub struct CreateDatabase;
@@ -28,6 +31,9 @@ impl Step for CreateDatabase {
             let login = LoginName::for_slug(&ctx.tenant.slug);
             let password = new_password();
             let server = &ctx.deps.tenant_db;
+            // Claimed before they are created; an existing one without a claim is someone else's.
+            ownership::claim(ctx, ResourceKind::Database, db.as_str(), server.database_exists(&db).await?).await?;
+            ownership::claim(ctx, ResourceKind::Login, login.as_str(), server.login_exists(&login).await?).await?;
             server.create_database(&db, &login, &password).await?;
             ctx.deps
                 .store
@@ -43,8 +49,23 @@ impl Step for CreateDatabase {
             async move {
                 let db = DatabaseName::for_slug(&ctx.tenant.slug);
                 let login = LoginName::for_slug(&ctx.tenant.slug);
-                ctx.deps.tenant_db.drop_database(&db, &login).await?;
-                Ok(StepDone::Done(format!("database {db} and login {login} dropped")))
+                let server = &ctx.deps.tenant_db;
+                let mut dropped = Vec::new();
+                if ownership::is_ours(ctx, ResourceKind::Database, db.as_str()).await? {
+                    server.drop_db(&db).await?;
+                    ownership::release(ctx, ResourceKind::Database, db.as_str()).await?;
+                    dropped.push(format!("database {db}"));
+                }
+                if ownership::is_ours(ctx, ResourceKind::Login, login.as_str()).await? {
+                    server.drop_login(&login).await?;
+                    ownership::release(ctx, ResourceKind::Login, login.as_str()).await?;
+                    dropped.push(format!("login {login}"));
+                }
+                Ok(if dropped.is_empty() {
+                    StepDone::Skipped(format!("nothing of {db} or {login} was created by Landlord; left as it is"))
+                } else {
+                    StepDone::Done(format!("{} dropped", dropped.join(" and ")))
+                })
             }
             .boxed(),
         )

@@ -4,8 +4,11 @@
 use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
-use super::{Step, StepContext, StepDone, StepError};
-use crate::{infra::stacks::DeployError, names::DatabaseName};
+use super::{Step, StepContext, StepDone, StepError, ownership};
+use crate::{infra::stacks::DeployError, names::DatabaseName, store::ResourceKind};
+
+/// The tag every stack Landlord creates carries: the tenant it belongs to.
+pub const TENANT_TAG: &str = "landlord:tenant-id";
 
 #[derive(Debug)]
 pub struct DeployStack;
@@ -39,7 +42,20 @@ impl Step for DeployStack {
             let deadline = Instant::now() + infra.stack_deadline;
             let store = &ctx.deps.store;
             let control_plane = |e: crate::store::StoreError| StepError::transient("control_plane", e.to_string());
-            match stacks.deploy(&name, &parameters, &token, ctx.alive, deadline).await {
+            // A live stack of that name is the tenant's only if Landlord claimed it, it carries the tenant's
+            // tag, or the control plane recorded its id for this tenant (stacks from before claims existed);
+            // anything else is someone else's.
+            let existing = stacks.describe(&name).await?;
+            let live =
+                existing.as_ref().filter(|s| s.stack_status().is_some_and(|st| st.as_str() != "DELETE_COMPLETE"));
+            let recorded = store.tenant(&t.id).await?.and_then(|row| row.stack_id);
+            let known = live.is_some_and(|s| {
+                s.tags().iter().any(|tag| tag.key() == Some(TENANT_TAG) && tag.value() == Some(&t.id.to_string()))
+                    || (recorded.is_some() && s.stack_id() == recorded.as_deref())
+            });
+            ownership::claim(ctx, ResourceKind::Stack, &name, live.is_some() && !known).await?;
+            let tags = [(TENANT_TAG, t.id.to_string()), ("landlord:managed-by", "landlord".to_owned())];
+            match stacks.deploy(&name, &parameters, &tags, &token, ctx.alive, deadline).await {
                 Ok(d) => {
                     store.save_stack(&t.id, Some(&d.stack_id), Some(&d.outputs), None).await.map_err(control_plane)?;
                     let keys = d
@@ -70,7 +86,11 @@ impl Step for DeployStack {
                     return Ok(StepDone::Skipped("no stack template configured".into()));
                 };
                 let name = stacks.stack_name(ctx.tenant.slug.as_str());
+                if !ownership::is_ours(ctx, ResourceKind::Stack, &name).await? {
+                    return Ok(StepDone::Skipped(format!("stack {name} was not created by Landlord; left as it is")));
+                }
                 stacks.delete_and_wait(&name, ctx.alive, Instant::now() + infra.stack_deadline).await?;
+                ownership::release(ctx, ResourceKind::Stack, &name).await?;
                 Ok(StepDone::Done(format!("stack {name} deleted")))
             }
             .boxed(),

@@ -7,6 +7,7 @@ mod configure_dns;
 mod create_database;
 mod deploy_stack;
 mod health_check;
+pub mod ownership;
 
 use futures::future::BoxFuture;
 use landlord_protocol::{EventError, PackageId, SubscriptionTypeId, TenantId, TenantSlug};
@@ -63,8 +64,12 @@ impl StepError {
 /// not decrypt (a missing or wrong key) is not, and says which key to restore.
 impl From<crate::store::StoreError> for StepError {
     fn from(e: crate::store::StoreError) -> Self {
+        use crate::{secret_box::SecretError, store::StoreError};
         match e {
-            crate::store::StoreError::Db(_) => StepError::transient("control_plane", e.to_string()),
+            // A key this worker does not have yet (a rotation being rolled out) comes with the next deploy.
+            StoreError::Db(_) | StoreError::Secret(SecretError::UnknownKey { .. }) => {
+                StepError::transient("control_plane", e.to_string())
+            }
             other => StepError::permanent("control_plane_secret", other.to_string()),
         }
     }

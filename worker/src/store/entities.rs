@@ -146,3 +146,24 @@ pub mod tenant_lease {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod tenant_resource {
+    use sea_orm::entity::prelude::*;
+
+    /// A resource Landlord claimed for a tenant before creating it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tenant_resources")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub kind: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub name: String,
+        pub tenant_id: String,
+        pub claimed_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

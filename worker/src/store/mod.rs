@@ -3,6 +3,9 @@
 
 pub mod entities;
 mod leases;
+mod resources;
+
+pub use resources::ResourceKind;
 
 use std::{sync::Arc, time::Duration};
 
@@ -44,6 +47,8 @@ pub struct Rotated {
     pub rewritten: usize,
     /// Values already under the primary key.
     pub current: usize,
+    /// Values a worker replaced while this rotation ran (left for the next one).
+    pub changed_meanwhile: usize,
 }
 
 /// A step's recorded outcome for a tenant.
@@ -305,13 +310,19 @@ impl Store {
                 SecretString::from(stored.clone())
             };
             let sealed = keys.encrypt(&plain, &password_context(&id));
-            tenant::Entity::update_many()
+            let updated = tenant::Entity::update_many()
                 .col_expr(tenant::Column::DbPassword, sea_orm::sea_query::Expr::value(sealed))
                 .filter(tenant::Column::Id.eq(row.id.clone()))
                 .filter(tenant::Column::DbPassword.eq(stored))
                 .exec(&self.db)
                 .await?;
-            done.rewritten += 1;
+            // A worker that wrote a new password meanwhile wrote it under its own first key; a second
+            // rotation (after every worker runs with the new key first) picks it up.
+            if updated.rows_affected == 1 {
+                done.rewritten += 1;
+            } else {
+                done.changed_meanwhile += 1;
+            }
         }
         Ok(done)
     }

@@ -104,6 +104,15 @@ impl TenantDbServer {
         }
     }
 
+    /// Replaces an unescaped (wildcard) database grant that earlier versions gave a MySQL/MariaDB login by
+    /// the escaped one; nothing to do on PostgreSQL. For `landlord tenants repair-grants` after an upgrade.
+    pub async fn repair_grant(&self, db: &DatabaseName, login: &LoginName) -> Result<(), StepError> {
+        match self.dialect {
+            Dialect::MySql => mysql::repair_grant(&self.admin, db, login).await,
+            Dialect::Postgres => Ok(()),
+        }
+    }
+
     /// Whether the database exists (used by checks and tests).
     pub async fn database_exists(&self, db: &DatabaseName) -> Result<bool, StepError> {
         match self.dialect {
@@ -112,20 +121,34 @@ impl TenantDbServer {
         }
     }
 
-    /// Drops the database and its login; missing ones are fine.
-    pub async fn drop_database(&self, db: &DatabaseName, login: &LoginName) -> Result<(), StepError> {
+    /// Whether a login (any host, on MySQL) or role of that name exists.
+    pub async fn login_exists(&self, login: &LoginName) -> Result<bool, StepError> {
         match self.dialect {
-            Dialect::MySql => mysql::drop_database(&self.admin, db, login).await,
-            Dialect::Postgres => postgres::drop_database(&self.admin, db, login).await,
+            Dialect::MySql => mysql::login_exists(&self.admin, login).await,
+            Dialect::Postgres => postgres::login_exists(&self.admin, login).await,
         }
     }
 
-    /// A single-connection pool on one tenant database, as the admin.
-    async fn connect_to(&self, db: &DatabaseName) -> Result<DatabaseConnection, StepError> {
-        let mut url = url::Url::parse(self.url.expose_secret())
-            .map_err(|_| StepError::permanent("tenant_db_url", "LANDLORD_TENANT_DB_URL is not a valid URL"))?;
-        url.set_path(&format!("/{}", db.as_str()));
-        Ok(connect(&SecretString::from(url.to_string()), 1, false).await?)
+    /// Drops the database and its login; missing ones are fine.
+    pub async fn drop_database(&self, db: &DatabaseName, login: &LoginName) -> Result<(), StepError> {
+        self.drop_db(db).await?;
+        self.drop_login(login).await
+    }
+
+    /// Drops the database; a missing one is fine.
+    pub async fn drop_db(&self, db: &DatabaseName) -> Result<(), StepError> {
+        match self.dialect {
+            Dialect::MySql => mysql::drop_db(&self.admin, db).await,
+            Dialect::Postgres => postgres::drop_db(&self.admin, db).await,
+        }
+    }
+
+    /// Drops the login; a missing one is fine.
+    pub async fn drop_login(&self, login: &LoginName) -> Result<(), StepError> {
+        match self.dialect {
+            Dialect::MySql => mysql::drop_login(&self.admin, login).await,
+            Dialect::Postgres => postgres::drop_login(&self.admin, login).await,
+        }
     }
 
     /// A single-connection pool on one tenant database, as the tenant's own login.
@@ -142,8 +165,17 @@ impl TenantDbServer {
         let set = url.set_username(login.as_str()).and_then(|()| url.set_password(Some(password.expose_secret())));
         set.map_err(|()| StepError::permanent("tenant_db_url", "LANDLORD_TENANT_DB_URL cannot carry a login"))?;
         connect(&SecretString::from(url.to_string()), 1, false).await.map_err(|e| {
+            let mut err = if is_login_refused(&e) {
+                // Not the administrator's settings: the tenant's own login, whose password may have been
+                // changed since Landlord set it (a plan script can do that to its own login).
+                StepError::permanent(
+                    "tenant_login_refused",
+                    format!("the server refused tenant login {login} with the password Landlord recorded: {e}"),
+                )
+            } else {
+                StepError::from(e)
+            };
             // The URL holds the tenant's password; keep it out of the error.
-            let mut err = StepError::from(e);
             err.redact(password.expose_secret());
             err
         })
@@ -170,12 +202,13 @@ async fn connect(url: &SecretString, max: u32, lazy: bool) -> Result<DatabaseCon
 /// SQLSTATEs and MySQL error numbers that clear up on their own: locks, deadlocks, serialization
 /// failures, too many connections, a server shutting down.
 const TRANSIENT_SQLSTATES: &[&str] = &["40001", "40P01", "55P03", "57P01", "57P03", "53300", "08006", "08001", "08004"];
-const TRANSIENT_MYSQL_CODES: &[u16] = &[1205, 1213, 1040, 1053, 2002, 2003, 2006, 2013];
+/// 1203 and 1226 are a login's own connection limit (`MAX_USER_CONNECTIONS`) being reached.
+const TRANSIENT_MYSQL_CODES: &[u16] = &[1205, 1213, 1040, 1053, 1203, 1226, 2002, 2003, 2006, 2013];
 
 /// SQLSTATEs and MySQL error numbers of a login the server refuses: a wrong user or password does not
 /// fix itself, so retrying it forever would only hide the mistake.
 const LOGIN_REFUSED_SQLSTATES: &[&str] = &["28000", "28P01"];
-const LOGIN_REFUSED_MYSQL_CODES: &[u16] = &[1044, 1045, 1698];
+const LOGIN_REFUSED_MYSQL_CODES: &[u16] = &[1045, 1698];
 
 impl From<DbErr> for StepError {
     fn from(e: DbErr) -> Self {
@@ -206,9 +239,11 @@ fn sqlx_error(e: &DbErr) -> Option<&sqlx::Error> {
     }
 }
 
-/// Whether the server refused the login itself (bad user or password, no access from this host).
+/// Whether the server refused the login itself (bad user or password, no access from this host) while
+/// connecting; the same codes from a statement mean something else.
 pub fn is_login_refused(e: &DbErr) -> bool {
-    let Some(sqlx::Error::Database(db)) = sqlx_error(e) else { return false };
+    let DbErr::Conn(RuntimeErr::SqlxError(inner)) = e else { return false };
+    let sqlx::Error::Database(db) = inner.as_ref() else { return false };
     let state = db.code().map(|c| c.into_owned()).unwrap_or_default();
     let mysql_code = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().map(|m| m.number());
     LOGIN_REFUSED_SQLSTATES.contains(&state.as_str())

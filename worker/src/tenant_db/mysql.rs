@@ -37,9 +37,43 @@ pub async fn create_database(
     run_secret(admin, &format!("CREATE USER IF NOT EXISTS '{l}'@'%' {auth} {limit}"), &hash).await?;
     run_secret(admin, &format!("ALTER USER '{l}'@'%' {auth} {limit}"), &hash).await?;
     // `_` is a wildcard in a database-level grant: the escaped name opens this database and no other.
+    repair_grant(admin, db, login).await
+}
+
+/// The login's grant on its database, escaped (`_` is a wildcard in a database-level grant), with any
+/// unescaped one an earlier version gave removed.
+pub async fn repair_grant(admin: &DatabaseConnection, db: &DatabaseName, login: &LoginName) -> Result<(), StepError> {
     let pattern = db.mysql_grant_pattern();
-    admin.execute_unprepared(&format!("GRANT ALL PRIVILEGES ON {pattern}.* TO '{l}'@'%'")).await?;
+    revoke_wildcard_grant(admin, db, login).await?;
+    admin.execute_unprepared(&format!("GRANT ALL PRIVILEGES ON {pattern}.* TO '{}'@'%'", login.as_str())).await?;
     Ok(())
+}
+
+/// Removes the unescaped grant earlier Landlord versions gave (`tenant_ab_c`.* also opens `tenant_abxc`);
+/// a login that never had it is fine (1141: no such grant).
+async fn revoke_wildcard_grant(
+    admin: &DatabaseConnection,
+    db: &DatabaseName,
+    login: &LoginName,
+) -> Result<(), StepError> {
+    let sql = format!("REVOKE ALL PRIVILEGES ON {}.* FROM '{}'@'%'", db.mysql(), login.as_str());
+    match admin.execute_unprepared(&sql).await {
+        Ok(_) => Ok(()),
+        Err(e) if mysql_code(&e) == Some(1141) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn mysql_code(e: &sea_orm::DbErr) -> Option<u16> {
+    match e {
+        sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(s)) => match s.as_ref() {
+            sea_orm::sqlx::Error::Database(d) => {
+                d.try_downcast_ref::<sea_orm::sqlx::mysql::MySqlDatabaseError>().map(|m| m.number())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 pub async fn database_exists(admin: &DatabaseConnection, db: &DatabaseName) -> Result<bool, StepError> {
@@ -53,10 +87,21 @@ pub async fn database_exists(admin: &DatabaseConnection, db: &DatabaseName) -> R
     Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0) > 0)
 }
 
-pub async fn drop_database(admin: &DatabaseConnection, db: &DatabaseName, login: &LoginName) -> Result<(), StepError> {
+pub async fn drop_db(admin: &DatabaseConnection, db: &DatabaseName) -> Result<(), StepError> {
     admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {}", db.mysql())).await?;
+    Ok(())
+}
+
+pub async fn drop_login(admin: &DatabaseConnection, login: &LoginName) -> Result<(), StepError> {
     admin.execute_unprepared(&format!("DROP USER IF EXISTS '{}'@'%'", login.as_str())).await?;
     Ok(())
+}
+
+/// Any account with this user name, whatever its host: `'tenant_x'@'localhost'` made by someone else is as
+/// much a conflict as `'tenant_x'@'%'`.
+pub async fn login_exists(admin: &DatabaseConnection, login: &LoginName) -> Result<bool, StepError> {
+    let sql = "SELECT COUNT(*) AS n FROM mysql.user WHERE user = ?";
+    Ok(count(admin, sql, vec![login.as_str().into()]).await? > 0)
 }
 
 async fn count(conn: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) -> Result<i64, StepError> {
@@ -74,9 +119,12 @@ pub async fn apply_script(
 ) -> Result<Applied, StepError> {
     let admin = server.admin();
     let in_db = "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = ?";
-    let marker = count(admin, &format!("{in_db} AND table_name = '{SCHEMA_MARKER}'"), vec![db.as_str().into()]).await?;
+    // Only a real table counts as the marker, and its rows are read as the tenant: a script may have put a
+    // view there whose functions must never run with the administrator's rights.
+    let marker_table = format!("{in_db} AND table_name = '{SCHEMA_MARKER}' AND table_type = 'BASE TABLE'");
+    let marker = count(admin, &marker_table, vec![db.as_str().into()]).await?;
     if marker > 0 {
-        let conn = server.connect_to(db).await?;
+        let conn = server.connect_as(db, login, password).await?;
         let rows = count(&conn, &format!("SELECT COUNT(*) AS n FROM `{SCHEMA_MARKER}`"), vec![]).await?;
         // The marker table is created, then filled, in two statements that each commit: an empty one is
         // an attempt interrupted in between, and is cleared below like any other leftover.

@@ -82,10 +82,18 @@ pub async fn database_exists(admin: &DatabaseConnection, db: &DatabaseName) -> R
     Ok(exists(admin, DB_OWNER, db.as_str()).await?.is_some())
 }
 
-pub async fn drop_database(admin: &DatabaseConnection, db: &DatabaseName, login: &LoginName) -> Result<(), StepError> {
+pub async fn drop_db(admin: &DatabaseConnection, db: &DatabaseName) -> Result<(), StepError> {
     admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.pg())).await?;
+    Ok(())
+}
+
+pub async fn drop_login(admin: &DatabaseConnection, login: &LoginName) -> Result<(), StepError> {
     admin.execute_unprepared(&format!("DROP ROLE IF EXISTS {}", login.pg())).await?;
     Ok(())
+}
+
+pub async fn login_exists(admin: &DatabaseConnection, login: &LoginName) -> Result<bool, StepError> {
+    Ok(exists(admin, ROLE, login.as_str()).await?.is_some())
 }
 
 pub async fn apply_script(

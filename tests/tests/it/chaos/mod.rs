@@ -5,6 +5,6 @@ mod bulk;
 mod cluster;
 mod crash;
 mod db_outage;
-mod harness;
+pub mod harness;
 mod nats_restart;
 mod shutdown;

@@ -1,0 +1,86 @@
+//! Claims on what Landlord creates: before creating a database, login, DNS record or stack for a tenant,
+//! a worker records the claim; a resource of that name that exists without a claim belongs to someone
+//! else. Undo removes only what is claimed, and releases the claim after.
+
+use std::fmt;
+
+use chrono::Utc;
+use landlord_protocol::TenantId;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+use super::{Store, StoreError, entities::tenant_resource};
+
+/// The kinds of resource Landlord creates and claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Database,
+    Login,
+    DnsRecord,
+    Stack,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::Login => "login",
+            Self::DnsRecord => "dns_record",
+            Self::Stack => "stack",
+        }
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Database => "database",
+            Self::Login => "login",
+            Self::DnsRecord => "DNS record",
+            Self::Stack => "stack",
+        })
+    }
+}
+
+impl Store {
+    /// The tenant a resource was claimed for, if any.
+    pub async fn resource_owner(&self, kind: ResourceKind, name: &str) -> Result<Option<TenantId>, StoreError> {
+        let row = tenant_resource::Entity::find_by_id((kind.as_str().to_owned(), name.to_owned()))
+            .one(self.connection())
+            .await?;
+        Ok(row.and_then(|r| TenantId::parse(&r.tenant_id).ok()))
+    }
+
+    /// Claims a resource for `tenant` (before creating it). Returns the owner afterwards: `tenant`, or the
+    /// tenant whose earlier claim stands.
+    pub async fn claim_resource(
+        &self,
+        tenant: &TenantId,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<TenantId, StoreError> {
+        let row = tenant_resource::ActiveModel {
+            kind: Set(kind.as_str().to_owned()),
+            name: Set(name.to_owned()),
+            tenant_id: Set(tenant.to_string()),
+            claimed_at: Set(Utc::now()),
+        };
+        // The primary key lets one claim win; whoever lost reads the winner.
+        if row.insert(self.connection()).await.is_ok() {
+            return Ok(*tenant);
+        }
+        self.resource_owner(kind, name).await?.ok_or_else(|| {
+            StoreError::Db(sea_orm::DbErr::Custom(format!("claim on {kind} {name} neither inserted nor found")))
+        })
+    }
+
+    /// Forgets a claim of `tenant` once its resource is gone.
+    pub async fn release_resource(&self, tenant: &TenantId, kind: ResourceKind, name: &str) -> Result<(), StoreError> {
+        tenant_resource::Entity::delete_many()
+            .filter(tenant_resource::Column::Kind.eq(kind.as_str()))
+            .filter(tenant_resource::Column::Name.eq(name))
+            .filter(tenant_resource::Column::TenantId.eq(tenant.to_string()))
+            .exec(self.connection())
+            .await?;
+        Ok(())
+    }
+}
