@@ -54,12 +54,12 @@ async fn a_foreign_database_is_refused_and_kept(engine: Engine) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_database_on_mariadb_is_refused_and_kept() {
-    a_foreign_database_is_refused_and_kept(Engine::MariaDb).await;
+    Box::pin(a_foreign_database_is_refused_and_kept(Engine::MariaDb)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_database_on_postgres_is_refused_and_kept() {
-    a_foreign_database_is_refused_and_kept(Engine::Postgres).await;
+    Box::pin(a_foreign_database_is_refused_and_kept(Engine::Postgres)).await;
 }
 
 /// A login or role with the tenant's name keeps its password: Landlord used to reset it.
