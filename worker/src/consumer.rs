@@ -10,12 +10,14 @@ use async_nats::jetstream::{
 use futures::StreamExt;
 use landlord_bus::Bus;
 use landlord_protocol::{Command, TenantId, subjects};
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     keepalive::{KeepAlive, NoKeepAlive},
     progress::Progress,
     runner::{Outcome, Runner},
+    store::{Store, StoreError},
 };
 
 /// Creates (or finds) the one durable pull consumer all workers share.
@@ -47,7 +49,8 @@ pub async fn ensure_consumer(bus: &Bus, ack_wait: Duration) -> anyhow::Result<Pu
 pub struct Worker {
     pub runner: Runner,
     pub progress: Progress,
-    /// This process's name; each handling holds its lease as `<holder>/<handling id>`.
+    /// This process's name; each handling holds its lease as `<holder>/<handling id>`, the DNS retrier
+    /// as `<holder>/dns-retry`, so that all of them are released together when the process stops.
     pub holder: String,
 }
 
@@ -55,7 +58,7 @@ impl Worker {
     /// Handles one message's content and says what became of it. Public so tests can drive a worker one
     /// message at a time without a consumer loop.
     pub async fn handle(&self, subject: &str, payload: &[u8], delivered: i64) -> Outcome {
-        self.handle_with(subject, payload, delivered, &NoKeepAlive).await
+        Box::pin(self.handle_with(subject, payload, delivered, &NoKeepAlive)).await
     }
 
     /// [`Worker::handle`], keeping `alive` touched while the run goes on.
@@ -64,51 +67,37 @@ impl Worker {
             Ok(cmd) => cmd,
             Err(e) => return self.reject_undecodable(subject, e.to_string()).await,
         };
-        let store = &self.runner.deps.store;
-        let ttl = self.runner.config.lease_ttl;
+        let cfg = &self.runner.config;
         // One holder per handling, not per process: two copies of a message in one worker (a redelivery
         // after ack_wait) must not share a lease.
         let holder = format!("{}/{}", self.holder, uuid::Uuid::new_v4().simple());
-        match store.acquire_lease(&cmd.tenant_id, &holder, ttl).await {
-            Ok(true) => {}
-            Ok(false) => {
+        let lease =
+            Lease { store: &self.runner.deps.store, tenant: &cmd.tenant_id, holder: &holder, ttl: cfg.lease_ttl };
+        let acquired = match lease.acquire().await {
+            Ok(Some(at)) => at,
+            Ok(None) => {
                 tracing::info!(tenant_id = %cmd.tenant_id, "another worker holds the tenant; trying later");
-                return Outcome::Busy { delay: (ttl / 4).max(Duration::from_secs(1)) };
+                return busy(cfg.lease_ttl);
             }
             Err(e) => return control_plane_down(&e),
-        }
-        let outcome = self.run_with_heartbeat(&cmd, &holder, delivered, alive).await;
-        if let Err(e) = store.release_lease(&cmd.tenant_id, &holder).await {
-            tracing::warn!(error = %e, "lease not released; it expires by itself");
-        }
-        outcome
-    }
-
-    /// Runs the command while renewing the lease and acknowledging progress every third of the shorter
-    /// of the lease and `ack_wait`. If the lease is lost, the run is dropped at once, as a crash would
-    /// be: every step is safe to repeat.
-    async fn run_with_heartbeat(&self, cmd: &Command, holder: &str, delivered: i64, alive: &dyn KeepAlive) -> Outcome {
-        let cfg = &self.runner.config;
-        let mut beat = tokio::time::interval(cfg.lease_ttl.min(cfg.ack_wait) / 3);
-        beat.tick().await;
-        let run = self.runner.handle(cmd, delivered, alive);
-        tokio::pin!(run);
-        loop {
-            tokio::select! {
-                result = &mut run => return result.unwrap_or_else(|e| control_plane_down(&e)),
-                _ = beat.tick() => {
-                    alive.touch().await;
-                    match self.runner.deps.store.renew_lease(&cmd.tenant_id, holder, cfg.lease_ttl).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::error!(tenant_id = %cmd.tenant_id, "lease lost; abandoning the run");
-                            return Outcome::Busy { delay: Duration::from_secs(1) };
-                        }
-                        Err(e) => tracing::warn!(error = %e, "lease not renewed this time"),
-                    }
+        };
+        // Progress acknowledgements ride on the lease renewals, so both happen every third of the shorter.
+        let every = cfg.lease_ttl.min(cfg.ack_wait) / 3;
+        let outcome =
+            match Box::pin(lease.hold(acquired, every, alive, self.runner.handle(&cmd, delivered, alive))).await {
+                Ok(result) => result.unwrap_or_else(|e| control_plane_down(&e)),
+                Err(gone) => {
+                    // Dropped as a crash would drop it: every step is safe to repeat.
+                    tracing::error!(
+                        tenant_id = %cmd.tenant_id,
+                        reason = %gone,
+                        "abandoning the run before another worker may take the tenant"
+                    );
+                    busy(cfg.lease_ttl)
                 }
-            }
-        }
+            };
+        lease.release().await;
+        outcome
     }
 
     async fn reject_undecodable(&self, subject: &str, reason: String) -> Outcome {
@@ -121,7 +110,7 @@ impl Worker {
     /// Handles a JetStream message and acknowledges it according to the outcome.
     pub async fn handle_message(&self, msg: Message) -> Outcome {
         let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-        let outcome = self.handle_with(msg.subject.as_str(), &msg.payload, delivered, &msg).await;
+        let outcome = Box::pin(self.handle_with(msg.subject.as_str(), &msg.payload, delivered, &msg)).await;
         let ack = match &outcome {
             Outcome::Completed | Outcome::AlreadyDone | Outcome::Failed { .. } => AckKind::Ack,
             Outcome::Rejected { .. } => AckKind::Term,
@@ -137,9 +126,104 @@ impl Worker {
 }
 
 /// The control plane is unreachable: nothing was lost, try again shortly.
-fn control_plane_down(e: &crate::store::StoreError) -> Outcome {
+fn control_plane_down(e: &StoreError) -> Outcome {
     tracing::error!(error = %e, "control plane unavailable");
     Outcome::RetryLater { delay: Duration::from_secs(5) }
+}
+
+/// Another handling has the tenant, or may have it soon: hand the message back for later.
+fn busy(ttl: Duration) -> Outcome {
+    Outcome::Busy { delay: (ttl / 4).max(Duration::from_secs(1)) }
+}
+
+/// How long a lease is relied on after the last acquire or renewal that succeeded: two thirds of its
+/// ttl. The lease itself lasts the whole ttl from a moment (the control plane's) after the request was
+/// sent, so the last third is a safety margin: for noticing and dropping the work, for a runtime slowed
+/// down under load, and for this host's clock running at a slightly different rate than the control
+/// plane's. With renewals every third of the ttl, one renewal may fail unnoticed; the second failure in
+/// a row ends the work.
+fn reliable_for(ttl: Duration) -> Duration {
+    ttl - ttl / 3
+}
+
+/// Why work under a lease was dropped before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LeaseGone {
+    #[error("the lease was lost: it expired and another holder took it")]
+    Lost,
+    #[error("the lease was not renewed for {unrenewed:?} of its {ttl:?}, so it may be about to expire")]
+    Unsure { unrenewed: Duration, ttl: Duration },
+}
+
+/// A tenant's lease as one holder (a handling, the DNS retrier) takes, keeps and releases it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lease<'a> {
+    pub store: &'a Store,
+    pub tenant: &'a TenantId,
+    pub holder: &'a str,
+    pub ttl: Duration,
+}
+
+impl Lease<'_> {
+    /// Takes the lease. `Some(when the request was sent)`, from which the lease is relied on; `None`
+    /// when another holder's lease is still valid.
+    pub async fn acquire(&self) -> Result<Option<Instant>, StoreError> {
+        let asked = Instant::now();
+        Ok(self.store.acquire_lease(self.tenant, self.holder, self.ttl).await?.then_some(asked))
+    }
+
+    /// Runs `work` while renewing the lease (taken at `acquired`) every `every`, touching `alive` first.
+    /// The work is dropped when the lease is lost, or once it has gone unrenewed for
+    /// [`reliable_for`] its ttl (the control plane failing or slow), before another holder may take it.
+    pub async fn hold<T>(
+        &self,
+        acquired: Instant,
+        every: Duration,
+        alive: &dyn KeepAlive,
+        work: impl Future<Output = T>,
+    ) -> Result<T, LeaseGone> {
+        let reliable = reliable_for(self.ttl);
+        let mut renewed = acquired;
+        let mut beat = tokio::time::interval(every);
+        beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        beat.tick().await;
+        tokio::pin!(work);
+        loop {
+            let unsure_at = renewed + reliable;
+            tokio::select! {
+                biased;
+                done = &mut work => return Ok(done),
+                () = tokio::time::sleep_until(unsure_at) => return Err(self.unsure(renewed)),
+                _ = beat.tick() => {
+                    let asked = Instant::now();
+                    let renewal = async {
+                        alive.touch().await;
+                        self.store.renew_lease(self.tenant, self.holder, self.ttl).await
+                    };
+                    // A renewal that hangs (a control plane not answering) must not outlast the lease.
+                    match tokio::time::timeout_at(unsure_at, renewal).await {
+                        Ok(Ok(true)) => renewed = asked,
+                        Ok(Ok(false)) => return Err(LeaseGone::Lost),
+                        Ok(Err(e)) => {
+                            tracing::warn!(tenant_id = %self.tenant, error = %e, "lease not renewed this time");
+                        }
+                        Err(_) => return Err(self.unsure(renewed)),
+                    }
+                }
+            }
+        }
+    }
+
+    fn unsure(&self, renewed: Instant) -> LeaseGone {
+        LeaseGone::Unsure { unrenewed: renewed.elapsed(), ttl: self.ttl }
+    }
+
+    /// Gives the lease up; if that fails it expires by itself.
+    pub async fn release(&self) {
+        if let Err(e) = self.store.release_lease(self.tenant, self.holder).await {
+            tracing::warn!(tenant_id = %self.tenant, error = %e, "lease not released; it expires by itself");
+        }
+    }
 }
 
 /// Pulls one message, waiting up to five seconds for one to arrive.
@@ -154,9 +238,10 @@ async fn pull_one(consumer: &PullConsumer) -> anyhow::Result<Option<Message>> {
 
 /// Handles up to `concurrency` messages at once until `shutdown`. A message is pulled only when a slot
 /// is free, so the worker never holds one it is not working on (and heartbeating) while its `ack_wait`
-/// runs. After `shutdown`, in-flight runs stop at their next step boundary; whatever still runs after
-/// `grace` is abandoned (its message is redelivered once `ack_wait` passes) and this worker's leases are
-/// released.
+/// runs. After `shutdown`, in-flight runs stop at their next step boundary. `grace` bounds the whole
+/// stop: whatever still runs when it ends is abandoned (its message is redelivered once `ack_wait`
+/// passes), and this worker's leases are released in what is left of it (when nothing is left, they
+/// expire by themselves, about when the abandoned messages come back anyway).
 pub async fn consume(
     worker: &Worker,
     consumer: &PullConsumer,
@@ -190,20 +275,22 @@ pub async fn consume(
         }
     }
     drop(pulling);
+    let stop_by = Instant::now() + grace;
     let drain = async {
         while let Some(outcome) = in_flight.next().await {
             tracing::info!(?outcome, "message handled during shutdown");
         }
     };
-    if tokio::time::timeout(grace, drain).await.is_err() {
+    if tokio::time::timeout_at(stop_by, drain).await.is_err() {
         tracing::warn!(
             grace_secs = grace.as_secs(),
             "in-flight work did not reach a checkpoint in time; abandoning it"
         );
     }
-    match worker.runner.deps.store.release_leases_of(&worker.holder).await {
-        Ok(n) => tracing::info!(released = n, "worker stopped"),
-        Err(e) => tracing::warn!(error = %e, "leases not released; they expire by themselves"),
+    match tokio::time::timeout_at(stop_by, worker.runner.deps.store.release_leases_of(&worker.holder)).await {
+        Ok(Ok(n)) => tracing::info!(released = n, "worker stopped"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "leases not released; they expire by themselves"),
+        Err(_) => tracing::warn!("no time left to release leases; they expire by themselves"),
     }
     Ok(())
 }

@@ -1,20 +1,35 @@
 //! Background retries of DNS that `configure_dns` deferred: every interval, each tenant flagged
-//! `dns_pending` gets its records UPSERTed again; once they are in sync the flag is cleared, the step is
-//! recorded as succeeded and a progress event says so. UPSERT makes concurrent workers harmless.
+//! `dns_pending` gets its records UPSERTed again; once they are in sync the step is recorded as
+//! succeeded, the flag is cleared and a progress event says so. The retrier holds the tenant's lease
+//! while it works, like any run, so it never works on a tenant at the same time as a run of it.
 
 use std::time::{Duration, Instant};
 
 use landlord_protocol::{EventKind, TenantId, TenantSlug, TenantStatus};
-use tokio_util::sync::CancellationToken;
 
 use crate::{
+    consumer::{Lease, Worker},
+    infra::dns::Dns,
+    keepalive::NoKeepAlive,
     progress::{Detail, Progress},
     steps::{Deps, apply_dns},
-    store::StepState,
+    store::{StepState, entities::tenant},
 };
 
-/// Retries every pending tenant once; returns how many are now in sync.
-pub async fn retry_pending(deps: &Deps, progress: &Progress) -> usize {
+/// Retries every pending tenant once, skipping those a run (or another worker's retrier) holds; returns
+/// how many are now in sync. Stops at once when the worker shuts down (`runner.shutdown`): the records
+/// are UPSERTed, so abandoning one midway is safe, and the lease it held is released with the worker's
+/// others (`<holder>/dns-retry`).
+pub async fn retry_pending(worker: &Worker) -> usize {
+    let shutdown = &worker.runner.shutdown;
+    tokio::select! {
+        fixed = retry_each(worker) => fixed,
+        () = shutdown.cancelled() => 0,
+    }
+}
+
+async fn retry_each(worker: &Worker) -> usize {
+    let deps = &worker.runner.deps;
     let Some(dns) = &deps.infra.dns else { return 0 };
     let pending = match deps.store.dns_pending().await {
         Ok(p) => p,
@@ -23,47 +38,83 @@ pub async fn retry_pending(deps: &Deps, progress: &Progress) -> usize {
             return 0;
         }
     };
+    let holder = format!("{}/dns-retry", worker.holder);
+    let ttl = worker.runner.config.lease_ttl;
     let mut fixed = 0;
     for tenant in pending {
         let (Ok(id), Ok(slug)) = (TenantId::parse(&tenant.id), TenantSlug::parse(&tenant.slug)) else {
             continue;
         };
-        let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + deps.infra.dns_budget;
-        match apply_dns(dns, &deps.store, &id, &slug, &deps.infra.poll, deadline).await {
-            Ok((host, api)) => {
-                let saved = async {
-                    deps.store.save_dns(&id, &host, &api, false).await?;
-                    deps.store.step_finished(&id, "configure_dns", StepState::Succeeded, started.elapsed(), None).await
-                };
-                if let Err(e) = saved.await {
-                    tracing::warn!(error = %e, tenant_id = %id, "DNS in sync but not recorded; will retry");
-                    continue;
-                }
-                let status = TenantStatus::parse(&tenant.status);
-                let detail = Detail {
-                    step: Some("configure_dns"),
-                    duration: Some(started.elapsed()),
-                    status,
-                    message: Some(format!("{host} and {api} are in sync (retried in the background)")),
-                    ..Detail::default()
-                };
-                progress.emit(Some(id), None, EventKind::StepSucceeded, detail).await;
-                fixed += 1;
+        let lease = Lease { store: &deps.store, tenant: &id, holder: &holder, ttl };
+        let acquired = match lease.acquire().await {
+            Ok(Some(at)) => at,
+            Ok(None) => {
+                tracing::info!(tenant_id = %id, "the tenant is being worked on; its DNS is retried next time");
+                continue;
             }
-            Err(e) => tracing::info!(tenant_id = %id, error = %e, "DNS still pending"),
+            Err(e) => {
+                tracing::warn!(error = %e, tenant_id = %id, "cannot take the tenant's lease; DNS is retried next time");
+                continue;
+            }
+        };
+        // DNS may be polled longer than the lease lasts (LANDLORD_DNS_BUDGET_SECS): it is renewed meanwhile.
+        let work = retry_one(deps, &worker.progress, dns, &tenant, id, &slug);
+        match Box::pin(lease.hold(acquired, ttl / 3, &NoKeepAlive, work)).await {
+            Ok(true) => fixed += 1,
+            Ok(false) => {}
+            Err(gone) => tracing::error!(tenant_id = %id, reason = %gone, "DNS retry abandoned; retried next time"),
         }
+        lease.release().await;
     }
     fixed
 }
 
-/// Runs [`retry_pending`] every `interval` until `shutdown`.
-pub async fn run(deps: &Deps, progress: &Progress, interval: Duration, shutdown: CancellationToken) {
+/// UPSERTs one tenant's records and, once they are in sync, records it; true when it did.
+async fn retry_one(
+    deps: &Deps,
+    progress: &Progress,
+    dns: &Dns,
+    tenant: &tenant::Model,
+    id: TenantId,
+    slug: &TenantSlug,
+) -> bool {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + deps.infra.dns_budget;
+    let (host, api) = match apply_dns(dns, &deps.store, &id, slug, &deps.infra.poll, deadline).await {
+        Ok(names) => names,
+        Err(e) => {
+            tracing::info!(tenant_id = %id, error = %e, "DNS still pending");
+            return false;
+        }
+    };
+    // The step first, the flag last: stopped in between, the tenant is still pending and simply retried.
+    let saved = async {
+        deps.store.step_finished(&id, "configure_dns", StepState::Succeeded, started.elapsed(), None).await?;
+        deps.store.save_dns(&id, &host, &api, false).await
+    };
+    if let Err(e) = saved.await {
+        tracing::warn!(error = %e, tenant_id = %id, "DNS in sync but not recorded; will retry");
+        return false;
+    }
+    let detail = Detail {
+        step: Some("configure_dns"),
+        duration: Some(started.elapsed()),
+        status: TenantStatus::parse(&tenant.status),
+        message: Some(format!("{host} and {api} are in sync (retried in the background)")),
+        ..Detail::default()
+    };
+    progress.emit(Some(id), None, EventKind::StepSucceeded, detail).await;
+    true
+}
+
+/// Runs [`retry_pending`] every `interval` until the worker shuts down (`runner.shutdown`).
+pub async fn run(worker: &Worker, interval: Duration) {
+    let shutdown = &worker.runner.shutdown;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
         }
-        retry_pending(deps, progress).await;
+        Box::pin(retry_pending(worker)).await;
     }
 }

@@ -230,7 +230,7 @@ async fn dns_that_cannot_be_confirmed_never_fails_provisioning_and_is_retried_la
     let mut cfg = app.worker_config.clone();
     cfg.route53_zone_id = Some(zone.clone());
     let worker = landlord_worker::build(&cfg, &app.bus, Some(&aws)).await.unwrap();
-    let fixed = landlord_worker::dns_retry::retry_pending(&worker.runner.deps, &worker.progress).await;
+    let fixed = landlord_worker::dns_retry::retry_pending(&worker).await;
     assert_eq!(fixed, 1);
     let row = app.store.tenant(&tenant).await.unwrap().unwrap();
     assert!(!row.dns_pending);

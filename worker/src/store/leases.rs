@@ -1,20 +1,57 @@
 //! Tenant leases: a worker runs a tenant only while it holds the tenant's lease. Taking one is a
 //! compare-and-set — an UPDATE that succeeds only if the lease is ours or expired, else an INSERT that
 //! the primary key lets only one worker win — so it works the same on SQLite and PostgreSQL.
+//!
+//! When a lease ends is decided by the control plane's clock alone ([`Store::db_now`]): a worker whose
+//! clock runs ahead would otherwise take leases that are still valid, and one whose clock runs behind
+//! would hand out leases that end early.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use landlord_protocol::TenantId;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, Set, sea_query::Expr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Set,
+    Statement, sea_query::Expr,
+};
 
 use super::{Store, StoreError, entities::tenant_lease};
 
 impl Store {
-    /// Takes or renews the lease of `tenant` for `holder` until `ttl` from now. False when another
-    /// holder's lease is still valid.
+    /// The control plane's current time. Read as a value and bound back into the lease statements like
+    /// any other timestamp, so stored and compared values keep one format (on SQLite, where timestamps
+    /// are text, a value from SQL's own `CURRENT_TIMESTAMP` would compare as a different string).
+    pub async fn db_now(&self) -> Result<DateTime<Utc>, StoreError> {
+        let db = self.connection();
+        let backend = db.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => "SELECT now() AS now",
+            // SQLite has no timestamp type: ask for RFC 3339 text with milliseconds, its finest.
+            DbBackend::Sqlite => "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS now",
+            DbBackend::MySql => "SELECT UTC_TIMESTAMP(6) AS now",
+            other => return Err(DbErr::Custom(format!("no clock query for a {other:?} control plane")).into()),
+        };
+        let row = db
+            .query_one_raw(Statement::from_string(backend, sql))
+            .await?
+            .ok_or_else(|| DbErr::Custom("the control plane's clock query returned no row".into()))?;
+        let now = match backend {
+            DbBackend::Sqlite => {
+                let text: String = row.try_get("", "now")?;
+                DateTime::parse_from_rfc3339(&text)
+                    .map_err(|e| DbErr::Custom(format!("the control plane's clock read {text:?}: {e}")))?
+                    .with_timezone(&Utc)
+            }
+            DbBackend::MySql => row.try_get::<chrono::NaiveDateTime>("", "now")?.and_utc(),
+            _ => row.try_get::<DateTime<Utc>>("", "now")?,
+        };
+        Ok(now)
+    }
+
+    /// Takes or renews the lease of `tenant` for `holder` until `ttl` from now by the control plane's
+    /// clock. False when another holder's lease is still valid.
     pub async fn acquire_lease(&self, tenant: &TenantId, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let now = Utc::now();
+        let now = self.db_now().await?;
         let until = now + chrono::Duration::from_std(ttl).expect("lease ttl fits");
         let taken = tenant_lease::Entity::update_many()
             .col_expr(tenant_lease::Column::Holder, Expr::value(holder))
@@ -39,9 +76,10 @@ impl Store {
         Ok(row.insert(self.connection()).await.is_ok())
     }
 
-    /// Extends a lease this holder has; false when it was lost (expired and taken by another).
+    /// Extends a lease this holder has to `ttl` from now by the control plane's clock; false when it was
+    /// lost (expired and taken by another).
     pub async fn renew_lease(&self, tenant: &TenantId, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let until = Utc::now() + chrono::Duration::from_std(ttl).expect("lease ttl fits");
+        let until = self.db_now().await? + chrono::Duration::from_std(ttl).expect("lease ttl fits");
         let renewed = tenant_lease::Entity::update_many()
             .col_expr(tenant_lease::Column::ExpiresAt, Expr::value(until))
             .filter(tenant_lease::Column::TenantId.eq(tenant.to_string()))
@@ -60,7 +98,8 @@ impl Store {
         Ok(())
     }
 
-    /// Releases every lease a worker's handlings hold (`<worker>/…`), when it shuts down.
+    /// Releases every lease a worker's handlings (and its DNS retrier) hold (`<worker>/…`), when it shuts
+    /// down.
     pub async fn release_leases_of(&self, worker: &str) -> Result<u64, StoreError> {
         let gone = tenant_lease::Entity::delete_many()
             .filter(tenant_lease::Column::Holder.starts_with(format!("{worker}/")))
