@@ -25,6 +25,34 @@ pub struct IngressConfig {
     pub replicas: usize,
     /// Bearer tokens for the admin API; none means the admin API refuses every request.
     pub admin_tokens: Vec<SecretString>,
+    /// How much the HTTP edge gives one caller before refusing.
+    pub limits: Limits,
+}
+
+/// How much the HTTP edge gives one caller, so that a slow or hostile one cannot tie it up or guess a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A request, its body included, must arrive and be answered within this, or it gets `408`.
+    pub request_timeout: Duration,
+    /// A connection must deliver a request's headers within this, or it is closed (hyper's header read
+    /// timeout; it also closes a keep-alive connection idle for this long).
+    pub header_timeout: Duration,
+    /// Requests handled at once; one more gets `503` at once rather than waiting in a queue.
+    pub max_concurrency: usize,
+    /// Failed admin authentications one client address may make per minute; after that it gets `429`
+    /// until the minute has passed, even with a correct token.
+    pub admin_auth_failures_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(5),
+            max_concurrency: 256,
+            admin_auth_failures_per_minute: 10,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,10 +64,15 @@ struct Raw {
     nats_duplicate_window_secs: u64,
     nats_replicas: usize,
     admin_tokens: Option<String>,
+    http_request_timeout_secs: u64,
+    http_header_timeout_secs: u64,
+    http_max_concurrency: usize,
+    admin_auth_failures_per_minute: u32,
 }
 
 impl Default for Raw {
     fn default() -> Self {
+        let limits = Limits::default();
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             nats_url: "nats://127.0.0.1:4222".into(),
@@ -48,6 +81,10 @@ impl Default for Raw {
             nats_duplicate_window_secs: 120,
             nats_replicas: 1,
             admin_tokens: None,
+            http_request_timeout_secs: limits.request_timeout.as_secs(),
+            http_header_timeout_secs: limits.header_timeout.as_secs(),
+            http_max_concurrency: limits.max_concurrency,
+            admin_auth_failures_per_minute: limits.admin_auth_failures_per_minute,
         }
     }
 }
@@ -58,6 +95,8 @@ pub enum ConfigError {
     Read(#[from] Box<figment::Error>),
     #[error("LANDLORD_STRIPE_WEBHOOK_SECRET is required (comma-separated during a rotation); each starts with whsec_")]
     NoWebhookSecret,
+    #[error("{variable} must be greater than zero")]
+    Zero { variable: &'static str },
 }
 
 impl IngressConfig {
@@ -74,6 +113,17 @@ impl IngressConfig {
         if secrets.is_empty() {
             return Err(ConfigError::NoWebhookSecret);
         }
+        let request_timeout = non_zero(raw.http_request_timeout_secs, "LANDLORD_HTTP_REQUEST_TIMEOUT_SECS")?;
+        let header_timeout = non_zero(raw.http_header_timeout_secs, "LANDLORD_HTTP_HEADER_TIMEOUT_SECS")?;
+        let limits = Limits {
+            request_timeout: Duration::from_secs(request_timeout),
+            header_timeout: Duration::from_secs(header_timeout),
+            max_concurrency: non_zero(raw.http_max_concurrency, "LANDLORD_HTTP_MAX_CONCURRENCY")?,
+            admin_auth_failures_per_minute: non_zero(
+                raw.admin_auth_failures_per_minute,
+                "LANDLORD_ADMIN_AUTH_FAILURES_PER_MINUTE",
+            )?,
+        };
         Ok(Self {
             http_addr: raw.http_addr,
             nats_url: raw.nats_url,
@@ -82,8 +132,15 @@ impl IngressConfig {
             duplicate_window: Duration::from_secs(raw.nats_duplicate_window_secs),
             replicas: raw.nats_replicas.max(1),
             admin_tokens: parse_secrets(raw.admin_tokens.map(SecretString::from)),
+            limits,
         })
     }
+}
+
+/// Refuses a zero (the type's default) for `variable`: a zero timeout would refuse every request, a zero
+/// limit would lock every caller out.
+fn non_zero<T: Default + PartialEq>(value: T, variable: &'static str) -> Result<T, ConfigError> {
+    if value == T::default() { Err(ConfigError::Zero { variable }) } else { Ok(value) }
 }
 
 /// Splits the comma-separated secret list, dropping blanks.
@@ -108,5 +165,34 @@ mod tests {
         let got = parse_secrets(Some(SecretString::from("whsec_a, whsec_b,,".to_owned())));
         assert_eq!(got.iter().map(|s| s.expose_secret().to_owned()).collect::<Vec<_>>(), ["whsec_a", "whsec_b"]);
         assert!(format!("{:?}", got[0]).contains("REDACTED"), "secrets must not print");
+    }
+
+    /// Loads `toml` as the configuration file (the environment still applies on top).
+    fn load_toml(toml: &str) -> Result<IngressConfig, ConfigError> {
+        let path = std::env::temp_dir().join(format!("landlord-ingress-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, toml).unwrap();
+        let loaded = IngressConfig::load(Some(path.as_path()), Some("whsec_test"));
+        std::fs::remove_file(&path).ok();
+        loaded
+    }
+
+    #[test]
+    fn limits_default_to_the_documented_values() {
+        assert_eq!(load_toml("").unwrap().limits, Limits::default());
+        let limits = load_toml("http_request_timeout_secs = 3\nhttp_max_concurrency = 8\n").unwrap().limits;
+        assert_eq!((limits.request_timeout, limits.max_concurrency), (Duration::from_secs(3), 8));
+    }
+
+    #[test]
+    fn a_zero_limit_is_refused_with_its_variable_name() {
+        for (key, variable) in [
+            ("http_request_timeout_secs", "LANDLORD_HTTP_REQUEST_TIMEOUT_SECS"),
+            ("http_header_timeout_secs", "LANDLORD_HTTP_HEADER_TIMEOUT_SECS"),
+            ("http_max_concurrency", "LANDLORD_HTTP_MAX_CONCURRENCY"),
+            ("admin_auth_failures_per_minute", "LANDLORD_ADMIN_AUTH_FAILURES_PER_MINUTE"),
+        ] {
+            let err = load_toml(&format!("{key} = 0\n")).unwrap_err();
+            assert!(err.to_string().contains(variable), "{key}: {err}");
+        }
     }
 }

@@ -1,9 +1,14 @@
-//! `landlord-ingress`: the thin HTTP edge. It verifies Stripe webhooks (and, later, admin requests),
-//! turns them into commands and answers only once JetStream has stored them. It holds no tenant state.
+//! `landlord-ingress`: the thin HTTP edge. It verifies Stripe webhooks and admin requests, turns them into
+//! commands and answers only once JetStream has stored them. It holds no tenant state. What one caller may
+//! cost is bounded ([`config::Limits`]): header and request timeouts, a concurrency limit, a body limit,
+//! and a limit on failed admin authentications per client address.
 
+mod auth_failures;
 pub mod config;
 mod error;
+mod limits;
 mod routes;
+mod serve;
 pub mod stripe;
 
 use std::{sync::Arc, time::Duration};
@@ -11,15 +16,17 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
+    middleware,
     routing::{get, post},
 };
 use landlord_bus::{Bus, StreamSettings};
 use secrecy::SecretString;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
-pub use config::IngressConfig;
+pub use auth_failures::{AuthFailures, Refusal};
+pub use config::{IngressConfig, Limits};
 pub use error::ApiError;
 pub use routes::webhook::accept_stripe_event;
 
@@ -31,15 +38,44 @@ pub struct AppState {
     pub stripe_tolerance: Duration,
     /// Bearer tokens accepted on the admin API.
     pub admin_tokens: Arc<[SecretString]>,
+    /// Failed admin authentications per client address, shared by every admin route.
+    pub admin_auth_failures: Arc<AuthFailures>,
+    /// One permit per request being handled ([`Limits::max_concurrency`]).
+    pub in_flight: Arc<Semaphore>,
+    /// [`Limits::request_timeout`].
+    pub request_timeout: Duration,
 }
 
+impl AppState {
+    pub fn new(bus: Bus, cfg: IngressConfig) -> Self {
+        Self {
+            bus,
+            stripe_secrets: cfg.stripe_webhook_secrets.into(),
+            stripe_tolerance: cfg.stripe_tolerance,
+            admin_tokens: cfg.admin_tokens.into(),
+            admin_auth_failures: Arc::new(AuthFailures::new(cfg.limits.admin_auth_failures_per_minute)),
+            in_flight: Arc::new(Semaphore::new(cfg.limits.max_concurrency)),
+            request_timeout: cfg.limits.request_timeout,
+        }
+    }
+}
+
+/// The routes and their limits. It must be served with `into_make_service_with_connect_info::<SocketAddr>()`
+/// (as [`run`] does): the admin routes need the client's address.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        // Routes that do work count against the concurrency limit; add new ones above the route_layer.
         .route("/webhooks/stripe", post(routes::webhook::stripe_webhook))
         .route("/v1/tenants/{id}/provision", post(routes::admin::retry))
-        .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route_layer(middleware::from_fn_with_state(state.in_flight.clone(), limits::shed_load))
+        // Liveness does no work and must answer while the ingress is saturated, or an orchestrator would
+        // restart a busy but healthy process.
+        .route("/healthz", get(routes::health::healthz))
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(routes::webhook::MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.request_timeout, limits::time_out))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -51,14 +87,11 @@ pub async fn run(cfg: IngressConfig, listener: TcpListener, shutdown: Cancellati
     let settings =
         StreamSettings { duplicate_window: cfg.duplicate_window, replicas: cfg.replicas, ..StreamSettings::default() };
     tokio::spawn(ensure_streams_until_done(bus.clone(), settings, shutdown.clone()));
-    let state = AppState {
-        bus,
-        stripe_secrets: cfg.stripe_webhook_secrets.into(),
-        stripe_tolerance: cfg.stripe_tolerance,
-        admin_tokens: cfg.admin_tokens.into(),
-    };
-    tracing::info!(addr = %listener.local_addr()?, "ingress listening");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    let limits = cfg.limits;
+    let state = AppState::new(bus, cfg);
+    tracing::info!(addr = %listener.local_addr()?, ?limits, "ingress listening");
+    // A request in flight at shutdown has at most its timeout left to finish.
+    serve::serve(listener, router(state), limits.header_timeout, limits.request_timeout, shutdown).await;
     Ok(())
 }
 
@@ -66,7 +99,7 @@ async fn ensure_streams_until_done(bus: Bus, settings: StreamSettings, shutdown:
     while !shutdown.is_cancelled() {
         match bus.ensure_streams(&settings).await {
             Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, "JetStream streams not ready yet; retrying"),
+            Err(e) => tracing::warn!(error = %error::chain(&e), "JetStream streams not ready yet; retrying"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -157,6 +157,7 @@ impl TestApp {
             duplicate_window: opts.duplicate_window,
             replicas: opts.replicas,
             admin_tokens: vec![SecretString::from(ADMIN_TOKEN.to_owned())],
+            limits: landlord_ingress::Limits::default(),
         };
         tokio::spawn(landlord_ingress::run(ingress, listener, shutdown.clone()));
 
@@ -208,9 +209,10 @@ impl TestApp {
         app
     }
 
-    /// Waits until the ingress reports ready (JetStream answers and the streams exist).
+    /// Waits until the ingress reports ready (JetStream answers and the streams exist), up to 30 s: a
+    /// three-node cluster on a loaded two-core machine can take a while to elect its JetStream leader.
     pub async fn wait_ready(&self) {
-        for _ in 0..200 {
+        for _ in 0..600 {
             if let Ok(r) = self.http.get(format!("{}/readyz", self.base_url)).send().await
                 && r.status().is_success()
             {

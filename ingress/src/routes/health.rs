@@ -1,10 +1,11 @@
 //! Liveness and readiness. Ready means JetStream answers and holds the command stream, because without
-//! it no webhook can be accepted.
+//! it no webhook can be accepted. Readiness answers only ready or not; why not goes to the log, since
+//! NATS error text is no business of an unauthenticated caller.
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::{AppState, error};
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -13,6 +14,9 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match state.bus.ready().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "reason": e.to_string()}))),
+        Err(e) => {
+            tracing::warn!(error = %error::chain(&e), "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready"})))
+        }
     }
 }

@@ -3,3 +3,15 @@
 pub mod admin;
 pub mod health;
 pub mod webhook;
+
+use crate::error::ApiError;
+
+/// Any path the ingress does not serve, answered in the usual error shape.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+/// A known path with a method it does not take, answered in the usual error shape.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -4,7 +4,10 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{State, rejection::BytesRejection},
+    extract::{
+        State,
+        rejection::{BytesRejection, FailedToBufferBody},
+    },
     http::HeaderMap,
 };
 use serde_json::{Value, json};
@@ -15,8 +18,9 @@ use crate::{
     stripe::{EventDecision, decide, signature},
 };
 
-/// Largest body accepted; Stripe events are a few kilobytes.
-pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest body accepted, on this route and every other: Stripe events are a few kilobytes and admin
+/// requests smaller still, so anything larger could only cost memory.
+pub const MAX_BODY: usize = 64 * 1024;
 
 #[tracing::instrument(name = "stripe_webhook", skip_all)]
 pub async fn stripe_webhook(
@@ -25,8 +29,14 @@ pub async fn stripe_webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|rejection| match rejection {
-        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge { limit: MAX_BODY },
-        other => ApiError::bad_request("bad_body", other.body_text()),
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+            ApiError::TooLarge { limit: MAX_BODY }
+        }
+        // The body broke off or could not be read: the cause is the connection's, not for the caller.
+        other => {
+            tracing::debug!(error = %other, "cannot read a webhook body");
+            ApiError::bad_request("bad_body", "the request body could not be read")
+        }
     })?;
     let header = headers.get("stripe-signature").map(|v| v.to_str().unwrap_or_default());
     let now = chrono::Utc::now().timestamp();
@@ -50,7 +60,7 @@ pub async fn accept_stripe_event(state: &AppState, body: &[u8]) -> Result<Value,
             Ok(json!({"received": true, "ignored": reason}))
         }
         EventDecision::Provision(cmd) => {
-            let stored = state.bus.publish_command(&cmd).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            let stored = state.bus.publish_command(&cmd).await.map_err(ApiError::Unavailable)?;
             tracing::info!(tenant_id = %cmd.tenant_id, command_id = %cmd.id, duplicate = stored.duplicate, "provision command stored");
             Ok(
                 json!({"received": true, "tenant_id": cmd.tenant_id, "command_id": cmd.id, "duplicate": stored.duplicate}),

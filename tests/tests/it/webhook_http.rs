@@ -45,7 +45,7 @@ async fn signatures_are_checked_over_http() {
     }
     // A body that is not an event.
     assert_eq!(error_code(app.post_signed(b"{\"nope\":1}".to_vec()).await).await, (400, "bad_event".into()));
-    // Over 1 MiB.
+    // Over the 64 KiB webhook limit.
     let big = vec![b' '; 1024 * 1024 + 1];
     let res = app.post_webhook(big, Some("t=1,v1=00".into())).await;
     assert_eq!(res.status(), 413);

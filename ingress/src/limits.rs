@@ -1,0 +1,37 @@
+//! Middleware that bounds what one request may cost: a whole-request timeout (body read included, so a
+//! client trickling its body gets `408`) and a concurrency limit that answers `503` at once rather than
+//! queueing. Both answer with the usual JSON error.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+
+/// Answers `408` when the request is not read and answered within `limit`. A handler cut off here is
+/// dropped; a command it had already stored stays stored, and the caller's retry is deduplicated.
+pub(crate) async fn time_out(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::info!(limit_secs = limit.as_secs(), "request timed out");
+            ApiError::Timeout { limit_secs: limit.as_secs() }.into_response()
+        }
+    }
+}
+
+/// Answers `503` when `in_flight` has no permit left. The permit is held until the response is ready.
+pub(crate) async fn shed_load(State(in_flight): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    match in_flight.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => {
+            tracing::warn!("refusing a request: the concurrency limit is reached");
+            ApiError::Overloaded.into_response()
+        }
+    }
+}
