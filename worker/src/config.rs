@@ -63,6 +63,8 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Stream replicas (3 on a three-node cluster).
     pub nats_replicas: usize,
+    /// How long processed commands and finished runs are kept.
+    pub retention: crate::retention::Retention,
     /// Testing hook: a point where the worker stops and waits to be killed (see `failpoint`).
     pub failpoint: Option<String>,
     pub failpoint_file: Option<String>,
@@ -96,6 +98,7 @@ struct Raw {
     lease_ttl_secs: u64,
     shutdown_grace_secs: u64,
     nats_replicas: usize,
+    retention: crate::retention::Retention,
     failpoint: Option<String>,
     failpoint_file: Option<String>,
 }
@@ -136,6 +139,7 @@ impl Default for Raw {
             lease_ttl_secs: 60,
             shutdown_grace_secs: 30,
             nats_replicas: 1,
+            retention: crate::retention::Retention::default(),
             failpoint: None,
             failpoint_file: None,
         }
@@ -188,6 +192,7 @@ impl WorkerConfig {
             lease_ttl: Duration::from_secs(raw.lease_ttl_secs.max(1)),
             shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
             nats_replicas: raw.nats_replicas.max(1),
+            retention: raw.retention,
             failpoint: set(raw.failpoint),
             failpoint_file: set(raw.failpoint_file),
         }

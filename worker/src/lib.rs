@@ -10,6 +10,7 @@ pub mod infra;
 pub mod keepalive;
 pub mod names;
 mod progress;
+pub mod retention;
 mod retry;
 pub mod runner;
 pub mod scripts;
@@ -35,6 +36,7 @@ pub use runner::{Outcome, Runner};
 /// configuration otherwise read from the environment (tests point it at an emulator).
 pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkConfig>) -> anyhow::Result<Worker> {
     let keys = cfg.parsed_secret_keys()?;
+    cfg.retention.validate().map_err(anyhow::Error::msg)?;
     if cfg.tenant_max_connections == 0 {
         anyhow::bail!("LANDLORD_TENANT_MAX_CONNECTIONS must be at least 1 (connections one tenant login may hold)");
     }
@@ -144,8 +146,11 @@ pub async fn run_with(
         }
     };
     tracing::info!(concurrency = cfg.concurrency, "worker consuming commands");
-    let dns = dns_retry::run(&worker.runner.deps, &worker.progress, cfg.dns_retry_interval, shutdown.clone());
+    // Both stop within the grace: the retrier at once (it obeys `worker.runner.shutdown`), the consumer
+    // after letting in-flight runs reach a checkpoint; the consumer's lease release frees the retrier's too.
+    let dns = dns_retry::run(&worker, cfg.dns_retry_interval);
+    let prune = retention::run(&worker.runner.deps.store, &cfg.retention, shutdown.clone());
     let consume = consumer::consume(&worker, &consumer, cfg.concurrency, cfg.shutdown_grace, shutdown);
-    let (_, consumed) = tokio::join!(dns, consume);
+    let (_, _, consumed) = tokio::join!(dns, prune, consume);
     consumed
 }

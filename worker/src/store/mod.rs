@@ -4,6 +4,7 @@
 pub mod entities;
 mod leases;
 mod resources;
+mod retention;
 
 pub use resources::ResourceKind;
 

@@ -1,0 +1,69 @@
+//! How long the control plane keeps what it no longer needs, and the hourly pruning that enforces it.
+//! Processed-command ids are what turns a Stripe retry days later into a no-op, so they are kept well past
+//! Stripe's three days of retries; finished runs are history for operators.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+
+/// `LANDLORD_RETENTION__*`: days to keep each kind of record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Processed command ids (default 30). At least 4: Stripe retries an event for up to 3 days.
+    pub processed_commands_days: u32,
+    /// Finished runs (default 90); a run still going is never pruned.
+    pub runs_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { processed_commands_days: 30, runs_days: 90 }
+    }
+}
+
+impl Retention {
+    /// Refuses a policy that would forget a purchase Stripe may still deliver again.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.processed_commands_days < 4 {
+            return Err(format!(
+                "LANDLORD_RETENTION__PROCESSED_COMMANDS_DAYS is {}: keep processed commands at least 4 days, as Stripe \
+                 retries an event for up to 3",
+                self.processed_commands_days
+            ));
+        }
+        if self.runs_days == 0 {
+            return Err("LANDLORD_RETENTION__RUNS_DAYS must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    fn days(n: u32) -> chrono::Duration {
+        chrono::Duration::days(i64::from(n))
+    }
+
+    /// Deletes what is older than the policy keeps; returns (processed commands, runs) deleted.
+    pub async fn prune(&self, store: &Store) -> Result<(u64, u64), crate::store::StoreError> {
+        let now = chrono::Utc::now();
+        store.prune(now - Self::days(self.processed_commands_days), now - Self::days(self.runs_days)).await
+    }
+}
+
+/// Prunes once an hour (the first time a minute after start) until `shutdown`.
+pub async fn run(store: &Store, policy: &Retention, shutdown: CancellationToken) {
+    let mut wait = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        wait = Duration::from_secs(3600);
+        match policy.prune(store).await {
+            Ok((commands, runs)) => tracing::info!(commands, runs, "pruned records past their retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed; trying again in an hour"),
+        }
+    }
+}
