@@ -67,11 +67,11 @@ pub fn router(state: AppState) -> Router {
         // Routes that do work count against the concurrency limit; add new ones above the route_layer.
         .route("/webhooks/stripe", post(routes::webhook::stripe_webhook))
         .route("/v1/tenants/{id}/provision", post(routes::admin::retry))
-        .route("/readyz", get(routes::health::readyz))
         .route_layer(middleware::from_fn_with_state(state.in_flight.clone(), limits::shed_load))
-        // Liveness does no work and must answer while the ingress is saturated, or an orchestrator would
-        // restart a busy but healthy process.
+        // Liveness and readiness must answer while the ingress is saturated, or an orchestrator would
+        // restart or unroute every busy but healthy replica at once.
         .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(routes::webhook::MAX_BODY))

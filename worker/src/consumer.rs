@@ -23,7 +23,7 @@ use crate::{
 /// Creates (or finds) the one durable pull consumer all workers share.
 ///
 /// - `ack_wait` (default 60 s): a worker that dies is replaced after at most this long. Live workers
-///   send progress acknowledgements every third of it, so long steps never hit it.
+///   send progress acknowledgements every quarter of it, so long steps never hit it.
 /// - `max_deliver` unlimited: a paid purchase is never given up on. Transient failures come back with a
 ///   growing NAK delay; undecodable or unknown commands are terminated, so nothing loops forever.
 /// - no `backoff` list: redelivery delays are chosen per message by the worker (NAK with delay), which
@@ -81,8 +81,9 @@ impl Worker {
             }
             Err(e) => return control_plane_down(&e),
         };
-        // Progress acknowledgements ride on the lease renewals, so both happen every third of the shorter.
-        let every = cfg.lease_ttl.min(cfg.ack_wait) / 3;
+        // Progress acknowledgements ride on the lease renewals, so both happen every quarter of the shorter:
+        // one renewal may fail and the next still lands before the run must stop (two thirds of the ttl).
+        let every = cfg.lease_ttl.min(cfg.ack_wait) / 4;
         let outcome =
             match Box::pin(lease.hold(acquired, every, alive, self.runner.handle(&cmd, delivered, alive))).await {
                 Ok(result) => result.unwrap_or_else(|e| control_plane_down(&e)),
@@ -140,8 +141,8 @@ fn busy(ttl: Duration) -> Outcome {
 /// ttl. The lease itself lasts the whole ttl from a moment (the control plane's) after the request was
 /// sent, so the last third is a safety margin: for noticing and dropping the work, for a runtime slowed
 /// down under load, and for this host's clock running at a slightly different rate than the control
-/// plane's. With renewals every third of the ttl, one renewal may fail unnoticed; the second failure in
-/// a row ends the work.
+/// plane's. With renewals every quarter of the ttl, one renewal may fail and the next still lands in
+/// time; the second failure in a row ends the work.
 fn reliable_for(ttl: Duration) -> Duration {
     ttl - ttl / 3
 }

@@ -57,9 +57,14 @@ async fn retry_each(worker: &Worker) -> usize {
                 continue;
             }
         };
+        // Read again under the lease: a run may have undone the records since the list was read.
+        if !matches!(deps.store.tenant(&id).await, Ok(Some(t)) if t.dns_pending) {
+            lease.release().await;
+            continue;
+        }
         // DNS may be polled longer than the lease lasts (LANDLORD_DNS_BUDGET_SECS): it is renewed meanwhile.
         let work = retry_one(deps, &worker.progress, dns, &tenant, id, &slug);
-        match Box::pin(lease.hold(acquired, ttl / 3, &NoKeepAlive, work)).await {
+        match Box::pin(lease.hold(acquired, ttl / 4, &NoKeepAlive, work)).await {
             Ok(true) => fixed += 1,
             Ok(false) => {}
             Err(gone) => tracing::error!(tenant_id = %id, reason = %gone, "DNS retry abandoned; retried next time"),

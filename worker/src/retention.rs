@@ -15,7 +15,8 @@ use crate::store::Store;
 pub struct Retention {
     /// Processed command ids (default 30). At least 4: Stripe retries an event for up to 3 days.
     pub processed_commands_days: u32,
-    /// Finished runs (default 90); a run still going is never pruned.
+    /// Finished runs that did not succeed (default 90); a run still going, or one that succeeded (it
+    /// records that its tenant was provisioned), is never pruned.
     pub runs_days: u32,
 }
 

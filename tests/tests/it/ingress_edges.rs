@@ -118,13 +118,14 @@ async fn requests_over_the_concurrency_limit_get_503_at_once_while_liveness_stil
     let app = TestApp::spawn(Engine::MariaDb).await;
     let limits = Limits { max_concurrency: 1, request_timeout: Duration::from_secs(5), ..Limits::default() };
     let ingress = spawn_ingress(&app, limits).await;
-    let readyz = format!("http://{ingress}/readyz");
+    // An unsigned webhook: 400 when it gets a permit, 503 when none is free.
+    let probe = || app.http.post(format!("http://{ingress}/webhooks/stripe")).body("{}").send();
     // A webhook whose body never comes holds the only permit.
     let mut stalled = TcpStream::connect(ingress).await.unwrap();
     stalled.write_all(STALLED_WEBHOOK.as_bytes()).await.unwrap();
     let mut refused = None;
     for _ in 0..40 {
-        let res = app.http.get(&readyz).send().await.unwrap();
+        let res = probe().await.unwrap();
         if res.status() == 503 {
             refused = Some(res);
             break;
@@ -135,12 +136,14 @@ async fn requests_over_the_concurrency_limit_get_503_at_once_while_liveness_stil
     assert_eq!(refused.headers()["retry-after"], "1");
     let (_, body) = status_and_json(refused).await;
     assert_eq!(body["error"]["code"], "overloaded");
+    // Liveness and readiness still answer, so no orchestrator restarts or unroutes a busy replica.
     assert_eq!(app.http.get(format!("http://{ingress}/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(app.http.get(format!("http://{ingress}/readyz")).send().await.unwrap().status(), 200);
     // Once the stalled client goes away (or at the latest its request timeout), its permit is free again.
     drop(stalled);
     let mut ready = false;
     for _ in 0..160 {
-        if app.http.get(&readyz).send().await.unwrap().status() == 200 {
+        if probe().await.unwrap().status() == 400 {
             ready = true;
             break;
         }

@@ -95,10 +95,9 @@ async fn a_foreign_login_keeps_its_password_and_gets_no_database() {
         assert!(reason.contains(&format!("login {login} already exists")) && reason.contains(NOT_OURS), "{reason}");
         assert_eq!(scalar(admin, &secret).await, 1, "{engine:?}: the login's password and limits are unchanged");
         let db = DatabaseName::for_slug(&TenantSlug::parse(&slug).unwrap());
-        assert!(
-            !app.tenant_db.database_exists(&db).await.unwrap(),
-            "{engine:?}: compensation dropped the new database"
-        );
+        assert!(!app.tenant_db.database_exists(&db).await.unwrap(), "{engine:?}: no database was created");
+        let claim = app.store.resource_owner(landlord_worker::store::ResourceKind::Database, db.as_str()).await;
+        assert_eq!(claim.unwrap(), None, "{engine:?}: nothing was claimed for a tenant refused at its login");
         let drop = match engine {
             Engine::MariaDb => format!("DROP USER '{login}'@'localhost'"),
             Engine::Postgres => format!("DROP ROLE {}", login.pg()),

@@ -1,5 +1,5 @@
-//! Retention: processed commands and finished runs are pruned past their age, recent ones and runs still
-//! going are kept, and a policy that would forget a purchase Stripe may still deliver again is refused.
+//! Retention: processed commands and finished runs are pruned past their age, recent ones, runs still
+//! going and succeeded runs are kept, and a policy that would forget a purchase Stripe may still deliver again is refused.
 
 use chrono::{Duration, Utc};
 use landlord_worker::{
@@ -23,13 +23,13 @@ async fn processed(store: &Store, id: &str, days_ago: i64) {
     .unwrap();
 }
 
-async fn a_run(store: &Store, id: &str, finished_days_ago: Option<i64>) {
+async fn a_run(store: &Store, id: &str, status: &str, finished_days_ago: Option<i64>) {
     run::ActiveModel {
         id: Set(id.into()),
         tenant_id: Set(uuid::Uuid::new_v4().to_string()),
         command_id: Set(format!("admin:{id}")),
         kind: Set("provision".into()),
-        status: Set(if finished_days_ago.is_some() { "succeeded" } else { "running" }.into()),
+        status: Set(status.into()),
         started_at: Set(Utc::now() - Duration::days(200)),
         finished_at: Set(finished_days_ago.map(|d| Utc::now() - Duration::days(d))),
     }
@@ -44,9 +44,11 @@ async fn records_past_their_retention_are_pruned_and_recent_ones_kept() {
     let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("cp.db").display())).await.unwrap();
     processed(&store, "stripe:evt_old", 31).await;
     processed(&store, "stripe:evt_recent", 29).await;
-    a_run(&store, "old-finished", Some(91)).await;
-    a_run(&store, "recent-finished", Some(89)).await;
-    a_run(&store, "still-going", None).await;
+    a_run(&store, "old-failed", "failed", Some(91)).await;
+    a_run(&store, "recent-failed", "failed", Some(89)).await;
+    a_run(&store, "still-going", "running", None).await;
+    // A succeeded run is what tells a redelivered purchase its tenant exists: never pruned.
+    a_run(&store, "old-succeeded", "succeeded", Some(400)).await;
 
     let policy = Retention::default();
     assert_eq!((policy.processed_commands_days, policy.runs_days), (30, 90));
@@ -56,7 +58,7 @@ async fn records_past_their_retention_are_pruned_and_recent_ones_kept() {
     let mut runs: Vec<String> =
         run::Entity::find().all(store.connection()).await.unwrap().into_iter().map(|r| r.id).collect();
     runs.sort();
-    assert_eq!(runs, ["recent-finished", "still-going"]);
+    assert_eq!(runs, ["old-succeeded", "recent-failed", "still-going"]);
     assert_eq!(policy.prune(&store).await.unwrap(), (0, 0), "pruning again finds nothing");
 }
 

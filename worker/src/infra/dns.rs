@@ -105,12 +105,17 @@ impl Dns {
         self.change(ChangeAction::Upsert, names.iter().map(|n| self.record(n)).collect()).await
     }
 
-    /// Deletes the tenant's records, using the values Route 53 holds (DELETE must match exactly). Missing
-    /// records are fine.
+    /// Deletes the tenant's records, using the values Route 53 holds (DELETE must match exactly). Only the
+    /// type Landlord writes (CNAME, or A for an alias) is touched; other records at the name are left.
+    /// Missing records are fine.
     pub async fn delete(&self, names: &[&str]) -> Result<Option<String>, StepError> {
+        let kind = match self.target {
+            DnsTarget::Cname(_) => RrType::Cname,
+            DnsTarget::Alias { .. } => RrType::A,
+        };
         let mut existing = Vec::new();
         for name in names {
-            existing.extend(self.records_named(name).await?);
+            existing.extend(self.records_named(name).await?.into_iter().filter(|r| r.r#type() == &kind));
         }
         if existing.is_empty() {
             return Ok(None);

@@ -102,6 +102,8 @@ impl Step for ConfigureDns {
                 for name in &ours {
                     ownership::release(ctx, ResourceKind::DnsRecord, name).await?;
                 }
+                // Nothing is pending any more: the background retrier must not bring the records back.
+                ctx.deps.store.clear_dns_pending(&ctx.tenant.id).await?;
                 Ok(StepDone::Done(format!("records for {} deleted", names.join(" and "))))
             }
             .boxed(),

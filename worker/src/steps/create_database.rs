@@ -31,9 +31,13 @@ impl Step for CreateDatabase {
             let login = LoginName::for_slug(&ctx.tenant.slug);
             let password = new_password();
             let server = &ctx.deps.tenant_db;
-            // Claimed before they are created; an existing one without a claim is someone else's.
-            ownership::claim(ctx, ResourceKind::Database, db.as_str(), server.database_exists(&db).await?).await?;
-            ownership::claim(ctx, ResourceKind::Login, login.as_str(), server.login_exists(&login).await?).await?;
+            // Claimed before they are created; an existing one without a claim is someone else's. Both are
+            // looked at before either is claimed, so a refused login leaves no claim on the database behind.
+            let (db_exists, login_exists) = (server.database_exists(&db).await?, server.login_exists(&login).await?);
+            ownership::refuse_unclaimed(ctx, ResourceKind::Database, db.as_str(), db_exists).await?;
+            ownership::refuse_unclaimed(ctx, ResourceKind::Login, login.as_str(), login_exists).await?;
+            ownership::claim(ctx, ResourceKind::Database, db.as_str(), db_exists).await?;
+            ownership::claim(ctx, ResourceKind::Login, login.as_str(), login_exists).await?;
             server.create_database(&db, &login, &password).await?;
             ctx.deps
                 .store

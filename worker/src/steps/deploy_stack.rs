@@ -53,7 +53,12 @@ impl Step for DeployStack {
                 s.tags().iter().any(|tag| tag.key() == Some(TENANT_TAG) && tag.value() == Some(&t.id.to_string()))
                     || (recorded.is_some() && s.stack_id() == recorded.as_deref())
             });
-            ownership::claim(ctx, ResourceKind::Stack, &name, live.is_some() && !known).await?;
+            // Every stack Landlord creates carries the tag, so a live one without it is not Landlord's even
+            // when a claim exists (the name may have been taken between the claim and the creation).
+            if live.is_some() && !known {
+                return Err(ownership::not_ours(ResourceKind::Stack, &name));
+            }
+            ownership::claim(ctx, ResourceKind::Stack, &name, false).await?;
             let tags = [(TENANT_TAG, t.id.to_string()), ("landlord:managed-by", "landlord".to_owned())];
             match stacks.deploy(&name, &parameters, &tags, &token, ctx.alive, deadline).await {
                 Ok(d) => {

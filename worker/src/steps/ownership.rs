@@ -25,6 +25,19 @@ pub async fn claim(ctx: &StepContext<'_>, kind: ResourceKind, name: &str, exists
     }
 }
 
+/// Refuses an existing resource nobody claimed, without claiming anything (to check several first).
+pub async fn refuse_unclaimed(
+    ctx: &StepContext<'_>,
+    kind: ResourceKind,
+    name: &str,
+    exists: bool,
+) -> Result<(), StepError> {
+    if exists && ctx.deps.store.resource_owner(kind, name).await?.is_none() {
+        return Err(not_ours(kind, name));
+    }
+    Ok(())
+}
+
 /// Whether `name` is claimed for the run's tenant (so its undo may remove it).
 pub async fn is_ours(ctx: &StepContext<'_>, kind: ResourceKind, name: &str) -> Result<bool, StepError> {
     Ok(ctx.deps.store.resource_owner(kind, name).await? == Some(ctx.tenant.id))

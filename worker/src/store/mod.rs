@@ -260,6 +260,11 @@ impl Store {
         .await
     }
 
+    /// Stops the background retrier from working on this tenant's DNS (its records were undone).
+    pub async fn clear_dns_pending(&self, id: &TenantId) -> Result<(), StoreError> {
+        self.update_tenant(id, |t| t.dns_pending = Set(false)).await
+    }
+
     /// Tenants whose DNS records still need confirming.
     pub async fn dns_pending(&self) -> Result<Vec<tenant::Model>, StoreError> {
         Ok(tenant::Entity::find().filter(tenant::Column::DnsPending.eq(true)).all(&self.db).await?)

@@ -9,8 +9,8 @@ use super::{
 };
 
 impl Store {
-    /// Deletes processed commands older than `commands_before` and finished runs that ended before
-    /// `runs_before`; returns how many of each.
+    /// Deletes processed commands older than `commands_before` and finished runs (failed, interrupted; not
+    /// succeeded) that ended before `runs_before`; returns how many of each.
     pub async fn prune(
         &self,
         commands_before: DateTime<Utc>,
@@ -20,7 +20,9 @@ impl Store {
             .filter(processed_command::Column::ProcessedAt.lt(commands_before))
             .exec(self.connection())
             .await?;
+        // Succeeded runs stay: one is what tells a redelivered purchase that its tenant is provisioned.
         let runs = run::Entity::delete_many()
+            .filter(run::Column::Status.ne("succeeded"))
             .filter(run::Column::FinishedAt.is_not_null())
             .filter(run::Column::FinishedAt.lt(runs_before))
             .exec(self.connection())

@@ -103,13 +103,17 @@ async fn crash_at(point: String, aws: &Aws) -> Figures {
     assert_eq!(live, 1, "{point}: stacks");
 
     // Active exactly once, and the run resumed at the first unfinished step.
-    let events = super::harness::all_events(&app).await;
-    let activations = events
-        .iter()
-        .filter(|e| e.tenant_id == Some(p.tenant))
-        .filter(|e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active))
-        .count();
-    assert_eq!(activations, 1, "{point}: status_changed active events");
+    // The status event follows the run's record by a moment: wait for it, then count.
+    let activations = || async {
+        let events = super::harness::all_events(&app).await;
+        events
+            .iter()
+            .filter(|e| e.tenant_id == Some(p.tenant))
+            .filter(|e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active))
+            .count()
+    };
+    eventually(Duration::from_secs(10), "the active event", || async { activations().await > 0 }).await;
+    assert_eq!(activations().await, 1, "{point}: status_changed active events");
     let crashed_step = point.split(':').find(|s| STEPS.contains(s)).unwrap();
     let steps = store.steps(&p.tenant).await.unwrap();
     for done in STEPS.iter().take_while(|s| **s != crashed_step) {

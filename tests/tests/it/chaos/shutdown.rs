@@ -71,16 +71,23 @@ async fn sigterm_stops_at_a_checkpoint_and_releases_the_lease() {
     let steps = store.steps(&p.tenant).await.unwrap();
     let attempts = |n: &str| steps.iter().find(|s| s.step == n).unwrap().attempts;
     assert_eq!((attempts("health_check"), attempts("activate")), (1, 1));
-    let events = super::harness::all_events(&app).await;
-    let activations = events
-        .iter()
-        .filter(|e| {
-            e.tenant_id == Some(p.tenant)
-                && e.kind == EventKind::StatusChanged
-                && e.status == Some(TenantStatus::Active)
-        })
-        .count();
-    assert_eq!(activations, 1);
+    // The status event follows the run's record by a moment: wait for it, then count.
+    let activations = || async {
+        let events = super::harness::all_events(&app).await;
+        events
+            .iter()
+            .filter(|e| {
+                e.tenant_id == Some(p.tenant)
+                    && e.kind == EventKind::StatusChanged
+                    && e.status == Some(TenantStatus::Active)
+            })
+            .count()
+    };
+    landlord_tests::chaos::eventually(Duration::from_secs(10), "the active event", || async {
+        activations().await > 0
+    })
+    .await;
+    assert_eq!(activations().await, 1);
 
     drop(store);
     app.drop_tenant_db(&p.slug).await;
