@@ -6,7 +6,10 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use landlord_protocol::{Command, ProgressEvent, subjects};
 
+mod settings;
 mod watch;
+
+pub use settings::{NatsAuth, NatsSettings, redact_url};
 
 /// How the streams are laid out. Defaults suit one server; a cluster raises `replicas`.
 #[derive(Debug, Clone)]
@@ -57,21 +60,37 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Connects to `url` (several servers of a cluster may be given comma-separated), retrying the
-    /// initial connection so a worker can start before its server does.
+    /// Connects to `url` with no settings beyond it (tests and tools).
     pub async fn connect(url: &str) -> Result<Self, BusError> {
+        Self::connect_with(&NatsSettings::new(url)).await
+    }
+
+    /// Connects as `settings` say (several servers of a cluster may be given comma-separated), retrying
+    /// the initial connection so a worker can start before its server does. Errors name the servers
+    /// without any password.
+    pub async fn connect_with(settings: &NatsSettings) -> Result<Self, BusError> {
+        // The build holds two rustls crypto providers (the AWS SDK brings aws-lc, others ring), so rustls
+        // cannot pick one by itself and a `tls://` connection would panic; ring is chosen once here. An
+        // error only means a provider was installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = settings.redacted_url();
         let fail = |e: std::io::Error| BusError::Unavailable(format!("bad NATS URL {url:?}: {e}"));
-        let servers = url
+        let servers = settings
+            .url
             .split(',')
             .map(|u| u.trim().parse::<async_nats::ServerAddr>().map_err(fail))
             .collect::<Result<Vec<_>, _>>()?;
-        let client = async_nats::ConnectOptions::new()
+        let opts = settings
+            .connect_options()
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot read the NATS credentials: {e}")))?;
+        let client = opts
             .name("landlord")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .connect(servers)
             .await
-            .map_err(|source| BusError::Connect { url: url.to_owned(), source })?;
+            .map_err(|source| BusError::Connect { url: url.clone(), source })?;
         Ok(Self::from_client(client))
     }
 

@@ -96,7 +96,7 @@ async fn show(store: &Store, id: &TenantId) -> anyhow::Result<()> {
 }
 
 async fn retry(cfg: &WorkerConfig, id: TenantId) -> anyhow::Result<()> {
-    let bus = landlord_bus::Bus::connect(&cfg.nats_url).await?;
+    let bus = landlord_bus::Bus::connect_with(&cfg.nats_settings()).await?;
     let command_id = CommandId::parse(&format!("admin:cli-{}", uuid::Uuid::new_v4()))?;
     let requested_by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     let cmd = WireCommand::new(command_id, id, requested_by, Action::Retry);

@@ -18,7 +18,7 @@ pub struct Args {
 pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
     let cfg = landlord_worker::WorkerConfig::load(config)?;
     let tenant = args.tenant.as_deref().map(TenantId::parse).transpose()?;
-    let bus = Bus::connect(&cfg.nats_url).await?;
+    let bus = Bus::connect_with(&cfg.nats_settings()).await?;
     let mut events = Box::pin(bus.progress(tenant.as_ref()).await?);
     while let Some(ev) = events.next().await {
         println!("{}", line(&ev));

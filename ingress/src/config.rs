@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 pub struct IngressConfig {
     pub http_addr: SocketAddr,
     pub nats_url: String,
+    /// How to authenticate to NATS and whether TLS is required (its `url` is unused: see
+    /// [`IngressConfig::nats_settings`]).
+    pub nats_auth: landlord_bus::NatsSettings,
     /// Every secret currently accepted; several during a rotation.
     pub stripe_webhook_secrets: Vec<SecretString>,
     /// How far a signature's timestamp may be from now, either way.
@@ -59,6 +62,12 @@ impl Default for Limits {
 struct Raw {
     http_addr: SocketAddr,
     nats_url: String,
+    nats_creds_file: Option<String>,
+    nats_nkey_seed: Option<String>,
+    nats_user: Option<String>,
+    nats_password: Option<String>,
+    nats_tls_ca_file: Option<String>,
+    nats_tls_required: bool,
     stripe_webhook_secret: Option<String>,
     stripe_tolerance_secs: u64,
     nats_duplicate_window_secs: u64,
@@ -76,6 +85,12 @@ impl Default for Raw {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_creds_file: None,
+            nats_nkey_seed: None,
+            nats_user: None,
+            nats_password: None,
+            nats_tls_ca_file: None,
+            nats_tls_required: false,
             stripe_webhook_secret: None,
             stripe_tolerance_secs: 300,
             nats_duplicate_window_secs: 120,
@@ -97,6 +112,8 @@ pub enum ConfigError {
     NoWebhookSecret,
     #[error("{variable} must be greater than zero")]
     Zero { variable: &'static str },
+    #[error("{0}")]
+    Nats(String),
 }
 
 impl IngressConfig {
@@ -124,8 +141,20 @@ impl IngressConfig {
                 "LANDLORD_ADMIN_AUTH_FAILURES_PER_MINUTE",
             )?,
         };
+        let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let nats_auth = landlord_bus::NatsSettings::from_parts(
+            &raw.nats_url,
+            set(raw.nats_creds_file),
+            set(raw.nats_nkey_seed).map(SecretString::from),
+            set(raw.nats_user),
+            set(raw.nats_password).map(SecretString::from),
+            set(raw.nats_tls_ca_file),
+            raw.nats_tls_required,
+        )
+        .map_err(ConfigError::Nats)?;
         Ok(Self {
             http_addr: raw.http_addr,
+            nats_auth,
             nats_url: raw.nats_url,
             stripe_webhook_secrets: secrets,
             stripe_tolerance: Duration::from_secs(raw.stripe_tolerance_secs),
@@ -134,6 +163,13 @@ impl IngressConfig {
             admin_tokens: parse_secrets(raw.admin_tokens.map(SecretString::from)),
             limits,
         })
+    }
+}
+
+impl IngressConfig {
+    /// Everything needed to reach NATS: the URL and how to authenticate.
+    pub fn nats_settings(&self) -> landlord_bus::NatsSettings {
+        landlord_bus::NatsSettings { url: self.nats_url.clone(), ..self.nats_auth.clone() }
     }
 }
 

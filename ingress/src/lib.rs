@@ -83,7 +83,7 @@ pub fn router(state: AppState) -> Router {
 /// Serves the ingress on `listener` until `shutdown` is cancelled. Streams are created in the background
 /// so the ingress starts (and reports not-ready) while NATS is still coming up.
 pub async fn run(cfg: IngressConfig, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let bus = Bus::connect(&cfg.nats_url).await?;
+    let bus = Bus::connect_with(&cfg.nats_settings()).await?;
     let settings =
         StreamSettings { duplicate_window: cfg.duplicate_window, replicas: cfg.replicas, ..StreamSettings::default() };
     tokio::spawn(ensure_streams_until_done(bus.clone(), settings, shutdown.clone()));

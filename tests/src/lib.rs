@@ -152,6 +152,7 @@ impl TestApp {
         let ingress = IngressConfig {
             http_addr: listener.local_addr().unwrap(),
             nats_url: nats_url.clone(),
+            nats_auth: landlord_bus::NatsSettings::default(),
             stripe_webhook_secrets: vec![SecretString::from(secret.clone())],
             stripe_tolerance: Duration::from_secs(300),
             duplicate_window: opts.duplicate_window,

@@ -19,6 +19,9 @@ pub struct TlsServer {
     pub port: u16,
     /// PEM of the CA that signed the server's certificate.
     pub ca_file: PathBuf,
+    /// The server's certificate and key as PEM files, for other servers to use (a TLS nats-server).
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -40,6 +43,9 @@ impl TlsServer {
             .expect("server certificate");
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca_cert.pem()).expect("write CA");
+        let (cert_file, key_file) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+        std::fs::write(&cert_file, leaf.pem()).expect("write certificate");
+        std::fs::write(&key_file, leaf_key.serialize_pem()).expect("write key");
 
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ServerConfig::builder_with_provider(provider)
@@ -68,7 +74,7 @@ impl TlsServer {
                 });
             }
         });
-        Self { port, ca_file, task, _dir: dir }
+        Self { port, ca_file, cert_file, key_file, task, _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -16,6 +16,9 @@ use crate::RetryPolicy;
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub nats_url: String,
+    /// How to authenticate to NATS and whether TLS is required (its `url` is unused: see
+    /// [`WorkerConfig::nats_settings`]).
+    pub nats_auth: landlord_bus::NatsSettings,
     /// Control plane; SQLite by default, PostgreSQL in production.
     pub database_url: SecretString,
     /// The server tenant databases are created on.
@@ -73,6 +76,12 @@ pub struct WorkerConfig {
 #[derive(Debug, Serialize, Deserialize)]
 struct Raw {
     nats_url: String,
+    nats_creds_file: Option<String>,
+    nats_nkey_seed: Option<String>,
+    nats_user: Option<String>,
+    nats_password: Option<String>,
+    nats_tls_ca_file: Option<String>,
+    nats_tls_required: bool,
     database_url: String,
     tenant_db_url: String,
     tenant_max_connections: u32,
@@ -107,6 +116,12 @@ impl Default for Raw {
     fn default() -> Self {
         Self {
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_creds_file: None,
+            nats_nkey_seed: None,
+            nats_user: None,
+            nats_password: None,
+            nats_tls_ca_file: None,
+            nats_tls_required: false,
             database_url: "sqlite://landlord.db?mode=rwc".into(),
             tenant_db_url: "mysql://root@127.0.0.1:3306".into(),
             tenant_max_connections: crate::tenant_db::DEFAULT_LOGIN_CONNECTION_LIMIT,
@@ -155,7 +170,8 @@ impl WorkerConfig {
             figment = figment.merge(Toml::file(file));
         }
         let raw: Raw = figment.merge(Env::prefixed("LANDLORD_").split("__")).extract().map_err(Box::new)?;
-        Ok(Self::from_raw(raw))
+        let nats_auth = nats_settings_of(&raw).map_err(|e| Box::new(figment::Error::from(e)))?;
+        Ok(Self { nats_auth, ..Self::from_raw(raw) })
     }
 
     /// The compiled-in defaults alone, ignoring files and the environment.
@@ -166,6 +182,7 @@ impl WorkerConfig {
     fn from_raw(raw: Raw) -> Self {
         let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         Self {
+            nats_auth: landlord_bus::NatsSettings::default(),
             nats_url: raw.nats_url,
             database_url: raw.database_url.into(),
             tenant_db_url: raw.tenant_db_url.into(),
@@ -210,6 +227,11 @@ impl WorkerConfig {
         Ok(crate::secret_box::SecretKeys::parse(text)?)
     }
 
+    /// Everything needed to reach NATS: the URL and how to authenticate.
+    pub fn nats_settings(&self) -> landlord_bus::NatsSettings {
+        landlord_bus::NatsSettings { url: self.nats_url.clone(), ..self.nats_auth.clone() }
+    }
+
     /// The retry policy of one step.
     pub fn retry_for(&self, step: &str) -> &RetryPolicy {
         self.step_retry.get(step).unwrap_or(&self.retry)
@@ -219,4 +241,18 @@ impl WorkerConfig {
     pub fn uses_aws(&self) -> bool {
         self.scripts.starts_with("s3://") || self.route53_zone_id.is_some() || self.stack_template.is_some()
     }
+}
+
+/// The NATS settings from their variables, empty values counting as unset.
+fn nats_settings_of(raw: &Raw) -> Result<landlord_bus::NatsSettings, String> {
+    let set = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    landlord_bus::NatsSettings::from_parts(
+        &raw.nats_url,
+        set(&raw.nats_creds_file),
+        set(&raw.nats_nkey_seed).map(SecretString::from),
+        set(&raw.nats_user),
+        set(&raw.nats_password).map(SecretString::from),
+        set(&raw.nats_tls_ca_file),
+        raw.nats_tls_required,
+    )
 }

@@ -119,7 +119,7 @@ pub async fn run_with(
     aws: Option<aws_config::SdkConfig>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bus = Bus::connect(&cfg.nats_url).await?;
+    let bus = Bus::connect_with(&cfg.nats_settings()).await?;
     failpoint::install(cfg.failpoint.clone(), cfg.failpoint_file.clone());
     let settings = StreamSettings {
         duplicate_window: cfg.duplicate_window,

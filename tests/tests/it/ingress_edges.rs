@@ -28,6 +28,7 @@ async fn spawn_ingress(app: &TestApp, limits: Limits) -> SocketAddr {
     let cfg = IngressConfig {
         http_addr: addr,
         nats_url: app.nats_url.clone(),
+        nats_auth: landlord_bus::NatsSettings::default(),
         stripe_webhook_secrets: vec![SecretString::from(app.secret.clone())],
         stripe_tolerance: Duration::from_secs(300),
         duplicate_window: Duration::from_secs(120),

@@ -88,12 +88,12 @@ async fn end_to_end(engine: Engine, control_plane: Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkout_to_active_tenant_on_mariadb() {
-    end_to_end(Engine::MariaDb, None).await;
+    Box::pin(end_to_end(Engine::MariaDb, None)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkout_to_active_tenant_on_postgres() {
-    end_to_end(Engine::Postgres, None).await;
+    Box::pin(end_to_end(Engine::Postgres, None)).await;
 }
 
 /// The control plane on PostgreSQL (production's choice) instead of SQLite.
@@ -106,6 +106,6 @@ async fn control_plane_on_postgres() {
     admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
     let mut url = url::Url::parse(&admin_url).unwrap();
     url.set_path(&format!("/{name}"));
-    end_to_end(Engine::MariaDb, Some(url.to_string())).await;
+    Box::pin(end_to_end(Engine::MariaDb, Some(url.to_string()))).await;
     admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
 }
