@@ -22,7 +22,9 @@ pub fn worker_env(
         ("LANDLORD_TENANT_DB_URL", tenant_db.to_owned()),
         ("LANDLORD_SCRIPTS", repo_root().join("sql-scripts").display().to_string()),
         ("LANDLORD_ACK_WAIT_SECS", "3".into()),
-        ("LANDLORD_LEASE_TTL_SECS", "3".into()),
+        // A worker that cannot renew for two thirds of its lease drops its run; on a machine loaded by other
+        // builds a 3 s lease made that happen to healthy workers. 6 s keeps crash recovery quick.
+        ("LANDLORD_LEASE_TTL_SECS", "6".into()),
         ("LANDLORD_SHUTDOWN_GRACE_SECS", "5".into()),
         ("LANDLORD_WORKER_CONCURRENCY", "4".into()),
         ("LANDLORD_RETRY__INITIAL_MS", "100".into()),
