@@ -4,6 +4,7 @@
 mod demo;
 mod dev;
 mod nats_child;
+mod purchases;
 mod scripts;
 mod secrets;
 mod tenants;
@@ -38,6 +39,9 @@ enum Command {
     /// Tenants in the control plane.
     #[command(subcommand)]
     Tenants(tenants::Command),
+    /// Paid purchases that did not become a tenant, for an operator to settle.
+    #[command(subcommand)]
+    Purchases(purchases::Command),
     /// Plan scripts.
     #[command(subcommand)]
     Scripts(scripts::Command),
@@ -56,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         Command::DemoCheckout(args) => demo::run(args).await,
         Command::Watch(args) => watch::run(config, args).await,
         Command::Tenants(cmd) => tenants::run(config, cmd).await,
+        Command::Purchases(cmd) => purchases::run(config, cmd).await,
         Command::Scripts(cmd) => scripts::run(cmd).await,
         Command::Secrets(cmd) => secrets::run(config, cmd).await,
     }

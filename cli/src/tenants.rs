@@ -60,6 +60,10 @@ async fn list(store: &Store) -> anyhow::Result<()> {
     for t in store.tenants().await? {
         println!("{:<36}  {:<24}  {:<13}  {}-{}", t.id, t.slug, t.status, t.package_id, t.subscription_type_id);
     }
+    let refused = store.refused_purchases(false).await?.len();
+    if refused > 0 {
+        println!("\n{refused} paid purchase(s) refused and waiting for an operator: landlord purchases refused");
+    }
     Ok(())
 }
 

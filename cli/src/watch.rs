@@ -10,7 +10,7 @@ use landlord_protocol::{EventKind, ProgressEvent, TenantId, TenantStatus};
 pub struct Args {
     /// Only this tenant (all tenants when absent).
     tenant: Option<String>,
-    /// Exit once the tenant is active or failed (exit code 1 when failed).
+    /// Exit once the tenant is active or failed (exit code 1 when failed, refused or rejected).
     #[arg(long)]
     until_done: bool,
 }
@@ -22,6 +22,9 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
     let mut events = Box::pin(bus.progress(tenant.as_ref()).await?);
     while let Some(ev) = events.next().await {
         println!("{}", line(&ev));
+        if args.until_done && matches!(ev.kind, EventKind::PurchaseRefused | EventKind::Rejected) {
+            anyhow::bail!("no tenant will be made: {}", ev.error.map(|e| e.message).unwrap_or_default())
+        }
         if args.until_done && ev.kind == EventKind::StatusChanged {
             match ev.status {
                 Some(TenantStatus::Active) => return Ok(()),

@@ -7,6 +7,7 @@ mod m20261122_000001_control_plane;
 mod m20261122_000002_infrastructure;
 mod m20261122_000003_leases;
 mod m20261123_000004_resources;
+mod m20261124_000005_refused_purchases;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_infrastructure::Migration),
             Box::new(m20261122_000003_leases::Migration),
             Box::new(m20261123_000004_resources::Migration),
+            Box::new(m20261124_000005_refused_purchases::Migration),
         ]
     }
 }

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CommandId, ContactEmail, PROTOCOL_VERSION, PackageId, StoreName, SubscriptionTypeId, TenantId, TenantSlug,
+    CommandId, ContactEmail, PROTOCOL_VERSION, PackageId, StoreName, StripeId, SubscriptionTypeId, TenantId, TenantSlug,
 };
 
 /// One command, version 1.
@@ -36,6 +36,9 @@ pub enum Action {
     Resume,
     Offboard,
     ChangePlan(PlanChange),
+    /// A paid checkout Landlord cannot turn into a tenant (its metadata is invalid): recorded for an
+    /// operator and announced, never only logged, because the customer has paid.
+    RefusedPurchase(RefusedPurchase),
 }
 
 /// The tenant a purchase pays for.
@@ -46,6 +49,44 @@ pub struct ProvisionSpec {
     pub contact_email: ContactEmail,
     pub package_id: PackageId,
     pub subscription_type_id: SubscriptionTypeId,
+    /// The Stripe purchase that pays for the tenant; absent when an operator asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase: Option<Purchase>,
+}
+
+/// Where a purchase came from in Stripe, for the operator who has to find it there (to refund it, say).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Purchase {
+    pub checkout_session: StripeId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<StripeId>,
+}
+
+/// A paid purchase and why Landlord refused it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RefusedPurchase {
+    pub purchase: Purchase,
+    /// Every problem found, for a person (at most [`RefusedPurchase::MAX_REASON`] characters).
+    pub reason: String,
+    /// The customer's address when the session carried a usable one, so the operator can reach them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_email: Option<ContactEmail>,
+}
+
+impl RefusedPurchase {
+    /// Longest reason kept; a longer one is cut at a character boundary with an ellipsis.
+    pub const MAX_REASON: usize = 2000;
+
+    pub fn new(purchase: Purchase, reason: &str, contact_email: Option<ContactEmail>) -> Self {
+        let reason = if reason.chars().count() > Self::MAX_REASON {
+            let mut cut: String = reason.chars().take(Self::MAX_REASON - 1).collect();
+            cut.push('…');
+            cut
+        } else {
+            reason.to_owned()
+        };
+        Self { purchase, reason, contact_email }
+    }
 }
 
 /// The plan a tenant moves to.
@@ -64,6 +105,7 @@ pub enum CommandKind {
     Resume,
     Offboard,
     ChangePlan,
+    RefusedPurchase,
 }
 
 impl CommandKind {
@@ -75,6 +117,7 @@ impl CommandKind {
             Self::Resume => "resume",
             Self::Offboard => "offboard",
             Self::ChangePlan => "change_plan",
+            Self::RefusedPurchase => "refused_purchase",
         }
     }
 }
@@ -88,6 +131,7 @@ impl Action {
             Self::Resume => CommandKind::Resume,
             Self::Offboard => CommandKind::Offboard,
             Self::ChangePlan(_) => CommandKind::ChangePlan,
+            Self::RefusedPurchase(_) => CommandKind::RefusedPurchase,
         }
     }
 }

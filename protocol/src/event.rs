@@ -48,6 +48,9 @@ pub enum EventKind {
     StatusChanged,
     /// A command that could not be acted on (did not decode, named nothing known); it is not retried.
     Rejected,
+    /// A paid purchase Landlord refused (invalid metadata, subdomain taken). It is recorded for an
+    /// operator (`landlord purchases refused`), who must settle it with the customer.
+    PurchaseRefused,
 }
 
 /// A tenant's lifecycle state (see ARCHITECTURE.md for the transitions).

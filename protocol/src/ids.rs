@@ -267,6 +267,27 @@ impl CommandId {
     }
 }
 
+/// A Stripe object id (`cs_test_…`, `cus_…`): 1–255 ASCII letters, digits, `_`, `-` and `.` (Stripe's own
+/// use only the first three; the rest are accepted so a paid purchase is never lost over an id's shape).
+/// Stored beside a purchase so an operator can find it in Stripe's dashboard; never used in SQL or DNS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+pub struct StripeId(String);
+string_newtype!(StripeId);
+
+impl StripeId {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        const FIELD: &str = "Stripe id";
+        if !(1..=255).contains(&s.len()) {
+            return Err(IdError::Length { field: FIELD, min: 1, max: 255, got: s.chars().count() });
+        }
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+            return Err(IdError::Character { field: FIELD, allowed: "letters, digits, _ - .", found: c });
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
 macro_rules! plan_number {
     ($name:ident, $field:literal) => {
         #[doc = concat!("A plan's ", $field, ": a positive integer. It selects a schema script, so it is never free text.")]

@@ -9,9 +9,11 @@ mod ids;
 mod schema;
 pub mod subjects;
 
-pub use command::{Action, Command, CommandKind, DecodeError, PlanChange, ProvisionSpec};
+pub use command::{Action, Command, CommandKind, DecodeError, PlanChange, ProvisionSpec, Purchase, RefusedPurchase};
 pub use event::{EventError, EventKind, ProgressEvent, TenantStatus};
-pub use ids::{CommandId, ContactEmail, IdError, PackageId, StoreName, SubscriptionTypeId, TenantId, TenantSlug};
+pub use ids::{
+    CommandId, ContactEmail, IdError, PackageId, StoreName, StripeId, SubscriptionTypeId, TenantId, TenantSlug,
+};
 pub use schema::{command_schema, progress_schema};
 
 /// The version every message carries in its `v` field. A reader refuses versions it does not know

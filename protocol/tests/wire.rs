@@ -46,6 +46,22 @@ fn provision_vector_has_the_documented_fields() {
 }
 
 #[test]
+fn a_refused_purchase_names_the_stripe_purchase_and_refuses_hostile_ids() {
+    let text = std::fs::read_to_string(dir("vectors/command-refused-purchase.json")).unwrap();
+    let good: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cmd = Command::decode(&subject_of(&good), text.as_bytes()).unwrap();
+    assert_eq!(cmd.action.kind(), CommandKind::RefusedPurchase);
+    assert_eq!(cmd.subject(), format!("landlord.commands.refused_purchase.{}", cmd.tenant_id));
+    let Action::RefusedPurchase(refused) = cmd.action else { panic!("not a refused purchase") };
+    assert_eq!(refused.purchase.customer.unwrap().as_str(), "cus_NffrFeUfNV2Hib");
+
+    let mut hostile = good.clone();
+    hostile["purchase"]["customer"] = "cus_1'; DROP TABLE tenants; --".into();
+    let err = Command::decode(&subject_of(&good), hostile.to_string().as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("Stripe id"), "{err}");
+}
+
+#[test]
 fn decode_refuses_bad_payloads_with_reasons() {
     let text = std::fs::read_to_string(dir("vectors/command-provision.json")).unwrap();
     let good: serde_json::Value = serde_json::from_str(&text).unwrap();

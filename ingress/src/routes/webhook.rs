@@ -50,6 +50,7 @@ pub async fn accept_stripe_event(state: &AppState, body: &[u8]) -> Result<Value,
     let decision = decide(body).map_err(|e| {
         let code = match e {
             crate::stripe::WebhookError::Metadata(_) => "invalid_metadata",
+            crate::stripe::WebhookError::BadSessionId(_) => "bad_session",
             _ => "bad_event",
         };
         ApiError::bad_request(code, e)
@@ -58,6 +59,15 @@ pub async fn accept_stripe_event(state: &AppState, body: &[u8]) -> Result<Value,
         EventDecision::Ignore(reason) => {
             tracing::info!(%reason, "ignoring Stripe event");
             Ok(json!({"received": true, "ignored": reason}))
+        }
+        // Answered 2xx once stored: the refusal is durable, and Stripe resending the event cannot fix it.
+        EventDecision::Refuse { command: cmd, reason } => {
+            let stored = state.bus.publish_command(&cmd).await.map_err(ApiError::Unavailable)?;
+            tracing::warn!(tenant_id = %cmd.tenant_id, command_id = %cmd.id, %reason, "paid purchase refused; recorded for an operator");
+            Ok(json!({
+                "received": true, "refused": reason, "tenant_id": cmd.tenant_id,
+                "command_id": cmd.id, "duplicate": stored.duplicate,
+            }))
         }
         EventDecision::Provision(cmd) => {
             let stored = state.bus.publish_command(&cmd).await.map_err(ApiError::Unavailable)?;

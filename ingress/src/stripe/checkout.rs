@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use landlord_protocol::{
-    Action, Command, CommandId, ContactEmail, PackageId, ProvisionSpec, StoreName, SubscriptionTypeId, TenantId,
-    TenantSlug,
+    Action, Command, CommandId, ContactEmail, PackageId, ProvisionSpec, Purchase, RefusedPurchase, StoreName, StripeId,
+    SubscriptionTypeId, TenantId, TenantSlug,
 };
 use serde::Deserialize;
 
@@ -15,6 +15,12 @@ const PAID_CHECKOUT_EVENTS: &[&str] = &["checkout.session.completed", "checkout.
 #[derive(Debug)]
 pub enum EventDecision {
     Provision(Box<Command>),
+    /// A paid checkout whose metadata cannot make a tenant: recorded for an operator, since the customer
+    /// has paid and Stripe retrying the same event cannot fix it.
+    Refuse {
+        command: Box<Command>,
+        reason: String,
+    },
     Ignore(String),
 }
 
@@ -29,6 +35,8 @@ pub enum WebhookError {
     BadEventId(landlord_protocol::IdError),
     #[error("the checkout session has invalid or missing metadata: {0}")]
     Metadata(String),
+    #[error("the checkout session id is not valid: {0}")]
+    BadSessionId(landlord_protocol::IdError),
 }
 
 #[derive(Deserialize)]
@@ -52,6 +60,25 @@ struct CheckoutSession {
     metadata: HashMap<String, Option<String>>,
     customer_details: Option<CustomerDetails>,
     customer_email: Option<String>,
+    /// A customer id, or the customer object when the event was expanded.
+    #[serde(default)]
+    customer: serde_json::Value,
+}
+
+impl CheckoutSession {
+    fn purchase(&self) -> Result<Purchase, WebhookError> {
+        let checkout_session = StripeId::parse(&self.id).map_err(WebhookError::BadSessionId)?;
+        let customer = match &self.customer {
+            serde_json::Value::String(id) => Some(id.as_str()),
+            serde_json::Value::Object(c) => c.get("id").and_then(|v| v.as_str()),
+            _ => None,
+        };
+        Ok(Purchase { checkout_session, customer: customer.and_then(|c| StripeId::parse(c).ok()) })
+    }
+
+    fn email(&self) -> Option<String> {
+        self.customer_details.as_ref().and_then(|d| d.email.clone()).or_else(|| self.customer_email.clone())
+    }
 }
 
 #[derive(Deserialize)]
@@ -72,13 +99,23 @@ pub fn decide(body: &[u8]) -> Result<EventDecision, WebhookError> {
         ));
     }
     let id = CommandId::stripe(&event.id).map_err(WebhookError::BadEventId)?;
-    let spec = provision_spec(&session)?;
+    let purchase = session.purchase()?;
     let tenant = TenantId::from_checkout_session(&session.id);
-    Ok(EventDecision::Provision(Box::new(Command::new(id, tenant, "stripe", Action::Provision(spec)))))
+    match provision_spec(&session, purchase.clone()) {
+        Ok(spec) => Ok(EventDecision::Provision(Box::new(Command::new(id, tenant, "stripe", Action::Provision(spec))))),
+        Err(WebhookError::Metadata(reason)) => {
+            let email = session.email().and_then(|e| ContactEmail::parse(&e).ok());
+            let refused = RefusedPurchase::new(purchase, &format!("invalid or missing metadata: {reason}"), email);
+            let reason = refused.reason.clone();
+            let command = Box::new(Command::new(id, tenant, "stripe", Action::RefusedPurchase(refused)));
+            Ok(EventDecision::Refuse { command, reason })
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// Reads the tenant from the session, reporting every problem at once so one fix is enough.
-fn provision_spec(session: &CheckoutSession) -> Result<ProvisionSpec, WebhookError> {
+fn provision_spec(session: &CheckoutSession, purchase: Purchase) -> Result<ProvisionSpec, WebhookError> {
     let mut problems = Vec::new();
     let mut field = |key: &str| -> Option<String> {
         match session.metadata.get(key).cloned().flatten() {
@@ -91,8 +128,7 @@ fn provision_spec(session: &CheckoutSession) -> Result<ProvisionSpec, WebhookErr
     };
     let (slug, store, package, kind) =
         (field("subdomain"), field("store_name"), field("package_id"), field("subscription_type_id"));
-    let email =
-        session.customer_details.as_ref().and_then(|d| d.email.clone()).or_else(|| session.customer_email.clone());
+    let email = session.email();
     if email.is_none() {
         problems.push("customer_details.email is missing".into());
     }
@@ -112,7 +148,14 @@ fn provision_spec(session: &CheckoutSession) -> Result<ProvisionSpec, WebhookErr
         (Some(slug), Some(store_name), Some(contact_email), Some(package_id), Some(subscription_type_id))
             if problems.is_empty() =>
         {
-            Ok(ProvisionSpec { slug, store_name, contact_email, package_id, subscription_type_id })
+            Ok(ProvisionSpec {
+                slug,
+                store_name,
+                contact_email,
+                package_id,
+                subscription_type_id,
+                purchase: Some(purchase),
+            })
         }
         _ => Err(WebhookError::Metadata(problems.join("; "))),
     }
@@ -130,7 +173,7 @@ mod tests {
         serde_json::json!({
             "id": "cs_test_1", "payment_status": "paid",
             "metadata": {"subdomain": "acme", "store_name": "Acme", "package_id": "1", "subscription_type_id": "2"},
-            "customer_details": {"email": "a@acme.example"}
+            "customer_details": {"email": "a@acme.example"}, "customer": "cus_1"
         })
     }
 
@@ -144,6 +187,24 @@ mod tests {
         assert_eq!(cmd.tenant_id, TenantId::from_checkout_session("cs_test_1"));
         let Action::Provision(spec) = &cmd.action else { panic!() };
         assert_eq!((spec.slug.as_str(), spec.package_id.get(), spec.subscription_type_id.get()), ("acme", 1, 2));
+        let purchase = spec.purchase.as_ref().unwrap();
+        assert_eq!(
+            (purchase.checkout_session.as_str(), purchase.customer.as_ref().unwrap().as_str()),
+            ("cs_test_1", "cus_1")
+        );
+    }
+
+    #[test]
+    fn an_expanded_customer_object_gives_its_id_and_a_missing_one_none() {
+        let mut s = paid_session();
+        s["customer"] = serde_json::json!({"id": "cus_expanded", "object": "customer"});
+        let EventDecision::Provision(cmd) = decide(&event("checkout.session.completed", &s)).unwrap() else { panic!() };
+        let Action::Provision(spec) = &cmd.action else { panic!() };
+        assert_eq!(spec.purchase.as_ref().unwrap().customer.as_ref().unwrap().as_str(), "cus_expanded");
+        s["customer"] = serde_json::Value::Null;
+        let EventDecision::Provision(cmd) = decide(&event("checkout.session.completed", &s)).unwrap() else { panic!() };
+        let Action::Provision(spec) = &cmd.action else { panic!() };
+        assert_eq!(spec.purchase.as_ref().unwrap().customer, None);
     }
 
     #[test]
@@ -155,16 +216,48 @@ mod tests {
     }
 
     #[test]
-    fn every_metadata_problem_is_reported() {
+    fn a_paid_checkout_with_bad_metadata_is_refused_with_every_problem() {
         let mut s = paid_session();
         s["metadata"] = serde_json::json!({"subdomain": "Bad Slug", "package_id": "x"});
         s["customer_details"] = serde_json::json!({"email": null});
-        let err = decide(&event("checkout.session.completed", &s)).unwrap_err().to_string();
+        let EventDecision::Refuse { command: cmd, .. } = decide(&event("checkout.session.completed", &s)).unwrap()
+        else {
+            panic!("expected a refusal")
+        };
+        assert_eq!(
+            cmd.tenant_id,
+            TenantId::from_checkout_session("cs_test_1"),
+            "the tenant the purchase would have made"
+        );
+        let Action::RefusedPurchase(refused) = &cmd.action else { panic!() };
+        assert_eq!(refused.purchase.checkout_session.as_str(), "cs_test_1");
+        assert_eq!(refused.purchase.customer.as_ref().unwrap().as_str(), "cus_1");
+        assert_eq!(refused.contact_email, None);
         for needle in
             ["store_name is missing", "subscription_type_id is missing", "email is missing", "subdomain", "package id"]
         {
-            assert!(err.contains(needle), "{err} lacks {needle}");
+            assert!(refused.reason.contains(needle), "{} lacks {needle}", refused.reason);
         }
+    }
+
+    #[test]
+    fn a_huge_reason_is_cut() {
+        let mut s = paid_session();
+        s["metadata"]["store_name"] = "\u{7}".repeat(50_000).into();
+        s["metadata"]["subdomain"] = "x".repeat(50_000).into();
+        let EventDecision::Refuse { command: cmd, .. } = decide(&event("checkout.session.completed", &s)).unwrap()
+        else {
+            panic!()
+        };
+        let Action::RefusedPurchase(refused) = &cmd.action else { panic!() };
+        assert!(refused.reason.chars().count() <= RefusedPurchase::MAX_REASON, "{}", refused.reason.len());
+    }
+
+    #[test]
+    fn a_session_id_that_is_not_a_stripe_id_is_a_bad_event() {
+        let mut s = paid_session();
+        s["id"] = "cs'; DROP TABLE x".into();
+        assert!(matches!(decide(&event("checkout.session.completed", &s)), Err(WebhookError::BadSessionId(_))));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod leases;
 mod nats_auth;
 mod ownership;
 mod provision;
+mod refused;
 mod retention;
 mod secrets;
 mod webhook_http;

@@ -8,7 +8,7 @@ mod execute;
 use std::time::Duration;
 
 use landlord_protocol::{
-    Action, Command, EventKind, PackageId, SubscriptionTypeId, TenantId, TenantSlug, TenantStatus,
+    Action, Command, EventError, EventKind, PackageId, SubscriptionTypeId, TenantId, TenantSlug, TenantStatus,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use crate::{
     keepalive::KeepAlive,
     progress::{Detail, Progress},
     steps::{Deps, Step, StepContext, StepError, TenantPlan},
-    store::{NewTenant, RunEnd, StepState, StoreError, entities::tenant},
+    store::{NewTenant, Refusal, RefusalCode, RunEnd, StepState, StoreError, entities::tenant},
 };
 
 /// What became of one command; decides how its message is acknowledged.
@@ -32,6 +32,8 @@ pub enum Outcome {
     Failed { step: &'static str, code: String, undone: Vec<&'static str> },
     /// The command cannot be acted on; it must not be redelivered.
     Rejected { reason: String },
+    /// A paid purchase could not become a tenant; it is recorded for an operator and announced.
+    Refused { reason: String },
     /// A transient error outlasted this attempt's budget; hand the message back with a delay.
     RetryLater { delay: Duration },
     /// Another worker holds the tenant's lease; try again after the delay.
@@ -89,8 +91,20 @@ impl Runner {
                 }
                 NewTenant::Exists(row) => row,
                 NewTenant::SlugTaken => {
-                    let reason = format!("subdomain {} is already taken by another tenant; choose another", spec.slug);
-                    return self.reject(cmd, reason).await;
+                    let reason = format!(
+                        "subdomain {} is already taken by another tenant; the purchase needs another subdomain or a refund",
+                        spec.slug
+                    );
+                    let refusal = Refusal {
+                        tenant: &cmd.tenant_id,
+                        command_id: cmd.id.as_str(),
+                        code: RefusalCode::SubdomainTaken,
+                        reason: &reason,
+                        purchase: spec.purchase.as_ref(),
+                        contact_email: Some(&spec.contact_email),
+                        subdomain: Some(&spec.slug),
+                    };
+                    return self.refuse(cmd, refusal).await;
                 }
             },
             Action::Retry => match store.tenant(&cmd.tenant_id).await? {
@@ -103,6 +117,18 @@ impl Runner {
                     return self.reject(cmd, format!("no tenant {} to retry", cmd.tenant_id)).await;
                 }
             },
+            Action::RefusedPurchase(refused) => {
+                let refusal = Refusal {
+                    tenant: &cmd.tenant_id,
+                    command_id: cmd.id.as_str(),
+                    code: RefusalCode::InvalidMetadata,
+                    reason: &refused.reason,
+                    purchase: Some(&refused.purchase),
+                    contact_email: refused.contact_email.as_ref(),
+                    subdomain: None,
+                };
+                return self.refuse(cmd, refusal).await;
+            }
             other => {
                 let reason = format!("command kind {} is not handled by this worker version", other.kind().as_str());
                 return self.reject(cmd, reason).await;
@@ -120,6 +146,35 @@ impl Runner {
         self.progress.rejected(Some(cmd.tenant_id), "rejected", &reason).await;
         self.deps.store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind().as_str()).await?;
         Ok(Outcome::Rejected { reason })
+    }
+
+    /// Records a refused purchase, announces it, then marks the command processed: a worker that dies in
+    /// between leaves a redelivery that finds the record and repeats the announcement under the same
+    /// event id, which JetStream stores once.
+    async fn refuse(&self, cmd: &Command, refusal: Refusal<'_>) -> Result<Outcome, StoreError> {
+        tracing::warn!(
+            code = refusal.code.as_str(),
+            reason = refusal.reason,
+            "paid purchase refused; recorded for an operator"
+        );
+        self.deps.store.record_refused_purchase(refusal).await?;
+        let error = EventError { code: refusal.code.as_str().into(), message: refusal.reason.into(), retryable: false };
+        let message = match refusal.purchase {
+            Some(p) => format!(
+                "checkout session {} was paid but no tenant was made; see `landlord purchases refused`",
+                p.checkout_session
+            ),
+            None => "no tenant was made; see `landlord purchases refused`".to_owned(),
+        };
+        let detail = Detail {
+            error: Some(error),
+            message: Some(message),
+            event_id: Some(ending_event_id(&cmd.tenant_id, cmd)),
+            ..Detail::default()
+        };
+        self.progress.emit(Some(cmd.tenant_id), None, EventKind::PurchaseRefused, detail).await;
+        self.deps.store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind().as_str()).await?;
+        Ok(Outcome::Refused { reason: refusal.reason.to_owned() })
     }
 
     async fn set_status(

@@ -167,3 +167,32 @@ pub mod tenant_resource {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod refused_purchase {
+    use sea_orm::entity::prelude::*;
+
+    /// A paid purchase that did not become a tenant, and why; open until an operator dismisses it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refused_purchases")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        pub command_id: String,
+        /// `invalid_metadata` or `subdomain_taken`.
+        pub code: String,
+        pub reason: String,
+        pub checkout_session: Option<String>,
+        pub customer: Option<String>,
+        pub contact_email: Option<String>,
+        /// The subdomain the purchase asked for, when it was a valid one.
+        pub subdomain: Option<String>,
+        pub refused_at: ChronoDateTimeUtc,
+        pub dismissed_at: Option<ChronoDateTimeUtc>,
+        pub dismissed_by: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -3,9 +3,11 @@
 
 pub mod entities;
 mod leases;
+mod refused;
 mod resources;
 mod retention;
 
+pub use refused::{Refusal, RefusalCode};
 pub use resources::ResourceKind;
 
 use std::{sync::Arc, time::Duration};
