@@ -4,6 +4,7 @@
 pub mod config;
 pub mod connect;
 pub mod consumer;
+mod control_plane_guard;
 pub mod dns_retry;
 pub mod failpoint;
 pub mod infra;
@@ -45,6 +46,7 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?
         .with_login_connection_limit(cfg.tenant_max_connections);
+    control_plane_guard::guard(&store, &tenant_db).await?;
     let loaded;
     let aws = match aws {
         Some(aws) => Some(aws),

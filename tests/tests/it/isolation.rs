@@ -179,3 +179,44 @@ async fn repairing_grants_removes_the_wildcard_grant_of_an_earlier_version() {
     app.drop_tenant_db(&a_slug).await;
     app.drop_tenant_db(&b_slug).await;
 }
+
+/// Whether PUBLIC may connect to database `name` on the machine's PostgreSQL.
+async fn public_may_connect(name: &str) -> bool {
+    let admin = sea_orm::Database::connect(landlord_tests::tenant_db_url(Engine::Postgres)).await.unwrap();
+    let sql = format!("SELECT CAST(has_database_privilege('public', '{name}', 'CONNECT') AS INT)::bigint AS n");
+    let may = scalar(&admin, &sql).await == 1;
+    admin.close().await.ok();
+    may
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_on_the_tenants_postgres_server_is_closed_to_tenant_logins() {
+    use landlord_tests::chaos::{drop_database, fresh_postgres_database};
+    let (url, name) = fresh_postgres_database("cp_shared").await;
+    assert!(public_may_connect(&name).await, "a new PostgreSQL database is open to every login");
+    let app = TestApp::spawn_with(Options { control_plane: Some(url), ..Options::new(Engine::Postgres) }).await;
+    let slug = unique_slug("cohost");
+    let tenant = buy(&app, &slug, 1).await;
+    let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
+
+    assert!(!public_may_connect(&name).await, "the worker revoked PUBLIC's CONNECT on the control plane");
+    refused(&app, Engine::Postgres, &row, &name).await;
+    // Landlord itself still works there: a second tenant is provisioned through the same control plane.
+    let other = buy(&app, &unique_slug("cohost"), 1).await;
+    app.wait_for_status(&other, TenantStatus::Active).await;
+    app.shutdown.cancel();
+    drop_database(&name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_on_another_server_keeps_its_grants() {
+    use landlord_tests::chaos::{drop_database, fresh_postgres_database};
+    // Tenants on MariaDB cannot reach a PostgreSQL control plane: its grants are the operator's business.
+    let (url, name) = fresh_postgres_database("cp_apart").await;
+    let app = TestApp::spawn_with(Options { control_plane: Some(url), ..Options::new(Engine::MariaDb) }).await;
+    let tenant = buy(&app, &unique_slug("apart"), 1).await;
+    app.wait_for_status(&tenant, TenantStatus::Active).await;
+    assert!(public_may_connect(&name).await, "left as the operator set it");
+    app.shutdown.cancel();
+    drop_database(&name).await;
+}
