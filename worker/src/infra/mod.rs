@@ -66,8 +66,19 @@ impl Infra {
 }
 
 /// Loads the SDK configuration from the environment, as every AWS tool does.
+///
+/// Every AWS call is bounded: an endpoint that accepts a connection and never answers would otherwise hold
+/// a step (and the tenant's lease) for ever. One attempt may take 30 s, a call with its retries 90 s;
+/// CloudFormation's and Route 53's slow work is polled by Landlord, so no single call needs longer.
 pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
-    aws_config::load_from_env().await
+    use aws_config::timeout::TimeoutConfig;
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(30))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(90))
+        .build();
+    aws_config::from_env().timeout_config(timeouts).load().await
 }
 
 /// An S3 client. Path-style addressing is forced when a custom endpoint is configured: S3 emulators and

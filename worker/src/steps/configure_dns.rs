@@ -2,6 +2,8 @@
 //! fails a provisioning: when it cannot be confirmed within its budget, the tenant goes on to become
 //! active flagged `dns_pending`, and the worker keeps retrying in the background.
 
+use std::time::Duration;
+
 use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
@@ -27,7 +29,9 @@ pub async fn apply(
     ctx_poll: &crate::RetryPolicy,
     deadline: Instant,
 ) -> Result<(String, String), StepError> {
-    crate::retry::until_deadline(ctx_poll, deadline, || async {
+    // The deadline bounds the calls too, not only the polling between them: Route 53 (or whatever answers
+    // at its address) may accept a connection and never reply.
+    let attempt = crate::retry::until_deadline(ctx_poll, deadline, || async {
         let (host, api) = hostnames(slug, &dns.domain().await?);
         for name in [&host, &api] {
             let exists = !dns.records_named(name).await?.is_empty();
@@ -43,8 +47,13 @@ pub async fn apply(
         let change = dns.upsert(&[&host, &api]).await?;
         dns.wait_in_sync(&change, ctx_poll, deadline).await?;
         Ok((host, api))
+    });
+    tokio::time::timeout_at(deadline, attempt).await.unwrap_or_else(|_| {
+        Err(StepError::transient(
+            "dns_timeout",
+            "Route 53 did not answer within the DNS budget (LANDLORD_DNS_BUDGET_SECS)",
+        ))
     })
-    .await
 }
 
 impl Step for ConfigureDns {
@@ -69,7 +78,10 @@ impl Step for ConfigureDns {
                 // Someone else's record under the tenant's name: a person must decide; nothing was changed.
                 Err(e) if !e.is_transient() && e.code == "resource_not_ours" => Err(e),
                 Err(e) => {
-                    let (host, api) = infra.hostnames(&ctx.tenant.slug).await.ok().flatten().unwrap_or_default();
+                    // The names are only a record for operators here; Route 53 that does not answer must not
+                    // hold the step past its budget for them.
+                    let names = tokio::time::timeout(Duration::from_secs(5), infra.hostnames(&ctx.tenant.slug)).await;
+                    let (host, api) = names.ok().and_then(|r| r.ok()).flatten().unwrap_or_default();
                     store.save_dns(&ctx.tenant.id, &host, &api, true).await.map_err(control_plane)?;
                     Ok(StepDone::Deferred(format!(
                         "DNS not confirmed within {} s ({e}); the tenant goes on and DNS keeps being retried",

@@ -93,3 +93,69 @@ async fn sigterm_stops_at_a_checkpoint_and_releases_the_lease() {
     app.drop_tenant_db(&p.slug).await;
     drop_database(&cp_name).await;
 }
+
+/// An address that accepts connections and never answers: an AWS endpoint that hangs.
+async fn black_hole() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_within_the_grace_while_the_dns_retrier_waits_on_route53() {
+    let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::new(Engine::MariaDb) }).await;
+    let (control_plane, cp_name) = fresh_postgres_database("chaosdns").await;
+    let store = Store::connect(&control_plane).await.unwrap();
+    let logs = super::harness::log_dir("shutdown_dns");
+    let route53 = black_hole().await;
+    let aws = |budget: &str, interval: &str| {
+        vec![
+            ("AWS_ENDPOINT_URL", route53.clone()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+            ("LANDLORD_ROUTE53_ZONE_ID", "ZHANGS0000001".to_owned()),
+            ("LANDLORD_DNS_TARGET", "lb.example.net".to_owned()),
+            ("LANDLORD_DNS_BUDGET_SECS", budget.to_owned()),
+            ("LANDLORD_DNS_RETRY_INTERVAL_SECS", interval.to_owned()),
+        ]
+    };
+
+    // Route 53 never answers: within its 2 s budget the tenant goes live with its DNS deferred.
+    let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &aws("2", "3600"));
+    let mut first = WorkerProcess::spawn(&env, log(&logs, "first"));
+    let p = purchase(&unique_slug("dnsterm"), 1);
+    deliver(&app, &p).await;
+    wait_processed(&store, std::slice::from_ref(&p), Duration::from_secs(60)).await;
+    assert!(store.tenant(&p.tenant).await.unwrap().unwrap().dns_pending, "DNS deferred, not failed");
+    first.kill();
+
+    // A worker whose retrier takes the tenant's lease and then waits on Route 53 (budget 120 s)...
+    let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &aws("120", "1"));
+    let mut second = WorkerProcess::spawn(&env, log(&logs, "second"));
+    eventually(Duration::from_secs(60), "the DNS retrier to take the tenant's lease", || async {
+        store.lease_holder(&p.tenant).await.unwrap().is_some_and(|h| h.ends_with("/dns-retry"))
+    })
+    .await;
+    // ...still ends within its 5 s grace when told to stop, and gives the lease back.
+    let signalled = Instant::now();
+    second.terminate();
+    let status = second.wait_exit(Duration::from_secs(20)).expect("the worker exits after SIGTERM");
+    assert!(status.success(), "clean exit: {status:?}");
+    println!(
+        "chaos sigterm during DNS retry: exited {:.1} s after SIGTERM (grace 5 s)",
+        signalled.elapsed().as_secs_f64()
+    );
+    assert_eq!(store.lease_holder(&p.tenant).await.unwrap(), None, "the retrier's lease was released");
+    assert!(store.tenant(&p.tenant).await.unwrap().unwrap().dns_pending, "still pending, retried by the next worker");
+
+    drop(store);
+    app.drop_tenant_db(&p.slug).await;
+    drop_database(&cp_name).await;
+}
