@@ -17,8 +17,12 @@ pub struct StreamSettings {
     /// How long JetStream remembers a command id to drop a repeated publish. Older duplicates are caught
     /// by the control plane's record of processed commands.
     pub duplicate_window: Duration,
-    /// How long progress events stay replayable for dashboards and `landlord watch`.
+    /// How long progress events stay replayable for dashboards and `landlord watch` when this process
+    /// creates the stream (30 days by default).
     pub progress_max_age: Duration,
+    /// Set by the process that owns the retention policy (the worker): an existing progress stream is
+    /// brought to `progress_max_age`. Others only create, so they never undo the policy.
+    pub enforce_progress_max_age: bool,
     pub replicas: usize,
 }
 
@@ -27,6 +31,7 @@ impl Default for StreamSettings {
         Self {
             duplicate_window: Duration::from_secs(120),
             progress_max_age: Duration::from_secs(30 * 24 * 3600),
+            enforce_progress_max_age: false,
             replicas: 1,
         }
     }
@@ -130,7 +135,19 @@ impl Bus {
             ..Default::default()
         };
         for (name, config) in [(subjects::COMMANDS_STREAM, commands), (subjects::PROGRESS_STREAM, progress)] {
-            self.js.get_or_create_stream(config).await.map_err(|source| BusError::Stream { stream: name, source })?;
+            let mut stream = self
+                .js
+                .get_or_create_stream(config)
+                .await
+                .map_err(|source| BusError::Stream { stream: name, source })?;
+            if name != subjects::PROGRESS_STREAM || !settings.enforce_progress_max_age {
+                continue;
+            }
+            let info = stream.info().await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+            if info.config.max_age != settings.progress_max_age {
+                let config = stream::Config { max_age: settings.progress_max_age, ..info.config.clone() };
+                self.js.update_stream(config).await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+            }
         }
         Ok(())
     }

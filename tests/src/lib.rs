@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 pub use moto::MotoServer;
-pub use nats::{NatsServer, free_port};
+pub use nats::{NatsServer, free_port, nats_server_binary};
 
 /// The admin token every [`TestApp`] ingress accepts.
 pub const ADMIN_TOKEN: &str = "test-admin-token-1f0c";

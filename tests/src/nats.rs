@@ -15,7 +15,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Where the nats-server binary is: `$LANDLORD_NATS_SERVER`, the tools venv, or the PATH.
-pub(crate) fn nats_server_binary() -> PathBuf {
+pub fn nats_server_binary() -> PathBuf {
     if let Ok(p) = std::env::var("LANDLORD_NATS_SERVER") {
         return p.into();
     }

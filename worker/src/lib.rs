@@ -123,10 +123,12 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     let bus = Bus::connect_with(&cfg.nats_settings()).await?;
     failpoint::install(cfg.failpoint.clone(), cfg.failpoint_file.clone());
+    cfg.retention.validate().map_err(anyhow::Error::msg)?;
     let settings = StreamSettings {
         duplicate_window: cfg.duplicate_window,
         replicas: cfg.nats_replicas,
-        ..StreamSettings::default()
+        progress_max_age: cfg.retention.progress_max_age(),
+        enforce_progress_max_age: true,
     };
     while let Err(e) = bus.ensure_streams(&settings).await {
         tracing::warn!(error = %e, "JetStream streams not ready yet; retrying");

@@ -1,6 +1,7 @@
 //! How long the control plane keeps what it no longer needs, and the hourly pruning that enforces it.
 //! Processed-command ids are what turns a Stripe retry days later into a no-op, so they are kept well past
-//! Stripe's three days of retries; finished runs are history for operators.
+//! Stripe's three days of retries; finished runs are history for operators; progress events age out of
+//! their stream.
 
 use std::time::Duration;
 
@@ -18,11 +19,13 @@ pub struct Retention {
     /// Finished runs that did not succeed (default 90); a run still going, or one that succeeded (it
     /// records that its tenant was provisioned), is never pruned.
     pub runs_days: u32,
+    /// Progress events in the `LANDLORD_PROGRESS` stream (default 30); JetStream drops older ones itself.
+    pub progress_days: u32,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { processed_commands_days: 30, runs_days: 90 }
+        Self { processed_commands_days: 30, runs_days: 90, progress_days: 30 }
     }
 }
 
@@ -39,7 +42,15 @@ impl Retention {
         if self.runs_days == 0 {
             return Err("LANDLORD_RETENTION__RUNS_DAYS must be at least 1".into());
         }
+        if self.progress_days == 0 {
+            return Err("LANDLORD_RETENTION__PROGRESS_DAYS must be at least 1".into());
+        }
         Ok(())
+    }
+
+    /// How long the progress stream keeps an event.
+    pub fn progress_max_age(&self) -> Duration {
+        Duration::from_secs(u64::from(self.progress_days) * 24 * 3600)
     }
 
     fn days(n: u32) -> chrono::Duration {

@@ -34,10 +34,7 @@ impl SecureNats {
             ),
         )
         .unwrap();
-        let home = std::env::var("HOME").unwrap_or_default();
-        let venv = std::path::PathBuf::from(home).join(".cache/landlord/venv/bin/nats-server");
-        let bin = std::env::var("LANDLORD_NATS_SERVER").map(Into::into).unwrap_or(venv);
-        let child = Command::new(bin)
+        let child = Command::new(landlord_tests::nats_server_binary())
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())

@@ -70,3 +70,25 @@ fn a_retention_shorter_than_stripes_retries_is_refused() {
     assert!(Retention { runs_days: 0, ..Retention::default() }.validate().is_err());
     assert!(Retention::default().validate().is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_events_are_kept_as_long_as_the_workers_policy_says() {
+    use landlord_tests::{Engine, Options, TestApp};
+    fn two_days(cfg: &mut landlord_worker::WorkerConfig, _: &landlord_tests::Infra) {
+        cfg.retention.progress_days = 2;
+    }
+    // The ingress creates the stream first with the default; the worker brings it to its policy.
+    let app = TestApp::spawn_with(Options { worker: two_days, ..Options::new(Engine::MariaDb) }).await;
+    let want = std::time::Duration::from_secs(2 * 24 * 3600);
+    let mut age = std::time::Duration::ZERO;
+    for _ in 0..100 {
+        let mut stream = app.bus.jetstream().get_stream("LANDLORD_PROGRESS").await.unwrap();
+        age = stream.info().await.unwrap().config.max_age;
+        if age == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(age, want, "the progress stream keeps events for the configured days");
+    assert!(Retention { progress_days: 0, ..Retention::default() }.validate().is_err());
+}
