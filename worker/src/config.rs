@@ -11,7 +11,7 @@ use figment::{
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::RetryPolicy;
+use crate::{RetryPolicy, step_name::StepName};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -54,10 +54,10 @@ pub struct WorkerConfig {
     pub health_deadline: Duration,
     /// Polling schedule for DNS changes, stacks and health checks.
     pub poll: RetryPolicy,
-    /// Retry policies of single steps, overriding `retry` (keys are step names).
-    pub step_retry: HashMap<String, RetryPolicy>,
+    /// Retry policies of single steps, overriding `retry`.
+    pub step_retry: HashMap<StepName, RetryPolicy>,
     /// Steps undone, in reverse order, when a run fails permanently.
-    pub compensate: Vec<String>,
+    pub compensate: Vec<StepName>,
     /// How long JetStream waits for an acknowledgement before redelivering a message.
     pub ack_wait: Duration,
     /// How long a tenant lease lasts unless renewed.
@@ -171,17 +171,33 @@ impl WorkerConfig {
         }
         let raw: Raw = figment.merge(Env::prefixed("LANDLORD_").split("__")).extract().map_err(Box::new)?;
         let nats_auth = nats_settings_of(&raw).map_err(|e| Box::new(figment::Error::from(e)))?;
-        Ok(Self { nats_auth, ..Self::from_raw(raw) })
+        let cfg = Self::from_raw(raw).map_err(|e| Box::new(figment::Error::from(e)))?;
+        Ok(Self { nats_auth, ..cfg })
     }
 
     /// The compiled-in defaults alone, ignoring files and the environment.
     pub fn defaults() -> Self {
-        Self::from_raw(Raw::default())
+        Self::from_raw(Raw::default()).expect("the defaults are valid")
     }
 
-    fn from_raw(raw: Raw) -> Self {
+    fn from_raw(raw: Raw) -> Result<Self, String> {
         let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        Self {
+        let compensate = raw
+            .compensate
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| StepName::parse(s).map_err(|e| format!("LANDLORD_COMPENSATE: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let step_retry = raw
+            .step_retry
+            .into_iter()
+            .map(|(k, v)| {
+                let name = StepName::parse(&k).map_err(|e| format!("LANDLORD_STEP_RETRY__{k}__*: {e}"))?;
+                Ok((name, v))
+            })
+            .collect::<Result<HashMap<_, _>, String>>()?;
+        Ok(Self {
             nats_auth: landlord_bus::NatsSettings::default(),
             nats_url: raw.nats_url,
             database_url: raw.database_url.into(),
@@ -203,8 +219,8 @@ impl WorkerConfig {
             health_url: set(raw.health_url),
             health_deadline: Duration::from_secs(raw.health_deadline_secs),
             poll: raw.poll,
-            step_retry: raw.step_retry,
-            compensate: raw.compensate.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            step_retry,
+            compensate,
             ack_wait: Duration::from_secs(raw.ack_wait_secs.max(1)),
             lease_ttl: Duration::from_secs(raw.lease_ttl_secs.max(1)),
             shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
@@ -212,7 +228,7 @@ impl WorkerConfig {
             retention: raw.retention,
             failpoint: set(raw.failpoint),
             failpoint_file: set(raw.failpoint_file),
-        }
+        })
     }
 
     /// The parsed `LANDLORD_SECRET_KEYS`. Landlord stores tenant passwords encrypted and does not run
@@ -233,8 +249,8 @@ impl WorkerConfig {
     }
 
     /// The retry policy of one step.
-    pub fn retry_for(&self, step: &str) -> &RetryPolicy {
-        self.step_retry.get(step).unwrap_or(&self.retry)
+    pub fn retry_for(&self, step: StepName) -> &RetryPolicy {
+        self.step_retry.get(&step).unwrap_or(&self.retry)
     }
 
     /// Whether any setting needs AWS (so the SDK configuration is loaded only then).

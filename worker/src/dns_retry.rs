@@ -12,7 +12,7 @@ use crate::{
     infra::dns::Dns,
     keepalive::NoKeepAlive,
     progress::{Detail, Progress},
-    steps::{Deps, apply_dns},
+    steps::{Deps, StepName, apply_dns},
     store::{StepState, entities::tenant},
 };
 
@@ -94,7 +94,9 @@ async fn retry_one(
     };
     // The step first, the flag last: stopped in between, the tenant is still pending and simply retried.
     let saved = async {
-        deps.store.step_finished(&id, "configure_dns", StepState::Succeeded, started.elapsed(), None).await?;
+        deps.store
+            .step_finished(&id, StepName::ConfigureDns.as_str(), StepState::Succeeded, started.elapsed(), None)
+            .await?;
         deps.store.save_dns(&id, &host, &api, false).await
     };
     if let Err(e) = saved.await {
@@ -102,7 +104,7 @@ async fn retry_one(
         return false;
     }
     let detail = Detail {
-        step: Some("configure_dns"),
+        step: Some(StepName::ConfigureDns.as_str()),
         duration: Some(started.elapsed()),
         status: TenantStatus::parse(&tenant.status),
         message: Some(format!("{host} and {api} are in sync (retried in the background)")),

@@ -16,6 +16,7 @@ mod retry;
 pub mod runner;
 pub mod scripts;
 pub mod secret_box;
+pub mod step_name;
 pub mod steps;
 pub mod store;
 pub mod tenant_db;
@@ -64,7 +65,7 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
     let runner = Runner {
         deps,
         progress: progress.clone(),
-        steps: steps::provisioning(),
+        plan: steps::provisioning(),
         config: cfg.clone(),
         shutdown: CancellationToken::new(),
     };

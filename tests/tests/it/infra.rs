@@ -5,6 +5,7 @@
 
 use landlord_protocol::{EventKind, TenantId, TenantSlug, TenantStatus};
 use landlord_tests::{Engine, Infra, MotoServer, Options, TestApp, checkout_event, plan_metadata, unique_slug};
+use landlord_worker::steps::StepName;
 use landlord_worker::{
     keepalive::NoKeepAlive,
     steps::{StepContext, StepDone, TenantPlan},
@@ -153,8 +154,8 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
         subscription_type_id: landlord_protocol::SubscriptionTypeId::parse("1").unwrap(),
     };
     let ctx = StepContext { tenant: &plan, deps: &worker.runner.deps, alive: &NoKeepAlive };
-    let step = |name: &str| worker.runner.steps.iter().find(|s| s.name() == name).unwrap();
-    for name in ["configure_dns", "deploy_stack"] {
+    let step = landlord_worker::steps::step;
+    for name in [StepName::ConfigureDns, StepName::DeployStack] {
         assert!(matches!(step(name).run(&ctx).await, Ok(StepDone::Done(_))), "{name} again");
     }
     assert_eq!(records(&aws, &zone, &slug).await.len(), 2, "UPSERT never duplicates a record");
@@ -163,7 +164,7 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     assert_eq!(same.len(), 1, "one stack: {same:?}");
 
     // Undo removes what the steps made.
-    for name in ["deploy_stack", "configure_dns"] {
+    for name in [StepName::DeployStack, StepName::ConfigureDns] {
         step(name).undo(&ctx).expect("can undo").await.unwrap();
     }
     assert!(records(&aws, &zone, &slug).await.is_empty());

@@ -7,6 +7,7 @@ use landlord_tests::{Engine, Infra, MotoServer, Options, TestApp, scalar, unique
 use landlord_worker::{
     keepalive::NoKeepAlive,
     names::{DatabaseName, LoginName},
+    steps::StepName,
     steps::{StepContext, StepDone, TenantPlan},
 };
 use sea_orm::ConnectionTrait;
@@ -46,7 +47,7 @@ async fn a_foreign_database_is_refused_and_kept(engine: Engine) {
     let worker = landlord_worker::build(&app.worker_config, &app.bus, None).await.unwrap();
     let plan = plan(tenant, &slug);
     let ctx = StepContext { tenant: &plan, deps: &worker.runner.deps, alive: &NoKeepAlive };
-    let step = worker.runner.steps.iter().find(|s| s.name() == "create_database").unwrap();
+    let step = landlord_worker::steps::step(StepName::CreateDatabase);
     assert!(matches!(step.undo(&ctx).unwrap().await, Ok(StepDone::Skipped(_))));
     assert!(app.tenant_db.database_exists(&db).await.unwrap(), "{engine:?}: undo kept the foreign database");
     app.tenant_db.drop_db(&db).await.unwrap();
@@ -124,7 +125,7 @@ async fn a_foreign_dns_record_or_stack_is_refused_and_kept() {
         infra,
         worker: |cfg, infra| {
             with_infra(cfg, infra);
-            cfg.compensate = vec!["create_database".into(), "configure_dns".into(), "deploy_stack".into()];
+            cfg.compensate = vec![StepName::CreateDatabase, StepName::ConfigureDns, StepName::DeployStack];
         },
         ..Options::new(Engine::MariaDb)
     })
@@ -191,11 +192,12 @@ async fn a_foreign_dns_record_or_stack_is_refused_and_kept() {
 
     // Undo asked directly for the foreign ones changes nothing.
     let worker = landlord_worker::build(&app.worker_config, &app.bus, Some(&aws)).await.unwrap();
-    for (tenant, slug, step) in [(dns_tenant, &dns_slug, "configure_dns"), (stack_tenant, &stack_slug, "deploy_stack")]
+    for (tenant, slug, step) in
+        [(dns_tenant, &dns_slug, StepName::ConfigureDns), (stack_tenant, &stack_slug, StepName::DeployStack)]
     {
         let plan = plan(tenant, slug);
         let ctx = StepContext { tenant: &plan, deps: &worker.runner.deps, alive: &NoKeepAlive };
-        let step = worker.runner.steps.iter().find(|s| s.name() == step).unwrap();
+        let step = landlord_worker::steps::step(step);
         assert!(matches!(step.undo(&ctx).unwrap().await, Ok(StepDone::Skipped(_))));
     }
     assert_eq!(records(&aws, &zone, &dns_slug).await.len(), 1);

@@ -10,19 +10,21 @@ use uuid::Uuid;
 use super::Runner;
 use crate::{
     progress::Detail,
-    steps::{StepContext, StepDone},
+    steps::{StepContext, StepDone, StepName},
     store::{StepState, StoreError},
 };
 
 impl Runner {
     /// Undoes what policy says; returns the steps undone. An undo that fails is reported and the rest go
     /// on: the tenant is failed either way and the retry starts from the recorded states.
-    pub(super) async fn compensate(&self, ctx: &StepContext<'_>, run: Uuid) -> Result<Vec<&'static str>, StoreError> {
+    pub(super) async fn compensate(&self, ctx: &StepContext<'_>, run: Uuid) -> Result<Vec<StepName>, StoreError> {
         let (store, tenant) = (&self.deps.store, ctx.tenant.id);
         let mut undone = Vec::new();
-        for step in self.steps.iter().rev() {
-            let name = step.name();
-            if !self.config.compensate.iter().any(|c| c == name) {
+        // Reverse plan order is reverse dependency order: a step is undone before anything it needed.
+        for planned in self.plan.steps().iter().rev() {
+            let (step, step_name) = (planned.step.as_ref(), planned.name());
+            let name = step_name.as_str();
+            if !self.config.compensate.contains(&step_name) {
                 continue;
             }
             if store.step(&tenant, name).await?.is_none_or(|s| s.status != StepState::Succeeded.as_str()) {
@@ -40,7 +42,7 @@ impl Runner {
                         ..Detail::default()
                     };
                     self.progress.emit(Some(tenant), Some(run), EventKind::StepUndone, detail).await;
-                    undone.push(name);
+                    undone.push(step_name);
                 }
                 Err(e) => {
                     tracing::error!(step = name, error = %e, "undo failed; left for an operator");
@@ -55,11 +57,12 @@ impl Runner {
             }
         }
         // Steps whose work lived inside an undone one (the schema inside a dropped database) start over.
-        for step in &self.steps {
-            if step.reset_with().is_some_and(|dep| undone.contains(&dep))
-                && store.step(&tenant, step.name()).await?.is_some()
+        for planned in self.plan.steps() {
+            let name = planned.name().as_str();
+            if planned.step.reset_with().is_some_and(|dep| undone.contains(&dep))
+                && store.step(&tenant, name).await?.is_some()
             {
-                store.step_finished(&tenant, step.name(), StepState::Undone, std::time::Duration::ZERO, None).await?;
+                store.step_finished(&tenant, name, StepState::Undone, std::time::Duration::ZERO, None).await?;
             }
         }
         Ok(undone)

@@ -23,8 +23,9 @@ impl Runner {
         ctx: &StepContext<'_>,
         run: Uuid,
     ) -> Result<Result<(), StepError>, StoreError> {
-        let (store, name, tenant) = (&self.deps.store, step.name(), ctx.tenant.id);
-        let mut delays = self.config.retry_for(name).backoff().build();
+        let (store, step_name, tenant) = (&self.deps.store, step.name(), ctx.tenant.id);
+        let name = step_name.as_str();
+        let mut delays = self.config.retry_for(step_name).backoff().build();
         loop {
             let attempt = store.step_started(&tenant, name, run).await?;
             let detail = Detail {

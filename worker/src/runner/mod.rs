@@ -7,6 +7,8 @@ mod execute;
 
 use std::time::Duration;
 
+use futures::{StreamExt, stream::FuturesUnordered};
+
 use landlord_protocol::{
     Action, Command, EventError, EventKind, PackageId, SubscriptionTypeId, TenantId, TenantSlug, TenantStatus,
 };
@@ -17,7 +19,7 @@ use crate::{
     WorkerConfig, failpoint,
     keepalive::KeepAlive,
     progress::{Detail, Progress},
-    steps::{Deps, Step, StepContext, StepError, TenantPlan},
+    steps::{Deps, Plan, PlannedStep, StepContext, StepError, StepName, TenantPlan},
     store::{NewTenant, Refusal, RefusalCode, RunEnd, StepState, StoreError, entities::tenant},
 };
 
@@ -29,7 +31,7 @@ pub enum Outcome {
     /// Already processed (or the tenant is already active): nothing to do.
     AlreadyDone,
     /// A step failed permanently; what policy says was undone, and the tenant is `failed` until a retry.
-    Failed { step: &'static str, code: String, undone: Vec<&'static str> },
+    Failed { step: StepName, code: String, undone: Vec<StepName> },
     /// The command cannot be acted on; it must not be redelivered.
     Rejected { reason: String },
     /// A paid purchase could not become a tenant; it is recorded for an operator and announced.
@@ -42,10 +44,21 @@ pub enum Outcome {
     Interrupted,
 }
 
+/// Why a run stopped before its last step.
+enum Stop {
+    /// The worker is shutting down.
+    Interrupted,
+    /// A step's transient error outlasted its retries.
+    Transient(StepName, StepError),
+    /// A step failed for good.
+    Permanent(StepName, StepError),
+}
+
 pub struct Runner {
     pub deps: Deps,
     pub progress: Progress,
-    pub steps: Vec<Box<dyn Step>>,
+    /// The flow this runner runs (provisioning).
+    pub plan: Plan,
     /// Retry policies and the compensation policy.
     pub config: WorkerConfig,
     /// Cancelled on shutdown: runs stop at the next step boundary.
@@ -54,7 +67,7 @@ pub struct Runner {
 
 impl std::fmt::Debug for Runner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runner").field("steps", &self.steps.iter().map(|s| s.name()).collect::<Vec<_>>()).finish()
+        f.debug_struct("Runner").field("plan", &self.plan).finish()
     }
 }
 
@@ -182,11 +195,10 @@ impl Runner {
         plan: &TenantPlan,
         run: Uuid,
         status: TenantStatus,
-        error: Option<&StepError>,
         message: String,
     ) -> Result<(), StoreError> {
-        self.deps.store.set_status(&plan.id, status, error.map(|e| e.message.clone())).await?;
-        self.announce_status(plan, run, status, error, message, None).await;
+        self.deps.store.set_status(&plan.id, status, None).await?;
+        self.announce_status(plan, run, status, None, message, None).await;
         Ok(())
     }
 
@@ -200,67 +212,113 @@ impl Runner {
         let store = &self.deps.store;
         let kind = cmd.action.kind().as_str();
         let run = store.start_run(&plan.id, cmd.id.as_str(), kind).await?;
-        self.set_status(plan, run, TenantStatus::Provisioning, None, format!("tenant {} is provisioning", plan.slug))
-            .await?;
+        self.set_status(plan, run, TenantStatus::Provisioning, format!("tenant {} is provisioning", plan.slug)).await?;
         let ctx = StepContext { tenant: plan, deps: &self.deps, alive };
-        for step in &self.steps {
-            let name = step.name();
-            if store.step(&plan.id, name).await?.is_some_and(|s| StepState::is_settled(&s.status)) {
-                continue;
+        let ctx = &ctx;
+        let mut settled = Vec::new();
+        for name in self.plan.names() {
+            if store.step(&plan.id, name.as_str()).await?.is_some_and(|s| StepState::is_settled(&s.status)) {
+                settled.push(name);
             }
-            // A step boundary is a checkpoint: on shutdown the run stops here and resumes elsewhere.
-            if self.shutdown.is_cancelled() {
-                store.finish_run(run, "interrupted").await?;
-                return Ok(Outcome::Interrupted);
+        }
+        // Every step whose needs are settled runs at once; a step boundary is a checkpoint: once the run
+        // must stop (shutdown, a failure), nothing new starts and the steps in flight finish first.
+        let mut in_flight = Vec::new();
+        let mut running = FuturesUnordered::new();
+        let mut stop = None;
+        loop {
+            if stop.is_none() && self.shutdown.is_cancelled() {
+                stop = Some(Stop::Interrupted);
             }
-            alive.touch().await;
-            failpoint::hit(&format!("before:{name}")).await;
-            match self.run_step(step.as_ref(), &ctx, run).await? {
-                Ok(()) => failpoint::hit(&format!("after:{name}")).await,
-                Err(e) if e.is_transient() => {
-                    store.finish_run(run, "interrupted").await?;
-                    let delay = self.config.retry_for(name).redelivery_delay(delivered);
-                    tracing::warn!(step = name, error = %e, ?delay, "transient error outlasted retries; will resume later");
-                    return Ok(Outcome::RetryLater { delay });
+            if stop.is_none() {
+                let ready = self.plan.ready(&settled).into_iter().filter(|s| !in_flight.contains(&s.name()));
+                for planned in ready.collect::<Vec<&PlannedStep>>() {
+                    let name = planned.name();
+                    in_flight.push(name);
+                    alive.touch().await;
+                    running.push(async move {
+                        failpoint::hit(&format!("before:{name}")).await;
+                        let result = self.run_step(planned.step.as_ref(), ctx, run).await;
+                        if matches!(result, Ok(Ok(()))) {
+                            failpoint::hit(&format!("after:{name}")).await;
+                        }
+                        (name, result)
+                    });
                 }
+            }
+            let Some((name, result)) = running.next().await else { break };
+            in_flight.retain(|n| *n != name);
+            match result? {
+                Ok(()) => settled.push(name),
+                Err(e) if e.is_transient() => {
+                    stop.get_or_insert(Stop::Transient(name, e));
+                }
+                // A permanent failure wins over anything else that stopped the run: it needs compensation.
                 Err(e) => {
-                    let undone = self.compensate(&ctx, run).await?;
-                    let message = if undone.is_empty() {
-                        format!("tenant {} failed at {name}: {}", plan.slug, e.message)
-                    } else {
-                        format!("tenant {} failed at {name}: {}; undone: {}", plan.slug, e.message, undone.join(", "))
-                    };
-                    let end = RunEnd {
-                        tenant: &plan.id,
-                        run,
-                        status: TenantStatus::Failed,
-                        last_error: Some(&e.message),
-                        outcome: "failed",
-                        command_id: cmd.id.as_str(),
-                        kind,
-                    };
-                    store.end_run(end).await?;
-                    let id = Some(ending_event_id(&plan.id, cmd));
-                    self.announce_status(plan, run, TenantStatus::Failed, Some(&e), message, id).await;
-                    return Ok(Outcome::Failed { step: name, code: e.code, undone });
+                    if !matches!(stop, Some(Stop::Permanent(..))) {
+                        stop = Some(Stop::Permanent(name, e));
+                    }
                 }
             }
         }
+        match stop {
+            None => {}
+            Some(Stop::Interrupted) => {
+                store.finish_run(run, "interrupted").await?;
+                return Ok(Outcome::Interrupted);
+            }
+            Some(Stop::Transient(name, e)) => {
+                store.finish_run(run, "interrupted").await?;
+                let delay = self.config.retry_for(name).redelivery_delay(delivered);
+                tracing::warn!(step = %name, error = %e, ?delay, "transient error outlasted retries; will resume later");
+                return Ok(Outcome::RetryLater { delay });
+            }
+            Some(Stop::Permanent(name, e)) => return self.fail(cmd, plan, run, ctx, name, e).await,
+        }
         // The tenant becomes active together with its run's record, in one transaction.
-        let end = RunEnd {
-            tenant: &plan.id,
-            run,
-            status: TenantStatus::Active,
-            last_error: None,
-            outcome: "succeeded",
-            command_id: cmd.id.as_str(),
-            kind,
-        };
-        store.end_run(end).await?;
+        self.end(cmd, plan, run, TenantStatus::Active, None).await?;
         let message = format!("tenant {} is active", plan.slug);
         let id = Some(ending_event_id(&plan.id, cmd));
         self.announce_status(plan, run, TenantStatus::Active, None, message, id).await;
         Ok(Outcome::Completed)
+    }
+
+    /// After a permanent failure: undoes what policy says, then ends the run with the tenant `failed`.
+    async fn fail(
+        &self,
+        cmd: &Command,
+        plan: &TenantPlan,
+        run: Uuid,
+        ctx: &StepContext<'_>,
+        name: StepName,
+        e: StepError,
+    ) -> Result<Outcome, StoreError> {
+        let undone = self.compensate(ctx, run).await?;
+        let message = if undone.is_empty() {
+            format!("tenant {} failed at {name}: {}", plan.slug, e.message)
+        } else {
+            let list: Vec<&str> = undone.iter().map(|n| n.as_str()).collect();
+            format!("tenant {} failed at {name}: {}; undone: {}", plan.slug, e.message, list.join(", "))
+        };
+        self.end(cmd, plan, run, TenantStatus::Failed, Some(&e.message)).await?;
+        let id = Some(ending_event_id(&plan.id, cmd));
+        self.announce_status(plan, run, TenantStatus::Failed, Some(&e), message, id).await;
+        Ok(Outcome::Failed { step: name, code: e.code, undone })
+    }
+
+    /// Records the run's end, the tenant's status and the command processed, in one transaction.
+    async fn end(
+        &self,
+        cmd: &Command,
+        plan: &TenantPlan,
+        run: Uuid,
+        status: TenantStatus,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let outcome = if status == TenantStatus::Active { "succeeded" } else { "failed" };
+        let kind = cmd.action.kind().as_str();
+        let end = RunEnd { tenant: &plan.id, run, status, last_error, outcome, command_id: cmd.id.as_str(), kind };
+        self.deps.store.end_run(end).await
     }
 
     /// A command found processed may have ended its run just before its worker died, before the status

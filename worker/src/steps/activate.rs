@@ -5,14 +5,14 @@
 
 use futures::{FutureExt, future::BoxFuture};
 
-use super::{Step, StepContext, StepDone, StepError};
+use super::{Step, StepContext, StepDone, StepError, StepName};
 
 #[derive(Debug)]
 pub struct Activate;
 
 impl Step for Activate {
-    fn name(&self) -> &'static str {
-        "activate"
+    fn name(&self) -> StepName {
+        StepName::Activate
     }
 
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {

@@ -2,7 +2,7 @@
 
 use futures::{FutureExt, future::BoxFuture};
 
-use super::{Step, StepContext, StepDone, StepError};
+use super::{Step, StepContext, StepDone, StepError, StepName};
 use crate::{
     names::{DatabaseName, LoginName},
     scripts::split,
@@ -13,12 +13,12 @@ use crate::{
 pub struct ApplySchema;
 
 impl Step for ApplySchema {
-    fn name(&self) -> &'static str {
-        "apply_schema"
+    fn name(&self) -> StepName {
+        StepName::ApplySchema
     }
 
-    fn reset_with(&self) -> Option<&'static str> {
-        Some("create_database")
+    fn reset_with(&self) -> Option<StepName> {
+        Some(StepName::CreateDatabase)
     }
 
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {

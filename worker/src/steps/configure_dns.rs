@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use landlord_protocol::{TenantId, TenantSlug};
 
-use super::{Step, StepContext, StepDone, StepError, ownership};
+use super::{Step, StepContext, StepDone, StepError, StepName, ownership};
 use crate::{
     infra::dns::{Dns, hostnames},
     store::{ResourceKind, Store},
@@ -57,8 +57,8 @@ pub async fn apply(
 }
 
 impl Step for ConfigureDns {
-    fn name(&self) -> &'static str {
-        "configure_dns"
+    fn name(&self) -> StepName {
+        StepName::ConfigureDns
     }
 
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {

@@ -5,7 +5,7 @@ use futures::{FutureExt, future::BoxFuture};
 use rand::{Rng, distr::Alphanumeric};
 use secrecy::SecretString;
 
-use super::{Step, StepContext, StepDone, StepError, ownership};
+use super::{Step, StepContext, StepDone, StepError, StepName, ownership};
 use crate::{
     names::{DatabaseName, LoginName},
     store::ResourceKind,
@@ -21,8 +21,8 @@ fn new_password() -> SecretString {
 }
 
 impl Step for CreateDatabase {
-    fn name(&self) -> &'static str {
-        "create_database"
+    fn name(&self) -> StepName {
+        StepName::CreateDatabase
     }
 
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {

@@ -4,7 +4,7 @@
 use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
-use super::{Step, StepContext, StepDone, StepError, ownership};
+use super::{Step, StepContext, StepDone, StepError, StepName, ownership};
 use crate::{infra::stacks::DeployError, names::DatabaseName, store::ResourceKind};
 
 /// The tag every stack Landlord creates carries: the tenant it belongs to.
@@ -14,8 +14,8 @@ pub const TENANT_TAG: &str = "landlord:tenant-id";
 pub struct DeployStack;
 
 impl Step for DeployStack {
-    fn name(&self) -> &'static str {
-        "deploy_stack"
+    fn name(&self) -> StepName {
+        StepName::DeployStack
     }
 
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {

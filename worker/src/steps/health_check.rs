@@ -3,14 +3,14 @@
 
 use futures::{FutureExt, future::BoxFuture};
 
-use super::{Step, StepContext, StepDone, StepError};
+use super::{Step, StepContext, StepDone, StepError, StepName};
 
 #[derive(Debug)]
 pub struct HealthCheck;
 
 impl Step for HealthCheck {
-    fn name(&self) -> &'static str {
-        "health_check"
+    fn name(&self) -> StepName {
+        StepName::HealthCheck
     }
 
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {

@@ -1,5 +1,5 @@
-//! The steps of a provisioning run. Each is a small unit with one job that is safe to repeat; the
-//! runner knows their order, a step knows its provider.
+//! The steps of a provisioning run. Each is a small unit with one job that is safe to repeat; the plan
+//! ([`provisioning`]) says what each needs, the runner runs whatever is ready, and a step knows its provider.
 
 mod activate;
 mod apply_schema;
@@ -8,6 +8,7 @@ mod create_database;
 mod deploy_stack;
 mod health_check;
 pub mod ownership;
+mod plan;
 
 use futures::future::BoxFuture;
 use landlord_protocol::{EventError, PackageId, SubscriptionTypeId, TenantId, TenantSlug};
@@ -18,6 +19,9 @@ pub use configure_dns::{ConfigureDns, apply as apply_dns};
 pub use create_database::CreateDatabase;
 pub use deploy_stack::DeployStack;
 pub use health_check::HealthCheck;
+pub use plan::{Plan, PlannedStep};
+
+pub use crate::step_name::StepName;
 
 use crate::{infra::Infra, keepalive::KeepAlive, scripts::ScriptSource, store::Store, tenant_db::TenantDbServer};
 
@@ -118,8 +122,8 @@ impl std::fmt::Debug for dyn KeepAlive + '_ {
 }
 
 pub trait Step: Send + Sync {
-    /// The name shown in progress events and stored per tenant; never change a released one.
-    fn name(&self) -> &'static str;
+    /// The name shown in progress events and stored per tenant.
+    fn name(&self) -> StepName;
     /// Does the step's work; must be safe to run again after a crash at any point.
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>>;
     /// Undoes the step's work, for rollback and offboarding; `None` when there is nothing to undo.
@@ -128,19 +132,36 @@ pub trait Step: Send + Sync {
     }
     /// The step whose undo also wipes this step's work (the schema lives in the database), so this one
     /// must run again after it.
-    fn reset_with(&self) -> Option<&'static str> {
+    fn reset_with(&self) -> Option<StepName> {
         None
     }
 }
 
-/// The provisioning steps, in order.
-pub fn provisioning() -> Vec<Box<dyn Step>> {
-    vec![
-        Box::new(CreateDatabase),
-        Box::new(ApplySchema),
-        Box::new(ConfigureDns),
-        Box::new(DeployStack),
-        Box::new(HealthCheck),
-        Box::new(Activate),
-    ]
+/// Provisioning, the whole flow at once: each step with the steps whose results it reads. The database
+/// (then its schema), the DNS records and the stack do not wait for one another: the stack is given the
+/// database's name and the hostnames, both known from the slug and the zone. The health check needs the
+/// tenant reachable (its records and its stack) and able to answer (its schema); `activate` needs
+/// everything.
+pub fn provisioning() -> Plan {
+    use StepName::*;
+    Plan::new(vec![
+        PlannedStep::new(CreateDatabase, &[]),
+        PlannedStep::new(ApplySchema, &[CreateDatabase]),
+        PlannedStep::new(ConfigureDns, &[]),
+        PlannedStep::new(DeployStack, &[]),
+        PlannedStep::new(HealthCheck, &[ApplySchema, ConfigureDns, DeployStack]),
+        PlannedStep::new(Activate, &[CreateDatabase, ApplySchema, ConfigureDns, DeployStack, HealthCheck]),
+    ])
+}
+
+/// The implementation of a step, by name.
+pub fn step(name: StepName) -> Box<dyn Step> {
+    match name {
+        StepName::CreateDatabase => Box::new(CreateDatabase),
+        StepName::ApplySchema => Box::new(ApplySchema),
+        StepName::ConfigureDns => Box::new(ConfigureDns),
+        StepName::DeployStack => Box::new(DeployStack),
+        StepName::HealthCheck => Box::new(HealthCheck),
+        StepName::Activate => Box::new(Activate),
+    }
 }

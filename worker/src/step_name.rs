@@ -1,0 +1,69 @@
+//! The names of the steps, in one place: the runner, the settings (`LANDLORD_COMPENSATE`,
+//! `LANDLORD_STEP_RETRY__<step>__*`), failpoints, the control plane and progress events all use these.
+//! The strings are the wire format (`"step": "create_database"`) and are stored per tenant: never change a
+//! released one.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepName {
+    CreateDatabase,
+    ApplySchema,
+    ConfigureDns,
+    DeployStack,
+    HealthCheck,
+    Activate,
+}
+
+impl StepName {
+    pub const ALL: [StepName; 6] = [
+        Self::CreateDatabase,
+        Self::ApplySchema,
+        Self::ConfigureDns,
+        Self::DeployStack,
+        Self::HealthCheck,
+        Self::Activate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateDatabase => "create_database",
+            Self::ApplySchema => "apply_schema",
+            Self::ConfigureDns => "configure_dns",
+            Self::DeployStack => "deploy_stack",
+            Self::HealthCheck => "health_check",
+            Self::Activate => "activate",
+        }
+    }
+
+    /// The step named `s`, or an error that lists the names there are.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|n| n.as_str() == s).ok_or_else(|| {
+            let known: Vec<&str> = Self::ALL.iter().map(|n| n.as_str()).collect();
+            format!("{s:?} is not a step; the steps are {}", known.join(", "))
+        })
+    }
+}
+
+impl fmt::Display for StepName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepName;
+
+    #[test]
+    fn names_parse_back_and_match_their_serde_form() {
+        for name in StepName::ALL {
+            assert_eq!(StepName::parse(name.as_str()), Ok(name));
+            assert_eq!(serde_json::to_value(name).unwrap(), name.as_str());
+        }
+        assert!(StepName::parse("create_databse").unwrap_err().contains("create_database"));
+    }
+}
