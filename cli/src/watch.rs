@@ -22,10 +22,11 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
     let mut events = Box::pin(bus.progress(tenant.as_ref()).await?);
     while let Some(ev) = events.next().await {
         println!("{}", line(&ev));
-        if args.until_done && matches!(ev.kind, EventKind::PurchaseRefused | EventKind::Rejected) {
+        let ours = tenant.is_none_or(|t| ev.tenant_id == Some(t));
+        if args.until_done && ours && matches!(ev.kind, EventKind::PurchaseRefused | EventKind::Rejected) {
             anyhow::bail!("no tenant will be made: {}", ev.error.map(|e| e.message).unwrap_or_default())
         }
-        if args.until_done && ev.kind == EventKind::StatusChanged {
+        if args.until_done && ours && ev.kind == EventKind::StatusChanged {
             match ev.status {
                 Some(TenantStatus::Active) => return Ok(()),
                 Some(TenantStatus::Failed) => {

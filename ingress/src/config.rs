@@ -11,7 +11,8 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone)]
+/// `Debug` is written by hand (below): the NATS URL may carry a password.
+#[derive(Clone)]
 pub struct IngressConfig {
     pub http_addr: SocketAddr,
     pub nats_url: String,
@@ -30,6 +31,19 @@ pub struct IngressConfig {
     pub admin_tokens: Vec<SecretString>,
     /// How much the HTTP edge gives one caller before refusing.
     pub limits: Limits,
+}
+
+impl std::fmt::Debug for IngressConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressConfig")
+            .field("http_addr", &self.http_addr)
+            .field("nats_url", &landlord_bus::redact_url(&self.nats_url))
+            .field("nats_auth", &self.nats_auth)
+            .field("stripe_webhook_secrets", &self.stripe_webhook_secrets)
+            .field("admin_tokens", &self.admin_tokens)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How much the HTTP edge gives one caller, so that a slow or hostile one cannot tie it up or guess a token.
@@ -58,7 +72,8 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The settings as read, secrets still plain text: no `Debug`, so none can be printed by accident.
+#[derive(Serialize, Deserialize)]
 struct Raw {
     http_addr: SocketAddr,
     nats_url: String,

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{RetryPolicy, step_name::StepName};
 
-#[derive(Debug, Clone)]
+/// `Debug` is written by hand (below): the NATS URL may carry a password.
+#[derive(Clone)]
 pub struct WorkerConfig {
     pub nats_url: String,
     /// How to authenticate to NATS and whether TLS is required (its `url` is unused: see
@@ -73,7 +74,25 @@ pub struct WorkerConfig {
     pub failpoint_file: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("nats_url", &landlord_bus::redact_url(&self.nats_url))
+            .field("nats_auth", &self.nats_auth)
+            .field("database_url", &self.database_url)
+            .field("tenant_db_url", &self.tenant_db_url)
+            .field("scripts", &self.scripts)
+            .field("concurrency", &self.concurrency)
+            .field("route53_zone_id", &self.route53_zone_id)
+            .field("stack_template", &self.stack_template)
+            .field("compensate", &self.compensate)
+            .field("lease_ttl", &self.lease_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The settings as read, secrets still plain text: no `Debug`, so none can be printed by accident.
+#[derive(Serialize, Deserialize)]
 struct Raw {
     nats_url: String,
     nats_creds_file: Option<String>,
@@ -271,4 +290,29 @@ fn nats_settings_of(raw: &Raw) -> Result<landlord_bus::NatsSettings, String> {
         set(&raw.nats_tls_ca_file),
         raw.nats_tls_required,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_a_password() {
+        let mut cfg = WorkerConfig::defaults();
+        cfg.nats_url = "nats://landlord:hunter2@nats.example:4222".into();
+        cfg.database_url = "postgres://cp:s3cret@db.example/landlord".to_owned().into();
+        let printed = format!("{cfg:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
+    }
+
+    #[test]
+    fn an_unknown_step_in_the_compensation_policy_is_refused_by_name() {
+        let raw = Raw { compensate: "create_database,create_databse".into(), ..Raw::default() };
+        let err = WorkerConfig::from_raw(raw).err().unwrap();
+        assert!(err.contains("LANDLORD_COMPENSATE") && err.contains("create_databse"), "{err}");
+        let mut retry = HashMap::new();
+        retry.insert("helth_check".to_owned(), RetryPolicy::default());
+        let err = WorkerConfig::from_raw(Raw { step_retry: retry, ..Raw::default() }).err().unwrap();
+        assert!(err.contains("LANDLORD_STEP_RETRY__helth_check__*"), "{err}");
+    }
 }

@@ -65,6 +65,12 @@ impl Worker {
     pub async fn handle_with(&self, subject: &str, payload: &[u8], delivered: i64, alive: &dyn KeepAlive) -> Outcome {
         let cmd = match Command::decode(subject, payload) {
             Ok(cmd) => cmd,
+            // A kind this version does not know may come from a newer ingress during a rolling upgrade (a
+            // refused purchase, say): left for a newer worker for a while instead of being dropped at once.
+            Err(e) if is_unknown_kind(&e) && delivered < UNKNOWN_KIND_DELIVERIES => {
+                tracing::warn!(%subject, error = %e, delivered, "a command kind this worker does not know; left for a newer worker");
+                return Outcome::RetryLater { delay: Duration::from_secs(30) };
+            }
             Err(e) => return self.reject_undecodable(subject, e.to_string()).await,
         };
         let cfg = &self.runner.config;
@@ -126,6 +132,15 @@ impl Worker {
         }
         outcome
     }
+}
+
+/// How often a command of an unknown kind is handed back (every 30 s, so about ten minutes) before it is
+/// rejected as poison.
+const UNKNOWN_KIND_DELIVERIES: i64 = 20;
+
+/// Whether a payload failed to decode only because its `kind` is one this version does not know.
+fn is_unknown_kind(e: &landlord_protocol::DecodeError) -> bool {
+    matches!(e, landlord_protocol::DecodeError::Json(j) if j.to_string().starts_with("unknown variant"))
 }
 
 /// The control plane is unreachable: nothing was lost, try again shortly.

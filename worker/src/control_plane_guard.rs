@@ -21,7 +21,7 @@ async fn place(conn: &DatabaseConnection, database: &str) -> Result<Place, sea_o
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
-            "SELECT pg_postmaster_start_time()::text AS started, \
+            "SELECT extract(epoch FROM pg_postmaster_start_time())::text AS started, \
              (SELECT oid::bigint FROM pg_database WHERE datname = $1) AS database_oid",
             [database.into()],
         ))
@@ -47,12 +47,14 @@ fn quoted(identifier: &str) -> String {
 }
 
 /// Closes the control plane to tenant logins when it shares their PostgreSQL server; see the module.
-pub async fn guard(store: &Store, tenant_db: &TenantDbServer) -> anyhow::Result<()> {
+/// `Ok(false)` when the tenant server does not answer yet, so it cannot be told (the caller asks again
+/// before any tenant login can exist).
+pub async fn guard(store: &Store, tenant_db: &TenantDbServer) -> anyhow::Result<bool> {
     let control = store.connection();
     if control.get_database_backend() != DatabaseBackend::Postgres
         || tenant_db.admin().get_database_backend() != DatabaseBackend::Postgres
     {
-        return Ok(());
+        return Ok(true);
     }
     let name_row = control
         .query_one_raw(Statement::from_string(DatabaseBackend::Postgres, "SELECT current_database() AS name"))
@@ -62,15 +64,13 @@ pub async fn guard(store: &Store, tenant_db: &TenantDbServer) -> anyhow::Result<
     let ours = place(control, &name).await?;
     let theirs = match place(tenant_db.admin(), &name).await {
         Ok(p) => p,
-        // The tenant server is down: it cannot be compared now. Steps wait for it; this check is
-        // repeated at the next start.
         Err(e) => {
-            tracing::warn!(error = %e, "cannot tell whether the control plane shares the tenant database server");
-            return Ok(());
+            tracing::warn!(error = %e, "cannot tell yet whether the control plane shares the tenant database server");
+            return Ok(false);
         }
     };
     if ours != theirs || !public_may_connect(control).await? {
-        return Ok(());
+        return Ok(true);
     }
     let db = quoted(&name);
     // The control plane's own login keeps its way in before PUBLIC loses it.
@@ -89,7 +89,23 @@ pub async fn guard(store: &Store, tenant_db: &TenantDbServer) -> anyhow::Result<
         "the control plane shares the tenant database server: revoked CONNECT on it from PUBLIC so tenant logins \
          cannot open it (grant CONNECT to any other login that needs it)"
     );
-    Ok(())
+    Ok(true)
+}
+
+/// [`guard`] until it can tell, before the worker takes any command: a tenant server that is down at start
+/// is asked again every two seconds. `Ok(false)` when the worker was told to stop meanwhile.
+pub async fn guard_before_work(
+    store: &Store,
+    tenant_db: &TenantDbServer,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<bool> {
+    while !guard(store, tenant_db).await? {
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            () = shutdown.cancelled() => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

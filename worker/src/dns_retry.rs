@@ -42,7 +42,7 @@ async fn retry_each(worker: &Worker) -> usize {
     let ttl = worker.runner.config.lease_ttl;
     let mut fixed = 0;
     for tenant in pending {
-        let (Ok(id), Ok(slug)) = (TenantId::parse(&tenant.id), TenantSlug::parse(&tenant.slug)) else {
+        let (Ok(id), Ok(slug)) = (TenantId::parse(&tenant.id), TenantSlug::parse_stored(&tenant.slug)) else {
             continue;
         };
         let lease = Lease { store: &deps.store, tenant: &id, holder: &holder, ttl };

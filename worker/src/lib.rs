@@ -47,7 +47,6 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?
         .with_login_connection_limit(cfg.tenant_max_connections);
-    control_plane_guard::guard(&store, &tenant_db).await?;
     let loaded;
     let aws = match aws {
         Some(aws) => Some(aws),
@@ -140,6 +139,10 @@ pub async fn run_with(
     }
     let mut worker = build(&cfg, &bus, aws.as_ref()).await?;
     worker.runner.shutdown = shutdown.clone();
+    let deps = &worker.runner.deps;
+    if !control_plane_guard::guard_before_work(&deps.store, &deps.tenant_db, &shutdown).await? {
+        return Ok(());
+    }
     let consumer = loop {
         match consumer::ensure_consumer(&bus, cfg.ack_wait).await {
             Ok(c) => break c,

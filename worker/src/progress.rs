@@ -31,6 +31,20 @@ impl Progress {
     }
 
     pub async fn emit(&self, tenant: Option<TenantId>, run: Option<Uuid>, kind: EventKind, d: Detail) {
+        if let Err(e) = self.publish(tenant, run, kind, d).await {
+            tracing::warn!(error = %e, ?kind, "progress event not published");
+        }
+    }
+
+    /// [`Progress::emit`] for an event that must not be lost (a refused purchase is announced once JetStream
+    /// has it, or the command is handled again): the caller learns whether JetStream stored it.
+    pub async fn publish(
+        &self,
+        tenant: Option<TenantId>,
+        run: Option<Uuid>,
+        kind: EventKind,
+        d: Detail,
+    ) -> Result<(), landlord_bus::BusError> {
         let event = ProgressEvent {
             step: d.step.map(str::to_owned),
             attempt: d.attempt,
@@ -41,9 +55,7 @@ impl Progress {
             ..ProgressEvent::new(tenant, run, kind)
         };
         let event = ProgressEvent { id: d.event_id.unwrap_or(event.id), ..event };
-        if let Err(e) = self.bus.publish_progress(&event).await {
-            tracing::warn!(error = %e, ?kind, "progress event not published");
-        }
+        self.bus.publish_progress(&event).await
     }
 
     /// A `rejected` event: the command will not be acted on, and `reason` says why.

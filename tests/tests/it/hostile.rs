@@ -80,3 +80,30 @@ async fn hostile_command_on_nats_is_rejected_with_a_reason() {
     assert!(!error.retryable);
     assert!(app.store.tenants().await.unwrap().is_empty());
 }
+
+/// A command kind this worker does not know (a newer ingress during a rolling upgrade) is handed back for
+/// a while, not dropped at once; after about ten minutes of redeliveries it is rejected as poison.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_command_kind_waits_for_a_newer_worker_then_is_rejected() {
+    use landlord_worker::Outcome;
+    let app = TestApp::spawn_with(landlord_tests::Options {
+        in_process_worker: false,
+        ..landlord_tests::Options::new(Engine::MariaDb)
+    })
+    .await;
+    let worker = landlord_worker::build(&app.worker_config, &app.bus, None).await.unwrap();
+    let tenant = landlord_protocol::TenantId::new_random();
+    let payload = serde_json::json!({
+        "v": 1, "id": "admin:future-1", "tenant_id": tenant, "requested_by": "ops",
+        "created": "2026-01-01T00:00:00Z", "kind": "hibernate"
+    })
+    .to_string();
+    let subject = format!("landlord.commands.hibernate.{tenant}");
+    let first = worker.handle(&subject, payload.as_bytes(), 1).await;
+    assert!(matches!(first, Outcome::RetryLater { .. }), "{first:?}");
+    let last = worker.handle(&subject, payload.as_bytes(), 20).await;
+    assert!(matches!(&last, Outcome::Rejected { reason } if reason.contains("hibernate")), "{last:?}");
+    // Garbage is still rejected at once.
+    let garbage = worker.handle(&subject, b"{not json", 1).await;
+    assert!(matches!(garbage, Outcome::Rejected { .. }), "{garbage:?}");
+}

@@ -134,4 +134,18 @@ async fn a_purchase_of_a_taken_subdomain_is_refused_and_the_holder_is_untouched(
     assert!(app.store.tenant(&buyer).await.unwrap().is_none());
     let conn = app.connect_as_tenant(Engine::Postgres, &after, before.db_name.as_deref().unwrap()).await;
     assert!(conn.is_ok(), "the holder still logs in: {:?}", conn.err());
+
+    // A "refusal" published for a tenant that exists (a refund for a served customer) is rejected, unrecorded.
+    use landlord_protocol::{Action, Command, CommandId, Purchase, RefusedPurchase, StripeId};
+    let purchase = Purchase { checkout_session: StripeId::parse(&first).unwrap(), customer: None };
+    let forged = Command::new(
+        CommandId::parse("admin:forged-refusal").unwrap(),
+        holder,
+        "someone",
+        Action::RefusedPurchase(RefusedPurchase::new(purchase, "refund me", None)),
+    );
+    app.bus.publish_command(&forged).await.unwrap();
+    let events = app.events_until(&holder, |e| e.kind == EventKind::Rejected).await;
+    assert!(events.last().unwrap().error.as_ref().unwrap().message.contains("exists"), "{events:?}");
+    assert!(app.store.refused_purchases(true).await.unwrap().iter().all(|r| r.tenant_id != holder.to_string()));
 }

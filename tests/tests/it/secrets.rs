@@ -133,6 +133,12 @@ async fn the_sqlite_control_plane_is_created_private() {
     landlord_worker::store::Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "control plane file mode {mode:o}");
+
+    // A file an earlier version left readable by everyone is narrowed to its owner.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    landlord_worker::store::Store::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "an existing control plane file is narrowed: {mode:o}");
 }
 
 /// Without `LANDLORD_SECRET_KEYS` a worker does not start (only `landlord dev` makes a key for itself),

@@ -80,7 +80,7 @@ fn plan_of(row: &tenant::Model) -> Result<TenantPlan, String> {
     let bad = |e: landlord_protocol::IdError| format!("stored tenant {} is invalid: {e}", row.id);
     Ok(TenantPlan {
         id: TenantId::parse(&row.id).map_err(bad)?,
-        slug: TenantSlug::parse(&row.slug).map_err(bad)?,
+        slug: TenantSlug::parse_stored(&row.slug).map_err(bad)?,
         package_id: PackageId::try_from(row.package_id as u32).map_err(bad)?,
         subscription_type_id: SubscriptionTypeId::try_from(row.subscription_type_id as u32).map_err(bad)?,
     })
@@ -97,7 +97,14 @@ impl Runner {
         }
         let row = match &cmd.action {
             Action::Provision(spec) => match store.create_tenant(&cmd.tenant_id, spec).await? {
-                NewTenant::Created(row) => row,
+                NewTenant::Created(row) => {
+                    // A purchase refused earlier (its subdomain was taken) that a later delivery could fulfil
+                    // is settled: the customer is served and must not be refunded.
+                    if store.dismiss_refused_purchase(&cmd.tenant_id, "landlord (tenant created)").await? {
+                        tracing::info!("an earlier refusal of this purchase is dismissed: its tenant is being made");
+                    }
+                    row
+                }
                 NewTenant::Exists(_) if store.has_succeeded_run(&cmd.tenant_id).await? => {
                     store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, "provision").await?;
                     return Ok(Outcome::AlreadyDone);
@@ -131,6 +138,17 @@ impl Runner {
                 }
             },
             Action::RefusedPurchase(refused) => {
+                // Only a purchase that made no tenant can be refused: the tenant id is the session's, and no
+                // tenant holds it. Anything else would invite a refund for a customer who was served.
+                let session = refused.purchase.checkout_session.as_str();
+                if cmd.tenant_id != TenantId::from_checkout_session(session) {
+                    let reason = format!("tenant {} is not the tenant of checkout session {session}", cmd.tenant_id);
+                    return self.reject(cmd, reason).await;
+                }
+                if store.tenant(&cmd.tenant_id).await?.is_some() {
+                    let reason = format!("tenant {} exists; its purchase cannot be refused", cmd.tenant_id);
+                    return self.reject(cmd, reason).await;
+                }
                 let refusal = Refusal {
                     tenant: &cmd.tenant_id,
                     command_id: cmd.id.as_str(),
@@ -185,7 +203,11 @@ impl Runner {
             event_id: Some(ending_event_id(&cmd.tenant_id, cmd)),
             ..Detail::default()
         };
-        self.progress.emit(Some(cmd.tenant_id), None, EventKind::PurchaseRefused, detail).await;
+        if let Err(e) = self.progress.publish(Some(cmd.tenant_id), None, EventKind::PurchaseRefused, detail).await {
+            // Recorded but not announced: handled again shortly, the record stays one and the event is stored once.
+            tracing::warn!(error = %e, "refused purchase recorded but not yet announced; trying again");
+            return Ok(Outcome::RetryLater { delay: Duration::from_secs(5) });
+        }
         self.deps.store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind().as_str()).await?;
         Ok(Outcome::Refused { reason: refusal.reason.to_owned() })
     }

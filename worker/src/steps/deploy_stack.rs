@@ -13,6 +13,18 @@ pub const TENANT_TAG: &str = "landlord:tenant-id";
 #[derive(Debug)]
 pub struct DeployStack;
 
+/// Whether a live stack is the tenant's: it carries the tenant's tag, or the control plane recorded its id
+/// for the tenant (stacks made before tags existed).
+fn carries_tenant(
+    stack: &aws_sdk_cloudformation::types::Stack,
+    tenant: &landlord_protocol::TenantId,
+    recorded: Option<&str>,
+) -> bool {
+    let id = tenant.to_string();
+    stack.tags().iter().any(|tag| tag.key() == Some(TENANT_TAG) && tag.value() == Some(id.as_str()))
+        || (recorded.is_some() && stack.stack_id() == recorded)
+}
+
 impl Step for DeployStack {
     fn name(&self) -> StepName {
         StepName::DeployStack
@@ -49,10 +61,7 @@ impl Step for DeployStack {
             let live =
                 existing.as_ref().filter(|s| s.stack_status().is_some_and(|st| st.as_str() != "DELETE_COMPLETE"));
             let recorded = store.tenant(&t.id).await?.and_then(|row| row.stack_id);
-            let known = live.is_some_and(|s| {
-                s.tags().iter().any(|tag| tag.key() == Some(TENANT_TAG) && tag.value() == Some(&t.id.to_string()))
-                    || (recorded.is_some() && s.stack_id() == recorded.as_deref())
-            });
+            let known = live.is_some_and(|s| carries_tenant(s, &t.id, recorded.as_deref()));
             // Every stack Landlord creates carries the tag, so a live one without it is not Landlord's even
             // when a claim exists (the name may have been taken between the claim and the creation).
             if live.is_some() && !known {
@@ -91,8 +100,19 @@ impl Step for DeployStack {
                     return Ok(StepDone::Skipped("no stack template configured".into()));
                 };
                 let name = stacks.stack_name(ctx.tenant.slug.as_str());
+                let not_ours =
+                    || Ok(StepDone::Skipped(format!("stack {name} was not created by Landlord; left as it is")));
                 if !ownership::is_ours(ctx, ResourceKind::Stack, &name).await? {
-                    return Ok(StepDone::Skipped(format!("stack {name} was not created by Landlord; left as it is")));
+                    return not_ours();
+                }
+                // The claim says Landlord meant to create it; the stack itself must say it is the tenant's too,
+                // or it was made by someone else between the claim and the creation.
+                let recorded = ctx.deps.store.tenant(&ctx.tenant.id).await?.and_then(|row| row.stack_id);
+                if let Some(stack) = stacks.describe(&name).await?
+                    && stack.stack_status().is_some_and(|st| st.as_str() != "DELETE_COMPLETE")
+                    && !carries_tenant(&stack, &ctx.tenant.id, recorded.as_deref())
+                {
+                    return not_ours();
                 }
                 stacks.delete_and_wait(&name, ctx.alive, Instant::now() + infra.stack_deadline).await?;
                 ownership::release(ctx, ResourceKind::Stack, &name).await?;

@@ -115,7 +115,19 @@ fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" || std::path::Path::new(path).exists() {
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        // A file from an earlier version (or made by hand) may be readable by others: it holds every tenant's
+        // database password, so it is narrowed to its owner.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(|source| StoreError::File { path: path.to_owned(), source })?;
+            tracing::warn!(path, "the control-plane file was readable by others; it is now readable by its owner only");
+        }
         return Ok(());
     }
     match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
