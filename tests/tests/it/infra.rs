@@ -313,3 +313,47 @@ async fn plan_scripts_from_s3() {
     app.drop_tenant_db(&slug).await;
     app.drop_tenant_db(&missing).await;
 }
+
+/// Provisioning runs as a plan: the database, the DNS records and the stack start together, so the run
+/// takes less than its steps one after another. Read from the progress events a dashboard sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_and_stack_run_at_the_same_time_and_the_run_is_shorter_than_its_steps() {
+    let moto = MotoServer::start();
+    let aws = moto.sdk_config().await;
+    let zone = create_zone(&aws, "tenants.example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let template_path = dir.path().join("tenant.json");
+    let infra =
+        Infra { zone_id: Some(zone.clone()), template: Some(template_path.display().to_string()), ..Infra::default() };
+    let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
+    std::fs::write(&template_path, template(&format!("{}/healthz", app.base_url), "")).unwrap();
+    let slug = unique_slug("overlap");
+    let tenant = buy(&app, &slug, 2).await;
+    let events = app
+        .events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active))
+        .await;
+
+    let at = |kind: EventKind, step: &str| {
+        events.iter().find(|e| e.kind == kind && e.step.as_deref() == Some(step)).map(|e| e.at).unwrap()
+    };
+    let (dns, stack) = ("configure_dns", "deploy_stack");
+    // Each started before the other finished: they were in flight together.
+    assert!(at(EventKind::StepStarted, dns) <= at(EventKind::StepSucceeded, stack), "{events:#?}");
+    assert!(at(EventKind::StepStarted, stack) <= at(EventKind::StepSucceeded, dns), "{events:#?}");
+    // The database did not wait for either, nor they for it.
+    assert!(at(EventKind::StepStarted, "create_database") <= at(EventKind::StepSucceeded, stack));
+    // Everything the health check needs had finished before it started.
+    for need in ["apply_schema", dns, stack] {
+        assert!(at(EventKind::StepSucceeded, need) <= at(EventKind::StepStarted, "health_check"), "{need}");
+    }
+    let first = events.iter().find(|e| e.kind == EventKind::StepStarted).unwrap().at;
+    let wall = (events.last().unwrap().at - first).num_milliseconds();
+    let sum: i64 = events
+        .iter()
+        .filter(|e| e.kind == EventKind::StepSucceeded)
+        .map(|e| i64::try_from(e.duration_ms.unwrap()).unwrap())
+        .sum();
+    println!("provisioning: {wall} ms from the first step to active; the steps took {sum} ms together");
+    assert!(wall < sum, "the run ({wall} ms) is shorter than its steps one after another ({sum} ms)");
+    app.drop_tenant_db(&slug).await;
+}

@@ -8,12 +8,12 @@ use super::{Step, StepName, step};
 /// One step of a plan and the steps whose results it reads.
 pub struct PlannedStep {
     pub step: Box<dyn Step>,
-    pub needs: &'static [StepName],
+    pub needs: Vec<StepName>,
 }
 
 impl PlannedStep {
-    pub fn new(name: StepName, needs: &'static [StepName]) -> Self {
-        Self { step: step(name), needs }
+    pub fn new(name: StepName, needs: &[StepName]) -> Self {
+        Self { step: step(name), needs: needs.to_vec() }
     }
 
     pub fn name(&self) -> StepName {
@@ -38,7 +38,7 @@ impl Plan {
     pub fn new(steps: Vec<PlannedStep>) -> Self {
         for (i, s) in steps.iter().enumerate() {
             assert!(!steps[..i].iter().any(|e| e.name() == s.name()), "{} is planned twice", s.name());
-            for need in s.needs {
+            for need in &s.needs {
                 assert!(
                     steps[..i].iter().any(|e| e.name() == *need),
                     "{} needs {need}, which is not planned before it",
@@ -63,7 +63,7 @@ impl Plan {
         let mut found: Vec<StepName> = Vec::new();
         let mut todo = vec![name];
         while let Some(next) = todo.pop() {
-            for need in self.steps.iter().filter(|s| s.name() == next).flat_map(|s| s.needs) {
+            for need in self.steps.iter().filter(|s| s.name() == next).flat_map(|s| &s.needs) {
                 if !found.contains(need) {
                     found.push(*need);
                     todo.push(*need);
@@ -71,6 +71,13 @@ impl Plan {
             }
         }
         self.names().filter(|n| found.contains(n)).collect()
+    }
+
+    /// The same steps one after another, each needing every step before it: what the plan saves is
+    /// measured against this (`bench-steps`).
+    pub fn one_by_one(&self) -> Plan {
+        let names: Vec<StepName> = self.names().collect();
+        Plan::new(names.iter().enumerate().map(|(i, n)| PlannedStep::new(*n, &names[..i])).collect())
     }
 
     /// The steps not in `settled` whose needs all are, in plan order.
@@ -101,6 +108,9 @@ mod tests {
         assert_eq!(plan.names().count(), StepName::ALL.len(), "every step is planned");
         assert_eq!(plan.requires(HealthCheck), [CreateDatabase, ApplySchema, ConfigureDns, DeployStack]);
         assert!(plan.requires(DeployStack).is_empty());
+        let chained = plan.one_by_one();
+        assert_eq!(chained.ready(&[]).into_iter().map(PlannedStep::name).collect::<Vec<_>>(), [CreateDatabase]);
+        assert_eq!(chained.requires(Activate).len(), 5);
     }
 
     #[test]
