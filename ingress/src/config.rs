@@ -34,15 +34,20 @@ pub struct IngressConfig {
 }
 
 impl std::fmt::Debug for IngressConfig {
+    /// Every setting, as `landlord-ingress --check-config` prints it: the NATS URL without its password,
+    /// secrets as `[REDACTED]`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IngressConfig")
             .field("http_addr", &self.http_addr)
             .field("nats_url", &landlord_bus::redact_url(&self.nats_url))
             .field("nats_auth", &self.nats_auth)
             .field("stripe_webhook_secrets", &self.stripe_webhook_secrets)
+            .field("stripe_tolerance", &self.stripe_tolerance)
+            .field("duplicate_window", &self.duplicate_window)
+            .field("replicas", &self.replicas)
             .field("admin_tokens", &self.admin_tokens)
             .field("limits", &self.limits)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 

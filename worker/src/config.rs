@@ -75,19 +75,42 @@ pub struct WorkerConfig {
 }
 
 impl std::fmt::Debug for WorkerConfig {
+    /// Every setting, as `landlord-worker --check-config` prints it: URLs without their passwords, secrets
+    /// as `[REDACTED]`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use landlord_bus::redact_url;
+        use secrecy::ExposeSecret;
         f.debug_struct("WorkerConfig")
-            .field("nats_url", &landlord_bus::redact_url(&self.nats_url))
+            .field("nats_url", &redact_url(&self.nats_url))
             .field("nats_auth", &self.nats_auth)
-            .field("database_url", &self.database_url)
-            .field("tenant_db_url", &self.tenant_db_url)
+            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field("tenant_db_url", &redact_url(self.tenant_db_url.expose_secret()))
+            .field("tenant_max_connections", &self.tenant_max_connections)
+            .field("secret_keys", &self.secret_keys.as_ref().map(|_| "[REDACTED]"))
             .field("scripts", &self.scripts)
             .field("concurrency", &self.concurrency)
+            .field("retry", &self.retry)
+            .field("duplicate_window", &self.duplicate_window)
             .field("route53_zone_id", &self.route53_zone_id)
+            .field("dns_target", &self.dns_target)
+            .field("tenant_domain", &self.tenant_domain)
+            .field("dns_budget", &self.dns_budget)
+            .field("dns_retry_interval", &self.dns_retry_interval)
             .field("stack_template", &self.stack_template)
+            .field("environment", &self.environment)
+            .field("stack_deadline", &self.stack_deadline)
+            .field("health_url", &self.health_url)
+            .field("health_deadline", &self.health_deadline)
+            .field("poll", &self.poll)
+            .field("step_retry", &self.step_retry)
             .field("compensate", &self.compensate)
+            .field("ack_wait", &self.ack_wait)
             .field("lease_ttl", &self.lease_ttl)
-            .finish_non_exhaustive()
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("nats_replicas", &self.nats_replicas)
+            .field("retention", &self.retention)
+            .field("failpoint", &self.failpoint)
+            .finish()
     }
 }
 
@@ -200,6 +223,7 @@ impl WorkerConfig {
     }
 
     fn from_raw(raw: Raw) -> Result<Self, String> {
+        check(&raw)?;
         let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let compensate = raw
             .compensate
@@ -224,7 +248,7 @@ impl WorkerConfig {
             tenant_max_connections: raw.tenant_max_connections,
             secret_keys: set(raw.secret_keys).map(SecretString::from),
             scripts: raw.scripts,
-            concurrency: raw.worker_concurrency.max(1),
+            concurrency: raw.worker_concurrency,
             retry: raw.retry,
             duplicate_window: Duration::from_secs(raw.nats_duplicate_window_secs),
             route53_zone_id: set(raw.route53_zone_id),
@@ -240,10 +264,10 @@ impl WorkerConfig {
             poll: raw.poll,
             step_retry,
             compensate,
-            ack_wait: Duration::from_secs(raw.ack_wait_secs.max(1)),
-            lease_ttl: Duration::from_secs(raw.lease_ttl_secs.max(1)),
+            ack_wait: Duration::from_secs(raw.ack_wait_secs),
+            lease_ttl: Duration::from_secs(raw.lease_ttl_secs),
             shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
-            nats_replicas: raw.nats_replicas.max(1),
+            nats_replicas: raw.nats_replicas,
             retention: raw.retention,
             failpoint: set(raw.failpoint),
             failpoint_file: set(raw.failpoint_file),
@@ -278,6 +302,59 @@ impl WorkerConfig {
     }
 }
 
+/// Refuses settings that cannot work, naming the variable and what it may be: a typo must not silently
+/// turn a feature off (a DNS target without a zone skips DNS) or stall every run (a zero lease).
+fn check(raw: &Raw) -> Result<(), String> {
+    let set = |v: &Option<String>| v.as_deref().filter(|s| !s.trim().is_empty()).map(str::to_owned);
+    for (variable, value) in [
+        ("LANDLORD_WORKER_CONCURRENCY", raw.worker_concurrency as u64),
+        ("LANDLORD_ACK_WAIT_SECS", raw.ack_wait_secs),
+        ("LANDLORD_LEASE_TTL_SECS", raw.lease_ttl_secs),
+        ("LANDLORD_NATS_REPLICAS", raw.nats_replicas as u64),
+        ("LANDLORD_TENANT_MAX_CONNECTIONS", u64::from(raw.tenant_max_connections)),
+        ("LANDLORD_DNS_BUDGET_SECS", raw.dns_budget_secs),
+    ] {
+        if value == 0 {
+            return Err(format!("{variable} must be at least 1"));
+        }
+    }
+    match (set(&raw.route53_zone_id), set(&raw.dns_target)) {
+        (Some(_), None) => {
+            return Err("LANDLORD_ROUTE53_ZONE_ID needs LANDLORD_DNS_TARGET (what tenant hostnames point at)".into());
+        }
+        (None, Some(_)) => {
+            return Err("LANDLORD_DNS_TARGET is set without LANDLORD_ROUTE53_ZONE_ID, so DNS would be skipped; set                         the hosted zone or unset the target"
+                .into());
+        }
+        (Some(_), Some(target)) => {
+            crate::infra::dns::DnsTarget::parse(&target)?;
+        }
+        (None, None) => {}
+    }
+    url_with_scheme("LANDLORD_DATABASE_URL", &raw.database_url, &["sqlite", "postgres", "postgresql"])?;
+    url_with_scheme("LANDLORD_TENANT_DB_URL", &raw.tenant_db_url, &["mysql", "mariadb", "postgres", "postgresql"])?;
+    for part in raw.nats_url.split(',').map(str::trim) {
+        url_with_scheme("LANDLORD_NATS_URL", part, &["nats", "tls", "ws", "wss"])?;
+    }
+    if let Some(health) = set(&raw.health_url) {
+        url_with_scheme("LANDLORD_HEALTH_URL", &health.replace("{hostname}", "tenant.example"), &["http", "https"])?;
+    }
+    raw.retention.validate()
+}
+
+/// A URL that parses and has one of `schemes`; the error shows the URL without its password.
+fn url_with_scheme(variable: &str, value: &str, schemes: &[&str]) -> Result<(), String> {
+    let expected = schemes.join("://, ") + "://";
+    // Unparsed, a URL's password cannot be found to hide, so the value is not repeated.
+    let url =
+        url::Url::parse(value).map_err(|e| format!("{variable} is not a URL ({e}); it starts with {expected}"))?;
+    let shown = landlord_bus::redact_url(value);
+    if !schemes.contains(&url.scheme()) {
+        return Err(format!("{variable} {shown:?} must start with one of {expected}"));
+    }
+    Ok(())
+}
+
 /// The NATS settings from their variables, empty values counting as unset.
 fn nats_settings_of(raw: &Raw) -> Result<landlord_bus::NatsSettings, String> {
     let set = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
@@ -303,6 +380,38 @@ mod tests {
         cfg.database_url = "postgres://cp:s3cret@db.example/landlord".to_owned().into();
         let printed = format!("{cfg:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
+    }
+
+    fn refused(raw: Raw) -> String {
+        WorkerConfig::from_raw(raw).expect_err("refused")
+    }
+
+    #[test]
+    fn zeros_that_would_stall_every_run_are_refused_by_name() {
+        assert!(refused(Raw { worker_concurrency: 0, ..Raw::default() }).contains("LANDLORD_WORKER_CONCURRENCY"));
+        assert!(refused(Raw { ack_wait_secs: 0, ..Raw::default() }).contains("LANDLORD_ACK_WAIT_SECS"));
+        assert!(refused(Raw { lease_ttl_secs: 0, ..Raw::default() }).contains("LANDLORD_LEASE_TTL_SECS"));
+    }
+
+    #[test]
+    fn a_dns_target_without_a_zone_and_a_zone_without_a_target_are_refused() {
+        let err = refused(Raw { dns_target: Some("lb.example.net".into()), ..Raw::default() });
+        assert!(err.contains("LANDLORD_DNS_TARGET") && err.contains("LANDLORD_ROUTE53_ZONE_ID"), "{err}");
+        let err = refused(Raw { route53_zone_id: Some("Z1".into()), ..Raw::default() });
+        assert!(err.contains("LANDLORD_DNS_TARGET"), "{err}");
+        let bad = Raw { route53_zone_id: Some("Z1".into()), dns_target: Some("not a host".into()), ..Raw::default() };
+        assert!(refused(bad).contains("is not a hostname"));
+    }
+
+    #[test]
+    fn unparseable_urls_are_refused_without_their_password() {
+        let err = refused(Raw { database_url: "postgres//cp:s3cret@db".into(), ..Raw::default() });
+        assert!(err.contains("LANDLORD_DATABASE_URL") && !err.contains("s3cret"), "{err}");
+        let err = refused(Raw { tenant_db_url: "http://root:pw@db:3306".into(), ..Raw::default() });
+        assert!(err.contains("LANDLORD_TENANT_DB_URL") && err.contains("mysql://") && !err.contains(":pw@"), "{err}");
+        let err = refused(Raw { health_url: Some("ftp://{hostname}/x".into()), ..Raw::default() });
+        assert!(err.contains("LANDLORD_HEALTH_URL"), "{err}");
+        assert!(refused(Raw { nats_url: "127.0.0.1:4222".into(), ..Raw::default() }).contains("LANDLORD_NATS_URL"));
     }
 
     #[test]

@@ -16,4 +16,5 @@ mod provision;
 mod refused;
 mod retention;
 mod secrets;
+mod settings;
 mod webhook_http;
