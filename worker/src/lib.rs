@@ -6,6 +6,7 @@ pub mod connect;
 pub mod consumer;
 mod control_plane_guard;
 pub mod dns_retry;
+pub mod error;
 pub mod failpoint;
 pub mod infra;
 pub mod keepalive;

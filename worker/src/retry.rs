@@ -7,7 +7,7 @@ use std::future::Future;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::time::Instant;
 
-use crate::steps::StepError;
+use crate::error::StepError;
 use serde::{Deserialize, Serialize};
 
 /// Exponential backoff with jitter: `initial_ms`, multiplied by `multiplier` per attempt, capped at

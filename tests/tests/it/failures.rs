@@ -3,7 +3,7 @@
 
 use landlord_protocol::{EventKind, TenantId, TenantSlug, TenantStatus};
 use landlord_tests::{Engine, Options, TestApp, checkout_event, plan_metadata, scalar, unique_slug};
-use landlord_worker::names::DatabaseName;
+use landlord_worker::{names::DatabaseName, tenant_db::no_hook};
 
 async fn buy(app: &TestApp, slug: &str, package: u32) -> TenantId {
     let session = format!("cs_test_{slug}");
@@ -177,14 +177,15 @@ async fn an_interrupted_schema_attempt_is_cleared_and_a_different_schema_refused
     let kind = landlord_protocol::SubscriptionTypeId::parse("1").unwrap();
     let script = scripts.load(Dialect::MySql, plan("1"), kind).await.unwrap();
     let statements = split(&script.sql, Dialect::MySql).unwrap();
-    let applied = app.tenant_db.apply_script(&db, &login, &password, &script, &statements).await.unwrap();
+    let applied = app.tenant_db.apply_script(&db, &login, &password, &script, &statements, &no_hook).await.unwrap();
     assert_eq!(applied, Applied::Now { statements: statements.len() });
-    let again = app.tenant_db.apply_script(&db, &login, &password, &script, &statements).await.unwrap();
+    let again = app.tenant_db.apply_script(&db, &login, &password, &script, &statements, &no_hook).await.unwrap();
     assert_eq!(again, Applied::Already);
 
     let other = scripts.load(Dialect::MySql, plan("2"), kind).await.unwrap();
     let other_statements = split(&other.sql, Dialect::MySql).unwrap();
-    let conflict = app.tenant_db.apply_script(&db, &login, &password, &other, &other_statements).await.unwrap_err();
+    let conflict =
+        app.tenant_db.apply_script(&db, &login, &password, &other, &other_statements, &no_hook).await.unwrap_err();
     assert_eq!((conflict.code.as_str(), conflict.is_transient()), ("schema_conflict", false));
     app.tenant_db.drop_database(&db, &login).await.unwrap();
 }

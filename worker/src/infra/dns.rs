@@ -13,7 +13,10 @@ use landlord_protocol::TenantSlug;
 use tokio::{sync::OnceCell, time::Instant};
 
 use super::sdk_error;
-use crate::{RetryPolicy, steps::StepError};
+use crate::{
+    RetryPolicy,
+    error::{ErrorCode, StepError},
+};
 
 /// What tenant hostnames point at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +71,10 @@ impl Dns {
     pub async fn domain(&self) -> Result<String, StepError> {
         self.zone_name
             .get_or_try_init(|| async {
-                let zone = self
-                    .client
-                    .get_hosted_zone()
-                    .id(&self.zone_id)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("dns_zone", &format!("reading hosted zone {}", self.zone_id), &e))?;
+                let zone =
+                    self.client.get_hosted_zone().id(&self.zone_id).send().await.map_err(|e| {
+                        sdk_error(ErrorCode::DnsZone, &format!("reading hosted zone {}", self.zone_id), &e)
+                    })?;
                 Ok(zone.hosted_zone().map(|z| z.name().trim_end_matches('.').to_owned()).unwrap_or_default())
             })
             .await
@@ -137,7 +137,7 @@ impl Dns {
             .change_batch(batch)
             .send()
             .await
-            .map_err(|e| sdk_error("dns_change", &format!("changing records in zone {}", self.zone_id), &e))?;
+            .map_err(|e| sdk_error(ErrorCode::DnsChange, &format!("changing records in zone {}", self.zone_id), &e))?;
         Ok(out.change_info().map(|c| c.id().to_owned()).unwrap_or_default())
     }
 
@@ -152,7 +152,7 @@ impl Dns {
             .max_items(10)
             .send()
             .await
-            .map_err(|e| sdk_error("dns_list", &format!("listing records in zone {}", self.zone_id), &e))?;
+            .map_err(|e| sdk_error(ErrorCode::DnsList, &format!("listing records in zone {}", self.zone_id), &e))?;
         Ok(out.resource_record_sets().iter().filter(|r| r.name() == fqdn).cloned().collect())
     }
 
@@ -166,14 +166,14 @@ impl Dns {
                 .id(change_id)
                 .send()
                 .await
-                .map_err(|e| sdk_error("dns_change", &format!("reading change {change_id}"), &e))?;
+                .map_err(|e| sdk_error(ErrorCode::DnsChange, &format!("reading change {change_id}"), &e))?;
             if out.change_info().is_some_and(|c| c.status() == &ChangeStatus::Insync) {
                 return Ok(());
             }
             let delay = delays.next().unwrap_or(Duration::from_millis(poll.max_delay_ms));
             if Instant::now() + delay > deadline {
                 return Err(StepError::transient(
-                    "dns_pending",
+                    ErrorCode::DnsPending,
                     format!("Route 53 change {change_id} is still PENDING"),
                 ));
             }

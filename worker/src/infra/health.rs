@@ -6,7 +6,11 @@ use std::time::Duration;
 use backon::BackoffBuilder;
 use tokio::time::Instant;
 
-use crate::{RetryPolicy, keepalive::KeepAlive, steps::StepError};
+use crate::{
+    RetryPolicy,
+    error::{ErrorCode, StepError},
+    keepalive::KeepAlive,
+};
 
 #[derive(Debug, Clone)]
 pub struct HealthCheck {
@@ -35,7 +39,7 @@ impl HealthCheck {
             let delay = delays.next().unwrap_or(Duration::from_millis(self.poll.max_delay_ms));
             if Instant::now() + delay > deadline {
                 return Err(StepError::permanent(
-                    "unhealthy",
+                    ErrorCode::Unhealthy,
                     format!("{url} did not answer 2xx within {} s (last: {last})", self.deadline.as_secs()),
                 ));
             }

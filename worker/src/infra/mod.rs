@@ -14,7 +14,10 @@ use std::time::Duration;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use landlord_protocol::TenantSlug;
 
-use crate::{RetryPolicy, steps::StepError};
+use crate::{
+    RetryPolicy,
+    error::{ErrorCode, StepError},
+};
 
 /// The infrastructure a deployment configured; each part is optional and its step is skipped without it.
 #[derive(Debug)]
@@ -105,7 +108,7 @@ const TRANSIENT_CODES: &[&str] = &[
 
 /// Classifies an SDK error: no answer, an unreadable answer (an HTTP 5xx page) or a throttling code is
 /// transient; any other service error (validation, missing resource, refused input) is permanent.
-pub fn sdk_error<E, R>(code: &str, context: &str, e: &SdkError<E, R>) -> StepError
+pub fn sdk_error<E, R>(code: ErrorCode, context: &str, e: &SdkError<E, R>) -> StepError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,

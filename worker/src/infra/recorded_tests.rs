@@ -138,7 +138,7 @@ async fn a_stack_in_progress_past_the_deadline_is_monitored_and_never_created_tw
     let first = stacks.deploy(NAME, &[], &[], "landlord-token", &NoKeepAlive, deadline).await;
     let Err(DeployError::Step(e)) = first else { panic!("expected a transient hand-over, got {first:?}") };
     assert!(e.is_transient(), "{e:?}");
-    assert_eq!(e.code, "stack_in_progress");
+    assert_eq!(e.code.as_str(), "stack_in_progress");
     let polls = script.calls("DescribeStacks");
     assert!(polls >= 4, "polled with backoff until the deadline ({polls} polls)");
 
@@ -180,6 +180,6 @@ async fn a_route53_change_is_waited_on_until_insync_and_a_stuck_one_is_reported(
         .await
         .unwrap_err();
     assert!(err.is_transient());
-    assert_eq!(err.code, "dns_pending");
+    assert_eq!(err.code.as_str(), "dns_pending");
     assert!(err.message.contains("PENDING"));
 }

@@ -13,7 +13,11 @@ use backon::BackoffBuilder;
 use tokio::time::Instant;
 
 use super::{error_code, sdk_error};
-use crate::{RetryPolicy, keepalive::KeepAlive, steps::StepError};
+use crate::{
+    RetryPolicy,
+    error::{ErrorCode, StepError},
+    keepalive::KeepAlive,
+};
 
 /// Where the stack template comes from: a file or `s3://bucket/key`.
 #[derive(Debug, Clone)]
@@ -106,17 +110,24 @@ impl Stacks {
     async fn template_body(&self) -> Result<String, StepError> {
         match &self.template {
             TemplateSource::File(path) => tokio::fs::read_to_string(path).await.map_err(|e| {
-                StepError::permanent("stack_template", format!("cannot read stack template {}: {e}", path.display()))
+                StepError::permanent(
+                    ErrorCode::StackTemplate,
+                    format!("cannot read stack template {}: {e}", path.display()),
+                )
             }),
             TemplateSource::S3 { client, bucket, key } => {
                 let out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
-                    sdk_error("stack_template", &format!("reading stack template s3://{bucket}/{key}"), &e)
+                    sdk_error(ErrorCode::StackTemplate, &format!("reading stack template s3://{bucket}/{key}"), &e)
                 })?;
                 let bytes = out.body.collect().await.map_err(|e| {
-                    StepError::transient("stack_template", format!("reading stack template s3://{bucket}/{key}: {e}"))
+                    StepError::transient(
+                        ErrorCode::StackTemplate,
+                        format!("reading stack template s3://{bucket}/{key}: {e}"),
+                    )
                 })?;
-                String::from_utf8(bytes.to_vec())
-                    .map_err(|_| StepError::permanent("stack_template", format!("s3://{bucket}/{key} is not text")))
+                String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    StepError::permanent(ErrorCode::StackTemplate, format!("s3://{bucket}/{key} is not text"))
+                })
             }
         }
     }
@@ -128,7 +139,7 @@ impl Stacks {
             Err(e) if error_code(&e) == Some("ValidationError") && format!("{e:?}").contains("does not exist") => {
                 Ok(None)
             }
-            Err(e) => Err(sdk_error("stack_describe", &format!("describing stack {name}"), &e)),
+            Err(e) => Err(sdk_error(ErrorCode::StackDescribe, &format!("describing stack {name}"), &e)),
         }
     }
 
@@ -176,7 +187,7 @@ impl Stacks {
                         return Ok(self.deployed(existing.as_ref().expect("status came from it")));
                     }
                     Err(e) => {
-                        return Err(sdk_error("stack_update", &format!("updating stack {name}"), &e).into());
+                        return Err(sdk_error(ErrorCode::StackUpdate, &format!("updating stack {name}"), &e).into());
                     }
                 }
             }
@@ -207,7 +218,7 @@ impl Stacks {
             Ok(_) => Ok(()),
             // Created by an attempt that died before recording it: monitor that one.
             Err(e) if error_code(&e) == Some("AlreadyExistsException") => Ok(()),
-            Err(e) => Err(sdk_error("stack_create", &format!("creating stack {name}"), &e)),
+            Err(e) => Err(sdk_error(ErrorCode::StackCreate, &format!("creating stack {name}"), &e)),
         }
     }
 
@@ -238,7 +249,7 @@ impl Stacks {
                 }
                 (_, None | Some(Phase::Gone)) => {
                     return Err(StepError::transient(
-                        "stack_gone",
+                        ErrorCode::StackGone,
                         format!("stack {name} disappeared while being deployed"),
                     )
                     .into());
@@ -249,7 +260,7 @@ impl Stacks {
             let delay = delays.next().unwrap_or(Duration::from_millis(self.poll.max_delay_ms));
             if Instant::now() + delay > deadline {
                 return Err(StepError::transient(
-                    "stack_in_progress",
+                    ErrorCode::StackInProgress,
                     format!("stack {name} is still {}; it stays monitored", status.unwrap_or_default()),
                 )
                 .into());
@@ -265,7 +276,7 @@ impl Stacks {
             .stack_name(name)
             .send()
             .await
-            .map_err(|e| sdk_error("stack_events", &format!("reading events of stack {name}"), &e))?;
+            .map_err(|e| sdk_error(ErrorCode::StackEvents, &format!("reading events of stack {name}"), &e))?;
         Ok(out.stack_events().to_vec())
     }
 
@@ -279,7 +290,7 @@ impl Stacks {
             .stack_name(name)
             .send()
             .await
-            .map_err(|e| sdk_error("stack_delete", &format!("deleting stack {name}"), &e))?;
+            .map_err(|e| sdk_error(ErrorCode::StackDelete, &format!("deleting stack {name}"), &e))?;
         let mut delays = self.poll.backoff().build();
         loop {
             let status = self.describe(name).await?.and_then(|s| s.stack_status().map(|s| s.as_str().to_owned()));
@@ -287,7 +298,7 @@ impl Stacks {
                 None | Some(Phase::Gone) => return Ok(()),
                 Some(Phase::Failed(s)) => {
                     return Err(StepError::permanent(
-                        "stack_delete",
+                        ErrorCode::StackDelete,
                         format!("stack {name} could not be deleted: {s}"),
                     ));
                 }
@@ -296,7 +307,10 @@ impl Stacks {
             alive.touch().await;
             let delay = delays.next().unwrap_or(Duration::from_millis(self.poll.max_delay_ms));
             if Instant::now() + delay > deadline {
-                return Err(StepError::transient("stack_in_progress", format!("stack {name} is still being deleted")));
+                return Err(StepError::transient(
+                    ErrorCode::StackInProgress,
+                    format!("stack {name} is still being deleted"),
+                ));
             }
             tokio::time::sleep(delay).await;
         }

@@ -57,7 +57,9 @@ impl Runner {
                     return Ok(Ok(()));
                 }
                 Err(e) => {
-                    store.step_finished(&tenant, name, StepState::Failed, took, Some((&e.code, &e.message))).await?;
+                    store
+                        .step_finished(&tenant, name, StepState::Failed, took, Some((e.code.as_str(), &e.message)))
+                        .await?;
                     let next = if e.is_transient() { delays.next() } else { None };
                     let (kind, status) = match next {
                         Some(_) => (EventKind::StepRetrying, TenantStatus::Provisioning),

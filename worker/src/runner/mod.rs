@@ -16,10 +16,12 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    WorkerConfig, failpoint,
+    WorkerConfig,
+    error::{ErrorCode, StepError},
+    failpoint,
     keepalive::KeepAlive,
     progress::{Detail, Progress},
-    steps::{Deps, Plan, PlannedStep, StepContext, StepError, StepName, TenantPlan},
+    steps::{Deps, Plan, PlannedStep, StepContext, StepName, TenantPlan},
     store::{NewTenant, Refusal, RefusalCode, RunEnd, StepState, StoreError, entities::tenant},
 };
 
@@ -31,7 +33,7 @@ pub enum Outcome {
     /// Already processed (or the tenant is already active): nothing to do.
     AlreadyDone,
     /// A step failed permanently; what policy says was undone, and the tenant is `failed` until a retry.
-    Failed { step: StepName, code: String, undone: Vec<StepName> },
+    Failed { step: StepName, code: ErrorCode, undone: Vec<StepName> },
     /// The command cannot be acted on; it must not be redelivered.
     Rejected { reason: String },
     /// A paid purchase could not become a tenant; it is recorded for an operator and announced.

@@ -129,7 +129,7 @@ impl S3Scripts {
                 if e.as_service_error().is_some_and(|se| se.is_no_such_key()) {
                     return Err(ScriptError::Missing(location));
                 }
-                let step = crate::infra::sdk_error("script_unreadable", "S3", &e);
+                let step = crate::infra::sdk_error(crate::error::ErrorCode::ScriptUnreadable, "S3", &e);
                 return Err(ScriptError::Remote { location, transient: step.is_transient(), message: step.message });
             }
         };

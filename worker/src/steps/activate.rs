@@ -5,7 +5,7 @@
 
 use futures::{FutureExt, future::BoxFuture};
 
-use super::{Step, StepContext, StepDone, StepError, StepName};
+use super::{ErrorCode, Step, StepContext, StepDone, StepError, StepName};
 
 #[derive(Debug)]
 pub struct Activate;
@@ -22,10 +22,10 @@ impl Step for Activate {
                 .store
                 .tenant(&ctx.tenant.id)
                 .await?
-                .ok_or_else(|| StepError::permanent("tenant_missing", "the tenant's record is gone"))?;
+                .ok_or_else(|| StepError::permanent(ErrorCode::TenantMissing, "the tenant's record is gone"))?;
             if row.db_name.is_none() || row.db_login.is_none() {
                 return Err(StepError::permanent(
-                    "not_ready",
+                    ErrorCode::NotReady,
                     format!("tenant {} has no database recorded; retry it to create one", ctx.tenant.slug),
                 ));
             }

@@ -2,7 +2,7 @@
 
 use futures::{FutureExt, future::BoxFuture};
 
-use super::{Step, StepContext, StepDone, StepError, StepName};
+use super::{ErrorCode, Step, StepContext, StepDone, StepError, StepName};
 use crate::{
     names::{DatabaseName, LoginName},
     scripts::split,
@@ -31,23 +31,31 @@ impl Step for ApplySchema {
                 .await
                 .map_err(|e| {
                     if e.is_permanent() {
-                        StepError::permanent("script_missing", e.to_string())
+                        StepError::permanent(ErrorCode::ScriptMissing, e.to_string())
                     } else {
-                        StepError::transient("script_unreadable", e.to_string())
+                        StepError::transient(ErrorCode::ScriptUnreadable, e.to_string())
                     }
                 })?;
             let statements = split(&script.sql, server.dialect())
-                .map_err(|e| StepError::permanent("script_invalid", format!("{}: {e}", script.location)))?;
+                .map_err(|e| StepError::permanent(ErrorCode::ScriptInvalid, format!("{}: {e}", script.location)))?;
             let db = DatabaseName::for_slug(&ctx.tenant.slug);
             let login = LoginName::for_slug(&ctx.tenant.slug);
             // The script runs as the tenant's own login, with the password create_database recorded.
             let password = ctx.deps.store.database_password(&ctx.tenant.id).await?.ok_or_else(|| {
                 StepError::permanent(
-                    "not_ready",
+                    ErrorCode::NotReady,
                     format!("no password is recorded for login {login}; retry the tenant"),
                 )
             })?;
-            Ok(match server.apply_script(&db, &login, &password, &script, &statements).await? {
+            // The chaos suite stops a worker half-way through a script here (`apply_schema:middle`).
+            let before = |i: usize, total: usize| -> futures::future::BoxFuture<'static, ()> {
+                Box::pin(async move {
+                    if i == total / 2 {
+                        crate::failpoint::hit("apply_schema:middle").await;
+                    }
+                })
+            };
+            Ok(match server.apply_script(&db, &login, &password, &script, &statements, &before).await? {
                 Applied::Now { statements } => {
                     StepDone::Done(format!("{} applied: {statements} statements", script.name))
                 }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use landlord_protocol::{TenantId, TenantSlug};
 
-use super::{Step, StepContext, StepDone, StepError, StepName, ownership};
+use super::{ErrorCode, Step, StepContext, StepDone, StepError, StepName, ownership};
 use crate::{
     infra::dns::{Dns, hostnames},
     store::{ResourceKind, Store},
@@ -50,7 +50,7 @@ pub async fn apply(
     });
     tokio::time::timeout_at(deadline, attempt).await.unwrap_or_else(|_| {
         Err(StepError::transient(
-            "dns_timeout",
+            ErrorCode::DnsTimeout,
             "Route 53 did not answer within the DNS budget (LANDLORD_DNS_BUDGET_SECS)",
         ))
     })
@@ -68,7 +68,8 @@ impl Step for ConfigureDns {
                 return Ok(StepDone::Skipped("no Route 53 zone configured (LANDLORD_ROUTE53_ZONE_ID)".into()));
             };
             let store = &ctx.deps.store;
-            let control_plane = |e: crate::store::StoreError| StepError::transient("control_plane", e.to_string());
+            let control_plane =
+                |e: crate::store::StoreError| StepError::transient(ErrorCode::ControlPlane, e.to_string());
             let deadline = Instant::now() + infra.dns_budget;
             match apply(dns, store, &ctx.tenant.id, &ctx.tenant.slug, &infra.poll, deadline).await {
                 Ok((host, api)) => {
@@ -76,7 +77,7 @@ impl Step for ConfigureDns {
                     Ok(StepDone::Done(format!("{host} and {api} point at {} and are in sync", infra.dns_target_label)))
                 }
                 // Someone else's record under the tenant's name: a person must decide; nothing was changed.
-                Err(e) if !e.is_transient() && e.code == "resource_not_ours" => Err(e),
+                Err(e) if !e.is_transient() && e.code == ErrorCode::ResourceNotOurs => Err(e),
                 Err(e) => {
                     // The names are only a record for operators here; Route 53 that does not answer must not
                     // hold the step past its budget for them.

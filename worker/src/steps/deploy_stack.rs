@@ -4,7 +4,7 @@
 use futures::{FutureExt, future::BoxFuture};
 use tokio::time::Instant;
 
-use super::{Step, StepContext, StepDone, StepError, StepName, ownership};
+use super::{ErrorCode, Step, StepContext, StepDone, StepError, StepName, ownership};
 use crate::{infra::stacks::DeployError, names::DatabaseName, store::ResourceKind};
 
 /// The tag every stack Landlord creates carries: the tenant it belongs to.
@@ -53,7 +53,8 @@ impl Step for DeployStack {
             let token = format!("landlord-{}", t.id.as_uuid().simple());
             let deadline = Instant::now() + infra.stack_deadline;
             let store = &ctx.deps.store;
-            let control_plane = |e: crate::store::StoreError| StepError::transient("control_plane", e.to_string());
+            let control_plane =
+                |e: crate::store::StoreError| StepError::transient(ErrorCode::ControlPlane, e.to_string());
             // A live stack of that name is the tenant's only if Landlord claimed it, it carries the tenant's
             // tag, or the control plane recorded its id for this tenant (stacks from before claims existed);
             // anything else is someone else's.
@@ -84,7 +85,7 @@ impl Step for DeployStack {
                         .save_stack(&t.id, f.stack_id.as_deref(), None, Some(&f.reason))
                         .await
                         .map_err(control_plane)?;
-                    Err(StepError::permanent("stack_failed", f.reason))
+                    Err(StepError::permanent(ErrorCode::StackFailed, f.reason))
                 }
                 Err(DeployError::Step(e)) => Err(e),
             }

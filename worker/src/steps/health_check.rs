@@ -3,7 +3,7 @@
 
 use futures::{FutureExt, future::BoxFuture};
 
-use super::{Step, StepContext, StepDone, StepError, StepName};
+use super::{ErrorCode, Step, StepContext, StepDone, StepError, StepName};
 
 #[derive(Debug)]
 pub struct HealthCheck;
@@ -21,8 +21,10 @@ impl Step for HealthCheck {
                 .store
                 .tenant(&ctx.tenant.id)
                 .await
-                .map_err(|e| StepError::transient("control_plane", e.to_string()))?
-                .ok_or_else(|| StepError::permanent("no_tenant", "the tenant disappeared from the control plane"))?;
+                .map_err(|e| StepError::transient(ErrorCode::ControlPlane, e.to_string()))?
+                .ok_or_else(|| {
+                    StepError::permanent(ErrorCode::NoTenant, "the tenant disappeared from the control plane")
+                })?;
             let from_stack = tenant
                 .stack_outputs
                 .as_deref()

@@ -11,7 +11,7 @@ pub mod ownership;
 mod plan;
 
 use futures::future::BoxFuture;
-use landlord_protocol::{EventError, PackageId, SubscriptionTypeId, TenantId, TenantSlug};
+use landlord_protocol::{PackageId, SubscriptionTypeId, TenantId, TenantSlug};
 
 pub use activate::Activate;
 pub use apply_schema::ApplySchema;
@@ -21,63 +21,12 @@ pub use deploy_stack::DeployStack;
 pub use health_check::HealthCheck;
 pub use plan::{Plan, PlannedStep};
 
-pub use crate::step_name::StepName;
+pub use crate::{
+    error::{ErrorCode, Retry, StepError},
+    step_name::StepName,
+};
 
 use crate::{infra::Infra, keepalive::KeepAlive, scripts::ScriptSource, store::Store, tenant_db::TenantDbServer};
-
-/// Whether trying again can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// Connection refused, timeouts, throttling, lock waits: back off and try again.
-    Transient,
-    /// Bad script, conflicting resource, invalid input: stop, mark failed, wait for a person.
-    Permanent,
-}
-
-/// A step failure with a stable code and a message a person can act on. Never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct StepError {
-    pub retry: Retry,
-    pub code: String,
-    pub message: String,
-}
-
-impl StepError {
-    pub fn transient(code: &str, message: impl Into<String>) -> Self {
-        Self { retry: Retry::Transient, code: code.into(), message: message.into() }
-    }
-    pub fn permanent(code: &str, message: impl Into<String>) -> Self {
-        Self { retry: Retry::Permanent, code: code.into(), message: message.into() }
-    }
-    pub fn is_transient(&self) -> bool {
-        self.retry == Retry::Transient
-    }
-    /// Removes `secret` from the message, for errors of statements that carried one.
-    pub fn redact(&mut self, secret: &str) {
-        if !secret.is_empty() {
-            self.message = self.message.replace(secret, "[redacted]");
-        }
-    }
-    pub fn to_event(&self) -> EventError {
-        EventError { code: self.code.clone(), message: self.message.clone(), retryable: self.is_transient() }
-    }
-}
-
-/// The control plane failing under a step: an unreachable database is worth retrying; a secret that does
-/// not decrypt (a missing or wrong key) is not, and says which key to restore.
-impl From<crate::store::StoreError> for StepError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::{secret_box::SecretError, store::StoreError};
-        match e {
-            // A key this worker does not have yet (a rotation being rolled out) comes with the next deploy.
-            StoreError::Db(_) | StoreError::Secret(SecretError::UnknownKey { .. }) => {
-                StepError::transient("control_plane", e.to_string())
-            }
-            other => StepError::permanent("control_plane_secret", other.to_string()),
-        }
-    }
-}
 
 /// What a step did, for its progress event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! without a claim was made by someone else, and the step stops with a clear, permanent error that changes
 //! nothing. Undo removes only what is claimed for the tenant.
 
-use super::{StepContext, StepError};
+use super::{ErrorCode, StepContext, StepError};
 use crate::store::ResourceKind;
 
 /// Claims `name` for the run's tenant, or refuses it when it `exists` and is not Landlord's.
@@ -19,7 +19,7 @@ pub async fn claim(ctx: &StepContext<'_>, kind: ResourceKind, name: &str, exists
         Ok(())
     } else {
         Err(StepError::permanent(
-            "resource_conflict",
+            ErrorCode::ResourceConflict,
             format!("{kind} {name} was created by Landlord for another tenant ({owner}); it is left as it is"),
         ))
     }
@@ -51,7 +51,7 @@ pub async fn release(ctx: &StepContext<'_>, kind: ResourceKind, name: &str) -> R
 /// The error for a resource that carries the tenant's name but was not made by Landlord.
 pub fn not_ours(kind: ResourceKind, name: &str) -> StepError {
     StepError::permanent(
-        "resource_not_ours",
+        ErrorCode::ResourceNotOurs,
         format!(
             "{kind} {name} already exists and was not created by Landlord; Landlord will not adopt, change or \
              delete it. Remove or rename it (or give the tenant another subdomain), then retry"

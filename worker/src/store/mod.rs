@@ -538,3 +538,21 @@ async fn insert_processed<C: ConnectionTrait>(
     .await?;
     Ok(())
 }
+
+/// The control plane failing under a step: an unreachable database is worth retrying; a secret that does
+/// not decrypt (a missing or wrong key) is not, and says which key to restore.
+impl From<StoreError> for crate::error::StepError {
+    fn from(e: StoreError) -> Self {
+        use crate::{
+            error::{ErrorCode, StepError},
+            secret_box::SecretError,
+        };
+        match e {
+            // A key this worker does not have yet (a rotation being rolled out) comes with the next deploy.
+            StoreError::Db(_) | StoreError::Secret(SecretError::UnknownKey { .. }) => {
+                StepError::transient(ErrorCode::ControlPlane, e.to_string())
+            }
+            other => StepError::permanent(ErrorCode::ControlPlaneSecret, other.to_string()),
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! Deleting control-plane records past their retention (see `crate::retention`).
+//! Deleting control-plane records past their retention (the policy is in the `retention` module).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};

@@ -15,9 +15,9 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
+    error::{ErrorCode, StepError},
     names::{DatabaseName, LoginName},
     scripts::{Dialect, PlanScript, Statement},
-    steps::StepError,
 };
 
 /// Table written into each tenant database, in the same transaction as the schema on PostgreSQL and
@@ -37,6 +37,15 @@ pub struct TenantDbServer {
 /// The default for [`TenantDbServer::with_login_connection_limit`] (`LANDLORD_TENANT_MAX_CONNECTIONS`).
 pub const DEFAULT_LOGIN_CONNECTION_LIMIT: u32 = 20;
 
+/// Called with (statement index, statement count) before each statement of a plan script: the caller's
+/// hook (the chaos suite's failpoint half-way through a script) without this module knowing of it.
+pub type BeforeStatement<'a> = &'a (dyn Fn(usize, usize) -> futures::future::BoxFuture<'static, ()> + Send + Sync);
+
+/// A [`BeforeStatement`] that does nothing.
+pub fn no_hook(_: usize, _: usize) -> futures::future::BoxFuture<'static, ()> {
+    Box::pin(async {})
+}
+
 /// What `apply_script` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -54,7 +63,7 @@ impl TenantDbServer {
             Dialect::Postgres
         } else {
             return Err(StepError::permanent(
-                "tenant_db_url",
+                ErrorCode::TenantDbUrl,
                 "LANDLORD_TENANT_DB_URL must start with mysql:// or postgres://",
             ));
         };
@@ -97,10 +106,11 @@ impl TenantDbServer {
         password: &SecretString,
         script: &PlanScript,
         statements: &[Statement],
+        before: BeforeStatement<'_>,
     ) -> Result<Applied, StepError> {
         match self.dialect {
-            Dialect::MySql => mysql::apply_script(self, db, login, password, script, statements).await,
-            Dialect::Postgres => postgres::apply_script(self, db, login, password, script, statements).await,
+            Dialect::MySql => mysql::apply_script(self, db, login, password, script, statements, before).await,
+            Dialect::Postgres => postgres::apply_script(self, db, login, password, script, statements, before).await,
         }
     }
 
@@ -159,17 +169,17 @@ impl TenantDbServer {
         password: &SecretString,
     ) -> Result<DatabaseConnection, StepError> {
         let mut url = url::Url::parse(self.url.expose_secret())
-            .map_err(|_| StepError::permanent("tenant_db_url", "LANDLORD_TENANT_DB_URL is not a valid URL"))?;
+            .map_err(|_| StepError::permanent(ErrorCode::TenantDbUrl, "LANDLORD_TENANT_DB_URL is not a valid URL"))?;
         url.set_path(&format!("/{}", db.as_str()));
         // Logins and generated passwords are letters, digits and `_`: nothing to percent-encode.
         let set = url.set_username(login.as_str()).and_then(|()| url.set_password(Some(password.expose_secret())));
-        set.map_err(|()| StepError::permanent("tenant_db_url", "LANDLORD_TENANT_DB_URL cannot carry a login"))?;
+        set.map_err(|()| StepError::permanent(ErrorCode::TenantDbUrl, "LANDLORD_TENANT_DB_URL cannot carry a login"))?;
         connect(&SecretString::from(url.to_string()), 1, false).await.map_err(|e| {
             let mut err = if is_login_refused(&e) {
                 // Not the administrator's settings: the tenant's own login, whose password may have been
                 // changed since Landlord set it (a plan script can do that to its own login).
                 StepError::permanent(
-                    "tenant_login_refused",
+                    ErrorCode::TenantLoginRefused,
                     format!("the server refused tenant login {login} with the password Landlord recorded: {e}"),
                 )
             } else {
@@ -215,16 +225,16 @@ impl From<DbErr> for StepError {
         let message = e.to_string();
         if is_login_refused(&e) {
             StepError::permanent(
-                "database_login_refused",
+                ErrorCode::DatabaseLoginRefused,
                 format!(
                     "the tenant database server refused Landlord's login; check the user and password in \
                      LANDLORD_TENANT_DB_URL (and that this login may connect over TCP): {message}"
                 ),
             )
         } else if is_transient(&e) {
-            StepError::transient("database_unavailable", format!("tenant database server: {message}"))
+            StepError::transient(ErrorCode::DatabaseUnavailable, format!("tenant database server: {message}"))
         } else {
-            StepError::permanent("database_error", format!("tenant database server: {message}"))
+            StepError::permanent(ErrorCode::DatabaseError, format!("tenant database server: {message}"))
         }
     }
 }
@@ -288,18 +298,17 @@ async fn run_statements<C: ConnectionTrait>(
     conn: &C,
     script: &PlanScript,
     statements: &[Statement],
+    before: BeforeStatement<'_>,
 ) -> Result<(), StepError> {
     for (i, st) in statements.iter().enumerate() {
-        if i == statements.len() / 2 {
-            crate::failpoint::hit("apply_schema:middle").await;
-        }
+        before(i, statements.len()).await;
         let started = Instant::now();
         conn.execute_unprepared(&st.sql).await.map_err(|e| {
             let message = format!("{} statement {} (line {}) failed: {e}", script.location, i + 1, st.line);
             if is_transient(&e) {
-                StepError::transient("database_unavailable", message)
+                StepError::transient(ErrorCode::DatabaseUnavailable, message)
             } else {
-                StepError::permanent("schema_failed", message)
+                StepError::permanent(ErrorCode::SchemaFailed, message)
             }
         })?;
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -338,7 +347,7 @@ fn already_applied(db: &DatabaseName, script: &PlanScript, same_script: bool) ->
         Ok(Applied::Already)
     } else {
         Err(StepError::permanent(
-            "schema_conflict",
+            ErrorCode::SchemaConflict,
             format!("database {db} already holds a different schema than {}; an operator must decide", script.name),
         ))
     }

@@ -8,12 +8,13 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlSt
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements, verifier, write_marker,
+    Applied, BeforeStatement, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements, verifier,
+    write_marker,
 };
 use crate::{
+    error::StepError,
     names::{DatabaseName, LoginName},
     scripts::{PlanScript, Statement},
-    steps::StepError,
 };
 
 pub async fn create_database(
@@ -116,6 +117,7 @@ pub async fn apply_script(
     password: &SecretString,
     script: &PlanScript,
     statements: &[Statement],
+    before: BeforeStatement<'_>,
 ) -> Result<Applied, StepError> {
     let admin = server.admin();
     let in_db = "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = ?";
@@ -153,7 +155,7 @@ pub async fn apply_script(
     // As the tenant: a trigger or routine the script defines gets the tenant as its DEFINER, and a
     // statement reaching for another database or the server's users is refused.
     let conn = server.connect_as(db, login, password).await?;
-    run_statements(&conn, script, statements).await?;
+    run_statements(&conn, script, statements, before).await?;
     write_marker(&conn, script).await?;
     conn.close().await.ok();
     Ok(Applied::Now { statements: statements.len() })

@@ -8,12 +8,13 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement as SqlSt
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    Applied, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements, verifier, write_marker,
+    Applied, BeforeStatement, SCHEMA_MARKER, TenantDbServer, already_applied, run_secret, run_statements, verifier,
+    write_marker,
 };
 use crate::{
+    error::{ErrorCode, StepError},
     names::{DatabaseName, LoginName},
     scripts::{PlanScript, Statement},
-    steps::StepError,
 };
 
 async fn exists(conn: &DatabaseConnection, sql: &str, name: &str) -> Result<Option<String>, StepError> {
@@ -57,7 +58,7 @@ pub async fn create_database(
         Some(owner) if owner == login.as_str() => {}
         other => {
             return Err(StepError::permanent(
-                "database_conflict",
+                ErrorCode::DatabaseConflict,
                 format!(
                     "database {db} exists but is owned by {}; it does not belong to this tenant",
                     other.unwrap_or_default()
@@ -103,6 +104,7 @@ pub async fn apply_script(
     password: &SecretString,
     script: &PlanScript,
     statements: &[Statement],
+    before: BeforeStatement<'_>,
 ) -> Result<Applied, StepError> {
     // Connected as the tenant's own login, not switched to its role: a script cannot `RESET ROLE` back
     // to the administrator, because it never was one.
@@ -131,7 +133,7 @@ pub async fn apply_script(
         return already_applied(db, script, same > 0);
     }
     let txn = conn.begin().await?;
-    run_statements(&txn, script, statements).await?;
+    run_statements(&txn, script, statements, before).await?;
     write_marker(&txn, script).await?;
     txn.commit().await?;
     conn.close().await.ok();
