@@ -258,6 +258,18 @@ impl TestApp {
         self.post_webhook(body, Some(sig)).await
     }
 
+    /// Pays for a tenant as Stripe would: a signed `checkout.session.completed` for session `cs_test_<slug>`
+    /// with plan `package`/1 and subdomain `slug`. Asserts the ingress answered 200; returns the tenant.
+    pub async fn buy(&self, slug: &str, package: u32) -> TenantId {
+        let session = format!("cs_test_{slug}");
+        let body =
+            checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 1));
+        let res = self.post_signed(body).await;
+        let status = res.status();
+        assert_eq!(status, 200, "{}", res.text().await.unwrap_or_default());
+        TenantId::from_checkout_session(&session)
+    }
+
     /// Polls the control plane until the tenant has `status` (panics after 90 s with what it saw).
     pub async fn wait_for_status(&self, tenant: &TenantId, status: TenantStatus) -> tenant::Model {
         let mut last = None;

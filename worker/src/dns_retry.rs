@@ -94,9 +94,7 @@ async fn retry_one(
     };
     // The step first, the flag last: stopped in between, the tenant is still pending and simply retried.
     let saved = async {
-        deps.store
-            .step_finished(&id, StepName::ConfigureDns.as_str(), StepState::Succeeded, started.elapsed(), None)
-            .await?;
+        deps.store.step_finished(&id, StepName::ConfigureDns, StepState::Succeeded, started.elapsed(), None).await?;
         deps.store.save_dns(&id, &host, &api, false).await
     };
     if let Err(e) = saved.await {

@@ -2,22 +2,15 @@
 //! policy says (the database), and a retry — by the admin API or a NATS message — resumes the tenant.
 
 use landlord_protocol::{EventKind, TenantId, TenantSlug, TenantStatus};
-use landlord_tests::{Engine, Options, TestApp, checkout_event, plan_metadata, scalar, unique_slug};
+use landlord_tests::{Engine, Options, TestApp, scalar, unique_slug};
 use landlord_worker::{names::DatabaseName, tenant_db::no_hook};
-
-async fn buy(app: &TestApp, slug: &str, package: u32) -> TenantId {
-    let session = format!("cs_test_{slug}");
-    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 1));
-    assert_eq!(app.post_signed(body).await.status(), 200);
-    TenantId::from_checkout_session(&session)
-}
 
 async fn database_exists(app: &TestApp, slug: &str) -> bool {
     app.tenant_db.database_exists(&DatabaseName::for_slug(&TenantSlug::parse(slug).unwrap())).await.unwrap()
 }
 
 async fn step_status(app: &TestApp, tenant: &TenantId, step: &str) -> Option<String> {
-    app.store.step(tenant, step).await.unwrap().map(|s| s.status)
+    app.store.step(tenant, landlord_worker::steps::StepName::parse(step).unwrap()).await.unwrap().map(|s| s.status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +20,7 @@ async fn a_missing_script_fails_compensates_and_an_admin_retry_resumes() {
     let app =
         TestApp::spawn_with(Options { scripts: scripts.path().to_owned(), ..Options::new(Engine::Postgres) }).await;
     let slug = unique_slug("noscript");
-    let tenant = buy(&app, &slug, 9).await;
+    let tenant = app.buy(&slug, 9).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
     assert!(reason.contains("postgres/package-9-type-1.sql"), "{reason}");
@@ -99,7 +92,7 @@ async fn a_script_failing_half_way_drops_the_database_and_a_nats_retry_rebuilds_
     let app =
         TestApp::spawn_with(Options { scripts: scripts.path().to_owned(), ..Options::new(Engine::MariaDb) }).await;
     let slug = unique_slug("halfway");
-    let tenant = buy(&app, &slug, 8).await;
+    let tenant = app.buy(&slug, 8).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
     assert!(reason.contains("statement 3 (line 3)") && reason.contains("package-8-type-1.sql"), "{reason}");
@@ -207,12 +200,12 @@ async fn a_refused_database_login_fails_the_tenant_at_once_with_the_setting_name
         };
         let app = TestApp::spawn_with(opts).await;
         let slug = unique_slug("badlogin");
-        let tenant = buy(&app, &slug, 1).await;
+        let tenant = app.buy(&slug, 1).await;
         let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
         let reason = row.last_error.unwrap();
         assert!(reason.contains("LANDLORD_TENANT_DB_URL"), "{engine:?}: {reason}");
         assert!(!reason.contains("wrong"), "{engine:?}: the password is not repeated: {reason}");
-        let step = app.store.step(&tenant, "create_database").await.unwrap().unwrap();
+        let step = app.store.step(&tenant, landlord_worker::steps::StepName::CreateDatabase).await.unwrap().unwrap();
         assert_eq!(step.error_code.as_deref(), Some("database_login_refused"));
         assert_eq!(step.attempts, 1, "{engine:?}: a refused login is not retried");
     }

@@ -3,20 +3,10 @@
 
 use std::time::Duration;
 
-use landlord_protocol::{TenantId, TenantStatus};
-use landlord_tests::{
-    Engine, Options, TestApp, chaos::WorkerProcess, checkout_event, plan_metadata, tenant_db_url, tls::TlsServer,
-    unique_slug,
-};
+use landlord_protocol::TenantStatus;
+use landlord_tests::{Engine, Options, TestApp, chaos::WorkerProcess, tenant_db_url, tls::TlsServer, unique_slug};
 
 use crate::chaos::harness::{log, log_dir, worker_env};
-
-async fn buy(app: &TestApp, slug: &str) -> TenantId {
-    let session = format!("cs_test_{slug}");
-    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, 1, 1));
-    assert_eq!(app.post_signed(body).await.status(), 200);
-    TenantId::from_checkout_session(&session)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_health_url_is_checked_with_the_roots_the_machine_trusts() {
@@ -38,9 +28,9 @@ async fn an_https_health_url_is_checked_with_the_roots_the_machine_trusts() {
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[health.clone(), ca]);
     let mut trusting = WorkerProcess::spawn(&env, log(&logs, "trusting"));
     let slug = unique_slug("https");
-    let tenant = buy(&app, &slug).await;
+    let tenant = app.buy(&slug, 1).await;
     app.wait_for_status(&tenant, TenantStatus::Active).await;
-    let step = app.store.step(&tenant, "health_check").await.unwrap().unwrap();
+    let step = app.store.step(&tenant, landlord_worker::steps::StepName::HealthCheck).await.unwrap().unwrap();
     assert_eq!(step.status, "succeeded");
     trusting.kill();
 
@@ -48,11 +38,11 @@ async fn an_https_health_url_is_checked_with_the_roots_the_machine_trusts() {
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[health, deadline]);
     let _wary = WorkerProcess::spawn(&env, log(&logs, "wary"));
     let other = unique_slug("https");
-    let refused = buy(&app, &other).await;
+    let refused = app.buy(&other, 1).await;
     let row = app.wait_for_status(&refused, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap_or_default();
     assert!(reason.contains("certificate"), "{reason}");
-    let step = app.store.step(&refused, "health_check").await.unwrap().unwrap();
+    let step = app.store.step(&refused, landlord_worker::steps::StepName::HealthCheck).await.unwrap().unwrap();
     assert_eq!(step.status, "failed");
     tokio::time::sleep(Duration::from_millis(100)).await;
     app.drop_tenant_db(&slug).await;

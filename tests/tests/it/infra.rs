@@ -3,8 +3,8 @@
 //! goes wrong. Where moto differs from AWS (stack failures come back as API errors, not rolled-back
 //! stacks; changes are INSYNC at once), the worker's recorded-response tests cover AWS's behaviour.
 
-use landlord_protocol::{EventKind, TenantId, TenantSlug, TenantStatus};
-use landlord_tests::{Engine, Infra, MotoServer, Options, TestApp, checkout_event, plan_metadata, unique_slug};
+use landlord_protocol::{EventKind, TenantSlug, TenantStatus};
+use landlord_tests::{Engine, Infra, MotoServer, Options, TestApp, unique_slug};
 use landlord_worker::steps::StepName;
 use landlord_worker::{
     keepalive::NoKeepAlive,
@@ -72,13 +72,6 @@ pub(crate) async fn spawn_on_moto(aws: &aws_config::SdkConfig, infra: Infra, eng
     TestApp::spawn_with(Options { aws: Some(aws.clone()), worker: with_infra, infra, ..Options::new(engine) }).await
 }
 
-pub(crate) async fn buy(app: &TestApp, slug: &str, package: u32) -> TenantId {
-    let session = format!("cs_test_{slug}");
-    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 1));
-    assert_eq!(app.post_signed(body).await.status(), 200);
-    TenantId::from_checkout_session(&session)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     let moto = MotoServer::start();
@@ -93,7 +86,7 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     std::fs::write(&template_path, template(&format!("{}/healthz", app.base_url), "")).unwrap();
 
     let slug = unique_slug("infra");
-    let tenant = buy(&app, &slug, 2).await;
+    let tenant = app.buy(&slug, 2).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     let (host, api) = (format!("{slug}.tenants.example.com"), format!("{slug}.api.tenants.example.com"));
     assert_eq!(
@@ -188,7 +181,7 @@ async fn a_failing_stack_fails_the_tenant_with_the_reason() {
     let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
 
     let slug = unique_slug("badstack");
-    let tenant = buy(&app, &slug, 1).await;
+    let tenant = app.buy(&slug, 1).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     // moto refuses the stack at CreateStack (AWS would roll it back; see the recorded-response tests).
     let reason = row.last_error.unwrap();
@@ -215,7 +208,7 @@ async fn dns_that_cannot_be_confirmed_never_fails_provisioning_and_is_retried_la
     let infra = Infra { zone_id: Some("ZNOSUCHZONE00".into()), ..Infra::default() };
     let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
     let slug = unique_slug("dnslater");
-    let tenant = buy(&app, &slug, 1).await;
+    let tenant = app.buy(&slug, 1).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     assert!(row.dns_pending, "active, flagged dns_pending");
     let events = app
@@ -224,7 +217,10 @@ async fn dns_that_cannot_be_confirmed_never_fails_provisioning_and_is_retried_la
     let deferred =
         events.iter().find(|e| e.step.as_deref() == Some("configure_dns") && e.kind == EventKind::StepSkipped).unwrap();
     assert!(deferred.message.as_deref().unwrap().contains("DNS not confirmed"), "{deferred:?}");
-    assert_eq!(app.store.step(&tenant, "configure_dns").await.unwrap().unwrap().status, "deferred");
+    assert_eq!(
+        app.store.step(&tenant, landlord_worker::steps::StepName::ConfigureDns).await.unwrap().unwrap().status,
+        "deferred"
+    );
 
     // The zone is fixed (here: created, and the workers pointed at it); the background retry completes DNS.
     let zone = create_zone(&aws, "tenants.example.com").await;
@@ -237,7 +233,10 @@ async fn dns_that_cannot_be_confirmed_never_fails_provisioning_and_is_retried_la
     assert!(!row.dns_pending);
     assert_eq!(row.status, "active");
     assert_eq!(records(&aws, &zone, &slug).await.len(), 2);
-    assert_eq!(app.store.step(&tenant, "configure_dns").await.unwrap().unwrap().status, "succeeded");
+    assert_eq!(
+        app.store.step(&tenant, landlord_worker::steps::StepName::ConfigureDns).await.unwrap().unwrap().status,
+        "succeeded"
+    );
     let later = app
         .events_until(&tenant, |e| e.kind == EventKind::StepSucceeded && e.step.as_deref() == Some("configure_dns"))
         .await;
@@ -282,13 +281,13 @@ async fn plan_scripts_from_s3() {
     let infra = Infra { scripts: Some(format!("s3://{bucket}/plans/")), ..Infra::default() };
     let app = spawn_on_moto(&aws, infra, Engine::Postgres).await;
     let slug = unique_slug("s3plan");
-    let tenant = buy(&app, &slug, 3).await;
+    let tenant = app.buy(&slug, 3).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     let conn = app.connect_as_tenant(Engine::Postgres, &row, row.db_name.as_deref().unwrap()).await.unwrap();
     assert_eq!(landlord_tests::scalar(&conn, "SELECT COUNT(*) AS n FROM loyalty_accounts").await, 0);
     conn.close().await.ok();
     let missing = unique_slug("s3missing");
-    let tenant = buy(&app, &missing, 9).await;
+    let tenant = app.buy(&missing, 9).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
     assert!(reason.contains(&format!("s3://{bucket}/plans/postgres/package-9-type-1.sql")), "{reason}");
@@ -328,7 +327,7 @@ async fn dns_and_stack_run_at_the_same_time_and_the_run_is_shorter_than_its_step
     let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
     std::fs::write(&template_path, template(&format!("{}/healthz", app.base_url), "")).unwrap();
     let slug = unique_slug("overlap");
-    let tenant = buy(&app, &slug, 2).await;
+    let tenant = app.buy(&slug, 2).await;
     let events = app
         .events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active))
         .await;

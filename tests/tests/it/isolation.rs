@@ -3,20 +3,10 @@
 //! bounded number of connections, and the plan script runs as that login, so whoever writes scripts gains
 //! nothing beyond the one tenant. Passwords never travel as statement text.
 
-use landlord_protocol::{TenantId, TenantStatus};
-use landlord_tests::{
-    Engine, Options, TestApp, chaos::MariaDbServer, checkout_event, plan_metadata, scalar, unique_slug,
-};
+use landlord_protocol::TenantStatus;
+use landlord_tests::{Engine, Options, TestApp, chaos::MariaDbServer, scalar, unique_slug};
 use sea_orm::ConnectionTrait;
 use secrecy::ExposeSecret;
-
-async fn buy(app: &TestApp, slug: &str, package: u32) -> TenantId {
-    let session = format!("cs_test_{slug}");
-    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 1));
-    let res = app.post_signed(body).await;
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    TenantId::from_checkout_session(&session)
-}
 
 async fn refused(app: &TestApp, engine: Engine, who: &landlord_worker::store::entities::tenant::Model, db: &str) {
     match app.connect_as_tenant(engine, who, db).await {
@@ -37,7 +27,7 @@ async fn each_login_reaches_only_its_own_database(engine: Engine) {
     let base = unique_slug("iso");
     // On MariaDB `_` matches any character in a database-level grant: `tenant_…_ab_c` would open `…_abxc`.
     let (a_slug, b_slug) = (format!("{base}-ab-c"), format!("{base}-abxc"));
-    let (a, b) = (buy(&app, &a_slug, 1).await, buy(&app, &b_slug, 1).await);
+    let (a, b) = (app.buy(&a_slug, 1).await, app.buy(&b_slug, 1).await);
     let a_row = app.wait_for_status(&a, TenantStatus::Active).await;
     let b_row = app.wait_for_status(&b, TenantStatus::Active).await;
     let (a_db, b_db) = (a_row.db_name.clone().unwrap(), b_row.db_name.clone().unwrap());
@@ -68,7 +58,7 @@ async fn each_login_holds_at_most_the_configured_connections() {
         let opts = Options { worker: |cfg, _| cfg.tenant_max_connections = 3, ..Options::new(engine) };
         let app = TestApp::spawn_with(opts).await;
         let slug = unique_slug("connlimit");
-        let tenant = buy(&app, &slug, 1).await;
+        let tenant = app.buy(&slug, 1).await;
         let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
         let login = row.db_login.clone().unwrap();
         let sql = match engine {
@@ -86,7 +76,7 @@ async fn each_login_holds_at_most_the_configured_connections() {
 async fn a_plan_script_runs_as_the_tenant_login_on_mariadb() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let slug = unique_slug("definer");
-    let tenant = buy(&app, &slug, 3).await;
+    let tenant = app.buy(&slug, 3).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     let sql = format!(
         "SELECT COUNT(*) AS n FROM information_schema.triggers WHERE trigger_schema = '{}' AND definer = '{}@%'",
@@ -115,7 +105,7 @@ async fn a_hostile_plan_script_gains_nothing_beyond_its_tenant() {
         std::fs::write(scripts.path().join(folder).join("package-9-type-1.sql"), &sql).unwrap();
         let app = TestApp::spawn_with(Options { scripts: scripts.path().to_owned(), ..Options::new(engine) }).await;
         let slug = unique_slug("hostile");
-        let tenant = buy(&app, &slug, 9).await;
+        let tenant = app.buy(&slug, 9).await;
         let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
         assert!(row.last_error.clone().unwrap().contains("package-9-type-1.sql"), "{engine:?}: {sql}");
         let (roles, dbs) = match engine {
@@ -142,7 +132,7 @@ async fn a_servers_statement_log_never_holds_a_tenant_password() {
     let opts = Options { tenant_db: Some(server.url.clone()), ..Options::new(Engine::MariaDb) };
     let app = TestApp::spawn_with(opts).await;
     let slug = unique_slug("genlog");
-    let tenant = buy(&app, &slug, 3).await;
+    let tenant = app.buy(&slug, 3).await;
     app.wait_for_status(&tenant, TenantStatus::Active).await;
     let password = app.tenant_password(&tenant).await;
     let log = std::fs::read_to_string(server.dir().join("general.log")).expect("general log written");
@@ -159,7 +149,7 @@ async fn repairing_grants_removes_the_wildcard_grant_of_an_earlier_version() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let base = unique_slug("repair");
     let (a_slug, b_slug) = (format!("{base}-ab-c"), format!("{base}-abxc"));
-    let (a, b) = (buy(&app, &a_slug, 1).await, buy(&app, &b_slug, 1).await);
+    let (a, b) = (app.buy(&a_slug, 1).await, app.buy(&b_slug, 1).await);
     let a_row = app.wait_for_status(&a, TenantStatus::Active).await;
     let b_row = app.wait_for_status(&b, TenantStatus::Active).await;
     let (db, login) = (a_row.db_name.clone().unwrap(), a_row.db_login.clone().unwrap());
@@ -196,13 +186,13 @@ async fn a_control_plane_on_the_tenants_postgres_server_is_closed_to_tenant_logi
     assert!(public_may_connect(&name).await, "a new PostgreSQL database is open to every login");
     let app = TestApp::spawn_with(Options { control_plane: Some(url), ..Options::new(Engine::Postgres) }).await;
     let slug = unique_slug("cohost");
-    let tenant = buy(&app, &slug, 1).await;
+    let tenant = app.buy(&slug, 1).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
 
     assert!(!public_may_connect(&name).await, "the worker revoked PUBLIC's CONNECT on the control plane");
     refused(&app, Engine::Postgres, &row, &name).await;
     // Landlord itself still works there: a second tenant is provisioned through the same control plane.
-    let other = buy(&app, &unique_slug("cohost"), 1).await;
+    let other = app.buy(&unique_slug("cohost"), 1).await;
     app.wait_for_status(&other, TenantStatus::Active).await;
     app.shutdown.cancel();
     drop_database(&name).await;
@@ -214,7 +204,7 @@ async fn a_control_plane_on_another_server_keeps_its_grants() {
     // Tenants on MariaDB cannot reach a PostgreSQL control plane: its grants are the operator's business.
     let (url, name) = fresh_postgres_database("cp_apart").await;
     let app = TestApp::spawn_with(Options { control_plane: Some(url), ..Options::new(Engine::MariaDb) }).await;
-    let tenant = buy(&app, &unique_slug("apart"), 1).await;
+    let tenant = app.buy(&unique_slug("apart"), 1).await;
     app.wait_for_status(&tenant, TenantStatus::Active).await;
     assert!(public_may_connect(&name).await, "left as the operator set it");
     app.shutdown.cancel();

@@ -63,7 +63,12 @@ async fn rename_table(store: &Store, from: &str, to: &str) {
 }
 
 async fn step_status(store: &Store, tenant: &TenantId, step: &str) -> String {
-    store.step(tenant, step).await.unwrap().map(|s| s.status).unwrap_or_default()
+    store
+        .step(tenant, landlord_worker::steps::StepName::parse(step).unwrap())
+        .await
+        .unwrap()
+        .map(|s| s.status)
+        .unwrap_or_default()
 }
 
 /// What every control plane must do: take, refuse and hand over a lease by its own clock.

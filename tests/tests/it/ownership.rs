@@ -12,7 +12,7 @@ use landlord_worker::{
 };
 use sea_orm::ConnectionTrait;
 
-use crate::infra::{buy, create_zone, records, template, with_infra};
+use crate::infra::{create_zone, records, template, with_infra};
 
 const NOT_OURS: &str = "was not created by Landlord";
 
@@ -34,7 +34,7 @@ async fn a_foreign_database_is_refused_and_kept(engine: Engine) {
     let quoted = if engine == Engine::MariaDb { db.mysql() } else { db.pg() };
     admin.execute_unprepared(&format!("CREATE DATABASE {quoted}")).await.unwrap();
 
-    let tenant = buy(&app, &slug, 1).await;
+    let tenant = app.buy(&slug, 1).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     let reason = row.last_error.clone().unwrap();
     assert!(reason.contains(&format!("database {db} already exists")) && reason.contains(NOT_OURS), "{reason}");
@@ -90,7 +90,7 @@ async fn a_foreign_login_keeps_its_password_and_gets_no_database() {
         let before = scalar(admin, &secret).await;
         assert_eq!(before, 1);
 
-        let tenant = buy(&app, &slug, 1).await;
+        let tenant = app.buy(&slug, 1).await;
         let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
         let reason = row.last_error.unwrap();
         assert!(reason.contains(&format!("login {login} already exists")) && reason.contains(NOT_OURS), "{reason}");
@@ -154,7 +154,7 @@ async fn a_foreign_dns_record_or_stack_is_refused_and_kept() {
         .send()
         .await
         .unwrap();
-    let dns_tenant = buy(&app, &dns_slug, 1).await;
+    let dns_tenant = app.buy(&dns_slug, 1).await;
     let row = app.wait_for_status(&dns_tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
     assert!(reason.contains(&format!("DNS record {host} already exists")) && reason.contains(NOT_OURS), "{reason}");
@@ -179,7 +179,7 @@ async fn a_foreign_dns_record_or_stack_is_refused_and_kept() {
         .send()
         .await
         .unwrap();
-    let stack_tenant = buy(&app, &stack_slug, 1).await;
+    let stack_tenant = app.buy(&stack_slug, 1).await;
     let row = app.wait_for_status(&stack_tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
     assert!(reason.contains(&format!("stack {stack_name} already exists")) && reason.contains(NOT_OURS), "{reason}");

@@ -27,14 +27,14 @@ impl Runner {
             if !self.config.compensate.contains(&step_name) {
                 continue;
             }
-            if store.step(&tenant, name).await?.is_none_or(|s| s.status != StepState::Succeeded.as_str()) {
+            if store.step(&tenant, step_name).await?.is_none_or(|s| s.status != StepState::Succeeded.as_str()) {
                 continue;
             }
             let Some(undo) = step.undo(ctx) else { continue };
             let started = Instant::now();
             match undo.await {
                 Ok(StepDone::Done(message) | StepDone::Skipped(message) | StepDone::Deferred(message)) => {
-                    store.step_finished(&tenant, name, StepState::Undone, started.elapsed(), None).await?;
+                    store.step_finished(&tenant, step_name, StepState::Undone, started.elapsed(), None).await?;
                     let detail = Detail {
                         step: Some(name),
                         duration: Some(started.elapsed()),
@@ -58,7 +58,7 @@ impl Runner {
         }
         // Steps whose work lived inside an undone one (the schema inside a dropped database) start over.
         for planned in self.plan.steps() {
-            let name = planned.name().as_str();
+            let name = planned.name();
             if planned.step.reset_with().is_some_and(|dep| undone.contains(&dep))
                 && store.step(&tenant, name).await?.is_some()
             {

@@ -27,7 +27,7 @@ impl Runner {
         let name = step_name.as_str();
         let mut delays = self.config.retry_for(step_name).backoff().build();
         loop {
-            let attempt = store.step_started(&tenant, name, run).await?;
+            let attempt = store.step_started(&tenant, step_name, run).await?;
             let detail = Detail {
                 step: Some(name),
                 attempt: Some(attempt),
@@ -47,7 +47,7 @@ impl Runner {
                         StepDone::Skipped(m) => (StepState::Skipped, EventKind::StepSkipped, m),
                         StepDone::Deferred(m) => (StepState::Deferred, EventKind::StepSkipped, m),
                     };
-                    store.step_finished(&tenant, name, state, took, None).await?;
+                    store.step_finished(&tenant, step_name, state, took, None).await?;
                     tracing::info!(step = name, attempt, duration_ms = took.as_millis() as u64, %message, "step succeeded");
                     // The tenant becomes active only when the run ends, after its last step.
                     let status = Some(TenantStatus::Provisioning);
@@ -58,7 +58,7 @@ impl Runner {
                 }
                 Err(e) => {
                     store
-                        .step_finished(&tenant, name, StepState::Failed, took, Some((e.code.as_str(), &e.message)))
+                        .step_finished(&tenant, step_name, StepState::Failed, took, Some((e.code.as_str(), &e.message)))
                         .await?;
                     let next = if e.is_transient() { delays.next() } else { None };
                     let (kind, status) = match next {

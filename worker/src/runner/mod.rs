@@ -22,7 +22,7 @@ use crate::{
     keepalive::KeepAlive,
     progress::{Detail, Progress},
     steps::{Deps, Plan, PlannedStep, StepContext, StepName, TenantPlan},
-    store::{NewTenant, Refusal, RefusalCode, RunEnd, StepState, StoreError, entities::tenant},
+    store::{NewTenant, Refusal, RefusalCode, RunEnd, RunStatus, StepState, StoreError, entities::tenant},
 };
 
 /// What became of one command; decides how its message is acknowledged.
@@ -241,7 +241,7 @@ impl Runner {
         let ctx = &ctx;
         let mut settled = Vec::new();
         for name in self.plan.names() {
-            if store.step(&plan.id, name.as_str()).await?.is_some_and(|s| StepState::is_settled(&s.status)) {
+            if store.step(&plan.id, name).await?.is_some_and(|s| StepState::is_settled(&s.status)) {
                 settled.push(name);
             }
         }
@@ -288,11 +288,11 @@ impl Runner {
         match stop {
             None => {}
             Some(Stop::Interrupted) => {
-                store.finish_run(run, "interrupted").await?;
+                store.finish_run(run, RunStatus::Interrupted).await?;
                 return Ok(Outcome::Interrupted);
             }
             Some(Stop::Transient(name, e)) => {
-                store.finish_run(run, "interrupted").await?;
+                store.finish_run(run, RunStatus::Interrupted).await?;
                 let delay = self.config.retry_for(name).redelivery_delay(delivered);
                 tracing::warn!(step = %name, error = %e, ?delay, "transient error outlasted retries; will resume later");
                 return Ok(Outcome::RetryLater { delay });
@@ -339,7 +339,7 @@ impl Runner {
         status: TenantStatus,
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let outcome = if status == TenantStatus::Active { "succeeded" } else { "failed" };
+        let outcome = if status == TenantStatus::Active { RunStatus::Succeeded } else { RunStatus::Failed };
         let kind = cmd.action.kind().as_str();
         let end = RunEnd { tenant: &plan.id, run, status, last_error, outcome, command_id: cmd.id.as_str(), kind };
         self.deps.store.end_run(end).await

@@ -22,7 +22,7 @@ impl Store {
             .await?;
         // Succeeded runs stay: one is what tells a redelivered purchase that its tenant is provisioned.
         let runs = run::Entity::delete_many()
-            .filter(run::Column::Status.ne("succeeded"))
+            .filter(run::Column::Status.ne(super::RunStatus::Succeeded.as_str()))
             .filter(run::Column::FinishedAt.is_not_null())
             .filter(run::Column::FinishedAt.lt(runs_before))
             .exec(self.connection())

@@ -46,7 +46,11 @@ async fn sigterm_stops_at_a_checkpoint_and_releases_the_lease() {
 
     // SIGTERM while the health check waits on the slow tenant.
     eventually(Duration::from_secs(60), "the health check to start", || async {
-        store.step(&p.tenant, "health_check").await.unwrap().is_some_and(|s| s.status == "started")
+        store
+            .step(&p.tenant, landlord_worker::steps::StepName::HealthCheck)
+            .await
+            .unwrap()
+            .is_some_and(|s| s.status == "started")
     })
     .await;
     let holder = store.lease_holder(&p.tenant).await.unwrap();
@@ -59,8 +63,14 @@ async fn sigterm_stops_at_a_checkpoint_and_releases_the_lease() {
     println!("chaos sigterm: exited {:.1} s after SIGTERM (grace 5 s)", took.as_secs_f64());
 
     // The step in flight finished; the run stopped at the boundary before `activate`.
-    assert_eq!(store.step(&p.tenant, "health_check").await.unwrap().unwrap().status, "succeeded");
-    assert!(store.step(&p.tenant, "activate").await.unwrap().is_none(), "activate was not started");
+    assert_eq!(
+        store.step(&p.tenant, landlord_worker::steps::StepName::HealthCheck).await.unwrap().unwrap().status,
+        "succeeded"
+    );
+    assert!(
+        store.step(&p.tenant, landlord_worker::steps::StepName::Activate).await.unwrap().is_none(),
+        "activate was not started"
+    );
     assert_eq!(store.tenant(&p.tenant).await.unwrap().unwrap().status, "provisioning");
     assert!(store.runs(&p.tenant).await.unwrap().iter().any(|r| r.status == "interrupted"));
     assert_eq!(store.lease_holder(&p.tenant).await.unwrap(), None, "the lease was released");

@@ -1,0 +1,118 @@
+//! Runs: one per command that works on a tenant, with how it ended. A succeeded run is what tells a
+//! redelivered purchase that its tenant exists; it is never pruned.
+
+use chrono::Utc;
+use landlord_protocol::{TenantId, TenantStatus};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use uuid::Uuid;
+
+use super::{
+    Store, StoreError,
+    entities::{run, tenant},
+    processed::insert_processed,
+};
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// Stopped at a checkpoint (shutdown, a transient error outlasting its retries); resumed later.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// How a run ended, written at once by [`Store::end_run`].
+#[derive(Debug, Clone, Copy)]
+pub struct RunEnd<'a> {
+    pub tenant: &'a TenantId,
+    pub run: Uuid,
+    pub status: TenantStatus,
+    pub last_error: Option<&'a str>,
+    /// The run's recorded outcome (succeeded or failed).
+    pub outcome: RunStatus,
+    pub command_id: &'a str,
+    pub kind: &'a str,
+}
+
+impl Store {
+    pub async fn start_run(&self, id: &TenantId, command_id: &str, kind: &str) -> Result<Uuid, StoreError> {
+        let run_id = Uuid::new_v4();
+        run::ActiveModel {
+            id: Set(run_id.to_string()),
+            tenant_id: Set(id.to_string()),
+            command_id: Set(command_id.to_owned()),
+            kind: Set(kind.to_owned()),
+            status: Set(RunStatus::Running.as_str().into()),
+            started_at: Set(Utc::now()),
+            finished_at: Set(None),
+        }
+        .insert(self.connection())
+        .await?;
+        Ok(run_id)
+    }
+
+    pub async fn finish_run(&self, run_id: Uuid, status: RunStatus) -> Result<(), StoreError> {
+        run::ActiveModel {
+            id: Set(run_id.to_string()),
+            status: Set(status.as_str().to_owned()),
+            finished_at: Set(Some(Utc::now())),
+            ..Default::default()
+        }
+        .update(self.connection())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn runs(&self, id: &TenantId) -> Result<Vec<run::Model>, StoreError> {
+        Ok(run::Entity::find().filter(run::Column::TenantId.eq(id.to_string())).all(self.connection()).await?)
+    }
+
+    /// Whether some run provisioned this tenant to the end.
+    pub async fn has_succeeded_run(&self, id: &TenantId) -> Result<bool, StoreError> {
+        Ok(run::Entity::find()
+            .filter(run::Column::TenantId.eq(id.to_string()))
+            .filter(run::Column::Status.eq(RunStatus::Succeeded.as_str()))
+            .one(self.connection())
+            .await?
+            .is_some())
+    }
+
+    /// Ends a run in one transaction: the tenant's status (and reason), the run's outcome and the command
+    /// marked processed. Nobody can see the tenant `active` (or `failed`) while its run still looks
+    /// unfinished, so a redelivery arriving in between never finds a half-recorded ending.
+    pub async fn end_run(&self, end: RunEnd<'_>) -> Result<(), StoreError> {
+        let txn = self.connection().begin().await?;
+        tenant::ActiveModel {
+            id: Set(end.tenant.to_string()),
+            status: Set(end.status.as_str().into()),
+            last_error: Set(end.last_error.map(str::to_owned)),
+            updated_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .update(&txn)
+        .await?;
+        run::ActiveModel {
+            id: Set(end.run.to_string()),
+            status: Set(end.outcome.as_str().to_owned()),
+            finished_at: Set(Some(Utc::now())),
+            ..Default::default()
+        }
+        .update(&txn)
+        .await?;
+        insert_processed(&txn, end.command_id, end.tenant, end.kind).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}

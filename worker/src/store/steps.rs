@@ -1,0 +1,106 @@
+//! Each tenant's steps: their recorded state, attempts and last error, which is what a resumed run
+//! starts from and what operators read.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use landlord_protocol::TenantId;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use uuid::Uuid;
+
+use super::{Store, StoreError, entities::tenant_step};
+use crate::step_name::StepName;
+
+/// A step's recorded outcome for a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepState {
+    Started,
+    Succeeded,
+    Failed,
+    /// Not configured in this deployment.
+    Skipped,
+    /// Left to finish in the background (DNS); the run went on.
+    Deferred,
+    /// Undone by compensation; a retry does it again.
+    Undone,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Deferred => "deferred",
+            Self::Undone => "undone",
+        }
+    }
+
+    /// Whether a resumed run may pass over a step in this state.
+    pub fn is_settled(status: &str) -> bool {
+        [Self::Succeeded, Self::Skipped, Self::Deferred].iter().any(|s| s.as_str() == status)
+    }
+}
+
+impl Store {
+    pub async fn steps(&self, id: &TenantId) -> Result<Vec<tenant_step::Model>, StoreError> {
+        Ok(tenant_step::Entity::find()
+            .filter(tenant_step::Column::TenantId.eq(id.to_string()))
+            .order_by_asc(tenant_step::Column::StartedAt)
+            .all(self.connection())
+            .await?)
+    }
+
+    pub async fn step(&self, id: &TenantId, step: StepName) -> Result<Option<tenant_step::Model>, StoreError> {
+        Ok(tenant_step::Entity::find_by_id((id.to_string(), step.as_str().to_owned())).one(self.connection()).await?)
+    }
+
+    /// Marks a step started for this run and returns its attempt number across all runs.
+    pub async fn step_started(&self, id: &TenantId, step: StepName, run_id: Uuid) -> Result<u32, StoreError> {
+        let now = Utc::now();
+        let previous = self.step(id, step).await?;
+        let attempts = previous.as_ref().map_or(0, |p| p.attempts) + 1;
+        let row = tenant_step::ActiveModel {
+            tenant_id: Set(id.to_string()),
+            step: Set(step.as_str().to_owned()),
+            run_id: Set(run_id.to_string()),
+            status: Set(StepState::Started.as_str().into()),
+            attempts: Set(attempts),
+            started_at: Set(now),
+            finished_at: Set(None),
+            duration_ms: Set(None),
+            error_code: Set(None),
+            error_message: Set(None),
+        };
+        if previous.is_some() {
+            row.update(self.connection()).await?;
+        } else {
+            row.insert(self.connection()).await?;
+        }
+        Ok(attempts as u32)
+    }
+
+    /// Records how a step ended.
+    pub async fn step_finished(
+        &self,
+        id: &TenantId,
+        step: StepName,
+        state: StepState,
+        duration: Duration,
+        error: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let row = tenant_step::ActiveModel {
+            tenant_id: Set(id.to_string()),
+            step: Set(step.as_str().to_owned()),
+            status: Set(state.as_str().into()),
+            finished_at: Set(Some(Utc::now())),
+            duration_ms: Set(Some(duration.as_millis() as i64)),
+            error_code: Set(error.map(|e| e.0.to_owned())),
+            error_message: Set(error.map(|e| e.1.to_owned())),
+            ..Default::default()
+        };
+        row.update(self.connection()).await?;
+        Ok(())
+    }
+}
