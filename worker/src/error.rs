@@ -137,31 +137,52 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// A step failure with a stable code and a message a person can act on. Never holds a secret: causes
-/// are kept as text that was checked for one (see `tenant_db`), not as the original errors.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The original error under a step error, shared so the step error stays cheap to clone.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A step failure with a stable code and a message a person can act on. Never holds a secret: the cause
+/// is kept (`source`) only where its text cannot carry one, and [`StepError::redact`] drops it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct StepError {
     pub retry: Retry,
     pub code: ErrorCode,
     pub message: String,
+    #[source]
+    pub cause: Option<Cause>,
 }
+
+/// Two step errors are the same failure when code, retry and message agree, whatever their causes.
+impl PartialEq for StepError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.retry, self.code, &self.message) == (other.retry, other.code, &other.message)
+    }
+}
+
+impl Eq for StepError {}
 
 impl StepError {
     pub fn transient(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { retry: Retry::Transient, code, message: message.into() }
+        Self { retry: Retry::Transient, code, message: message.into(), cause: None }
     }
     pub fn permanent(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { retry: Retry::Permanent, code, message: message.into() }
+        Self { retry: Retry::Permanent, code, message: message.into(), cause: None }
+    }
+    /// The same error, keeping `cause` as its source. Only for causes whose text holds no secret.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(std::sync::Arc::new(cause));
+        self
     }
     pub fn is_transient(&self) -> bool {
         self.retry == Retry::Transient
     }
-    /// Removes `secret` from the message, for errors of statements that carried one.
+    /// Removes `secret` from the message, for errors of statements that carried one, and drops the cause,
+    /// whose text may hold it too.
     pub fn redact(&mut self, secret: &str) {
         if !secret.is_empty() {
             self.message = self.message.replace(secret, "[redacted]");
         }
+        self.cause = None;
     }
     pub fn to_event(&self) -> EventError {
         EventError { code: self.code.as_str().into(), message: self.message.clone(), retryable: self.is_transient() }
@@ -170,7 +191,17 @@ impl StepError {
 
 #[cfg(test)]
 mod tests {
-    use super::ErrorCode;
+    use super::{ErrorCode, StepError};
+
+    #[test]
+    fn a_cause_is_kept_as_the_source_and_dropped_by_redact() {
+        use std::error::Error;
+        let io = std::io::Error::other("connection reset");
+        let mut e = StepError::transient(ErrorCode::DatabaseUnavailable, "tenant database server").caused_by(io);
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("connection reset"));
+        e.redact("pw");
+        assert!(e.source().is_none());
+    }
 
     #[test]
     fn codes_are_distinct_snake_case_strings() {

@@ -119,8 +119,23 @@ where
         SdkError::ServiceError(se) => se.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c)),
         _ => false,
     };
-    if transient { StepError::transient(code, message) } else { StepError::permanent(code, message) }
+    let error = if transient { StepError::transient(code, message) } else { StepError::permanent(code, message) };
+    // The SDK's own error, for whoever walks the chain; AWS errors never carry the credentials.
+    error.caused_by(Cause(format!("{}", DisplayErrorContext(e))))
 }
+
+/// An SDK error's text as a cause: the SDK's errors are generic over their response type, which is not
+/// `Send + Sync` for every operation, so the text is what is kept.
+#[derive(Debug)]
+struct Cause(String);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Cause {}
 
 /// The service error code, if the error is one.
 pub fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {

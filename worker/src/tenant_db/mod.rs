@@ -220,10 +220,12 @@ const TRANSIENT_MYSQL_CODES: &[u16] = &[1205, 1213, 1040, 1053, 1203, 1226, 2002
 const LOGIN_REFUSED_SQLSTATES: &[&str] = &["28000", "28P01"];
 const LOGIN_REFUSED_MYSQL_CODES: &[u16] = &[1045, 1698];
 
+/// The database error is kept as the cause; statements that carried a password go through `run_secret`,
+/// which redacts the message and drops the cause.
 impl From<DbErr> for StepError {
     fn from(e: DbErr) -> Self {
         let message = e.to_string();
-        if is_login_refused(&e) {
+        let error = if is_login_refused(&e) {
             StepError::permanent(
                 ErrorCode::DatabaseLoginRefused,
                 format!(
@@ -235,7 +237,8 @@ impl From<DbErr> for StepError {
             StepError::transient(ErrorCode::DatabaseUnavailable, format!("tenant database server: {message}"))
         } else {
             StepError::permanent(ErrorCode::DatabaseError, format!("tenant database server: {message}"))
-        }
+        };
+        error.caused_by(e)
     }
 }
 
