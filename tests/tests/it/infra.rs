@@ -72,8 +72,9 @@ pub(crate) async fn spawn_on_moto(aws: &aws_config::SdkConfig, infra: Infra, eng
     TestApp::spawn_with(Options { aws: Some(aws.clone()), worker: with_infra, infra, ..Options::new(engine) }).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_stack_and_health_check_make_a_reachable_tenant() {
+/// moto with a hosted zone, and a Landlord whose tenants get DNS records and a stack whose health URL is
+/// this test's ingress (it answers 200 on /healthz). The folder holds the template; keep it alive.
+async fn with_zone_and_stack() -> (MotoServer, aws_config::SdkConfig, String, tempfile::TempDir, TestApp) {
     let moto = MotoServer::start();
     let aws = moto.sdk_config().await;
     let zone = create_zone(&aws, "tenants.example.com").await;
@@ -82,8 +83,13 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     let infra =
         Infra { zone_id: Some(zone.clone()), template: Some(template_path.display().to_string()), ..Infra::default() };
     let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
-    // The tenant's health URL is this test's ingress, which answers 200 on /healthz.
     std::fs::write(&template_path, template(&format!("{}/healthz", app.base_url), "")).unwrap();
+    (moto, aws, zone, dir, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_stack_and_health_check_make_a_reachable_tenant() {
+    let (_moto, aws, zone, _dir, app) = with_zone_and_stack().await;
 
     let slug = unique_slug("infra");
     let tenant = app.buy(&slug, 2).await;
@@ -317,15 +323,7 @@ async fn plan_scripts_from_s3() {
 /// takes less than its steps one after another. Read from the progress events a dashboard sees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dns_and_stack_run_at_the_same_time_and_the_run_is_shorter_than_its_steps() {
-    let moto = MotoServer::start();
-    let aws = moto.sdk_config().await;
-    let zone = create_zone(&aws, "tenants.example.com").await;
-    let dir = tempfile::tempdir().unwrap();
-    let template_path = dir.path().join("tenant.json");
-    let infra =
-        Infra { zone_id: Some(zone.clone()), template: Some(template_path.display().to_string()), ..Infra::default() };
-    let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
-    std::fs::write(&template_path, template(&format!("{}/healthz", app.base_url), "")).unwrap();
+    let (_moto, _aws, _zone, _dir, app) = with_zone_and_stack().await;
     let slug = unique_slug("overlap");
     let tenant = app.buy(&slug, 2).await;
     let events = app
