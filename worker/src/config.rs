@@ -323,8 +323,11 @@ fn check(raw: &Raw) -> Result<(), String> {
             return Err("LANDLORD_ROUTE53_ZONE_ID needs LANDLORD_DNS_TARGET (what tenant hostnames point at)".into());
         }
         (None, Some(_)) => {
-            return Err("LANDLORD_DNS_TARGET is set without LANDLORD_ROUTE53_ZONE_ID, so DNS would be skipped; set                         the hosted zone or unset the target"
-                .into());
+            return Err(
+                "LANDLORD_DNS_TARGET is set without LANDLORD_ROUTE53_ZONE_ID, so DNS would be skipped; set the hosted \
+                 zone or unset the target"
+                    .into(),
+            );
         }
         (Some(_), Some(target)) => {
             crate::infra::dns::DnsTarget::parse(&target)?;
@@ -333,8 +336,10 @@ fn check(raw: &Raw) -> Result<(), String> {
     }
     url_with_scheme("LANDLORD_DATABASE_URL", &raw.database_url, &["sqlite", "postgres", "postgresql"])?;
     url_with_scheme("LANDLORD_TENANT_DB_URL", &raw.tenant_db_url, &["mysql", "mariadb", "postgres", "postgresql"])?;
+    // What the NATS client itself accepts: `nats://`, `tls://`, `ws://` or a bare `host:port`.
     for part in raw.nats_url.split(',').map(str::trim) {
-        url_with_scheme("LANDLORD_NATS_URL", part, &["nats", "tls", "ws", "wss"])?;
+        part.parse::<async_nats::ServerAddr>()
+            .map_err(|e| format!("LANDLORD_NATS_URL has a server address that is not valid ({e})"))?;
     }
     if let Some(health) = set(&raw.health_url) {
         url_with_scheme("LANDLORD_HEALTH_URL", &health.replace("{hostname}", "tenant.example"), &["http", "https"])?;
@@ -411,7 +416,12 @@ mod tests {
         assert!(err.contains("LANDLORD_TENANT_DB_URL") && err.contains("mysql://") && !err.contains(":pw@"), "{err}");
         let err = refused(Raw { health_url: Some("ftp://{hostname}/x".into()), ..Raw::default() });
         assert!(err.contains("LANDLORD_HEALTH_URL"), "{err}");
-        assert!(refused(Raw { nats_url: "127.0.0.1:4222".into(), ..Raw::default() }).contains("LANDLORD_NATS_URL"));
+        assert!(
+            refused(Raw { nats_url: "nats://a:4222,http://[::1".into(), ..Raw::default() })
+                .contains("LANDLORD_NATS_URL")
+        );
+        let bare = Raw { nats_url: "127.0.0.1:4222, nats://b:4222".into(), ..Raw::default() };
+        assert!(WorkerConfig::from_raw(bare).is_ok(), "a bare host:port is what the NATS client accepts too");
     }
 
     #[test]

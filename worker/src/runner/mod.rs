@@ -250,6 +250,7 @@ impl Runner {
         let mut in_flight = Vec::new();
         let mut running = FuturesUnordered::new();
         let mut stop = None;
+        let mut store_error = None;
         loop {
             if stop.is_none() && self.shutdown.is_cancelled() {
                 stop = Some(Stop::Interrupted);
@@ -272,7 +273,17 @@ impl Runner {
             }
             let Some((name, result)) = running.next().await else { break };
             in_flight.retain(|n| *n != name);
-            match result? {
+            // The control plane failed under a step: the others in flight finish (dropping them mid-call
+            // would leave half-made resources) before the error is returned.
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    store_error.get_or_insert(e);
+                    stop.get_or_insert(Stop::Interrupted);
+                    continue;
+                }
+            };
+            match result {
                 Ok(()) => settled.push(name),
                 Err(e) if e.is_transient() => {
                     stop.get_or_insert(Stop::Transient(name, e));
@@ -284,6 +295,14 @@ impl Runner {
                     }
                 }
             }
+        }
+        if let Some(e) = store_error {
+            store.finish_run(run, RunStatus::Interrupted).await.ok();
+            return Err(e);
+        }
+        // Shutdown while the last steps ran: they finished, so the run is complete, not interrupted.
+        if matches!(stop, Some(Stop::Interrupted)) && self.plan.names().all(|n| settled.contains(&n)) {
+            stop = None;
         }
         match stop {
             None => {}

@@ -102,7 +102,20 @@ pub async fn deliver_all<'a>(
 pub async fn all_events(app: &TestApp) -> Vec<ProgressEvent> {
     let stream = app.bus.jetstream().get_stream("LANDLORD_PROGRESS").await.unwrap();
     let total = stream.clone().get_info().await.unwrap().state.messages as usize;
-    let events = app.bus.progress(None).await.unwrap();
+    // Right after a cluster node is lost, JetStream may time out creating the reading consumer while it
+    // elects new leaders: ask again for a while, as `landlord watch` users would.
+    let mut attempt = 0;
+    let events = loop {
+        match app.bus.progress(None).await {
+            Ok(events) => break events,
+            Err(e) if attempt < 10 => {
+                attempt += 1;
+                eprintln!("progress not readable yet ({e}); asking again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("progress not readable: {e}"),
+        }
+    };
     events.take(total).collect::<Vec<_>>().await
 }
 
