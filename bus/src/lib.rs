@@ -9,7 +9,7 @@ use landlord_protocol::{Command, ProgressEvent, subjects};
 mod settings;
 mod watch;
 
-pub use settings::{NatsAuth, NatsSettings, redact_url};
+pub use settings::{NatsAuth, NatsSettings, check_nats_url, redact_url};
 
 /// How the streams are laid out. Defaults suit one server; a cluster raises `replicas`.
 #[derive(Debug, Clone)]

@@ -97,6 +97,16 @@ impl NatsSettings {
     }
 }
 
+/// Checks `LANDLORD_NATS_URL` the way the NATS client reads it: comma-separated `nats://`, `tls://`,
+/// `ws://` addresses or bare `host:port`. The error never repeats the value (it may hold a password).
+pub fn check_nats_url(url: &str) -> Result<(), String> {
+    for part in url.split(',').map(str::trim) {
+        part.parse::<async_nats::ServerAddr>()
+            .map_err(|e| format!("LANDLORD_NATS_URL has a server address that is not valid ({e})"))?;
+    }
+    Ok(())
+}
+
 /// `nats://user:secret@host:4222,nats://…` with each password replaced by `***`.
 pub fn redact_url(url: &str) -> String {
     url.split(',')

@@ -161,6 +161,7 @@ impl IngressConfig {
                 "LANDLORD_ADMIN_AUTH_FAILURES_PER_MINUTE",
             )?,
         };
+        landlord_bus::check_nats_url(&raw.nats_url).map_err(ConfigError::Nats)?;
         let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let nats_auth = landlord_bus::NatsSettings::from_parts(
             &raw.nats_url,

@@ -83,8 +83,8 @@ impl std::fmt::Debug for WorkerConfig {
         f.debug_struct("WorkerConfig")
             .field("nats_url", &redact_url(&self.nats_url))
             .field("nats_auth", &self.nats_auth)
-            .field("database_url", &redact_url(self.database_url.expose_secret()))
-            .field("tenant_db_url", &redact_url(self.tenant_db_url.expose_secret()))
+            .field("database_url", &masked_url(self.database_url.expose_secret()))
+            .field("tenant_db_url", &masked_url(self.tenant_db_url.expose_secret()))
             .field("tenant_max_connections", &self.tenant_max_connections)
             .field("secret_keys", &self.secret_keys.as_ref().map(|_| "[REDACTED]"))
             .field("scripts", &self.scripts)
@@ -99,7 +99,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("stack_template", &self.stack_template)
             .field("environment", &self.environment)
             .field("stack_deadline", &self.stack_deadline)
-            .field("health_url", &self.health_url)
+            .field("health_url", &self.health_url.as_deref().map(masked_url))
             .field("health_deadline", &self.health_deadline)
             .field("poll", &self.poll)
             .field("step_retry", &self.step_retry)
@@ -143,7 +143,7 @@ struct Raw {
     health_url: Option<String>,
     health_deadline_secs: u64,
     poll: RetryPolicy,
-    step_retry: HashMap<String, RetryPolicy>,
+    step_retry: HashMap<String, RetryOverride>,
     compensate: String,
     ack_wait_secs: u64,
     lease_ttl_secs: u64,
@@ -191,7 +191,7 @@ impl Default for Raw {
             },
             step_retry: HashMap::new(),
             // A database whose schema failed half-way is dropped; DNS and stacks are kept for the retry.
-            compensate: "create_database".into(),
+            compensate: StepName::CreateDatabase.as_str().into(),
             ack_wait_secs: 60,
             lease_ttl_secs: 60,
             shutdown_grace_secs: 30,
@@ -225,19 +225,23 @@ impl WorkerConfig {
     fn from_raw(raw: Raw) -> Result<Self, String> {
         check(&raw)?;
         let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        let compensate = raw
-            .compensate
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| StepName::parse(s).map_err(|e| format!("LANDLORD_COMPENSATE: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Empty means unset (the default); turning compensation off takes an explicit `none`.
+        let compensate = match raw.compensate.trim() {
+            "" => vec![StepName::CreateDatabase],
+            "none" => Vec::new(),
+            list => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| StepName::parse(s).map_err(|e| format!("LANDLORD_COMPENSATE (or `none`): {e}")))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let step_retry = raw
             .step_retry
             .into_iter()
             .map(|(k, v)| {
                 let name = StepName::parse(&k).map_err(|e| format!("LANDLORD_STEP_RETRY__{k}__*: {e}"))?;
-                Ok((name, v))
+                Ok((name, v.over(&raw.retry)))
             })
             .collect::<Result<HashMap<_, _>, String>>()?;
         Ok(Self {
@@ -302,6 +306,50 @@ impl WorkerConfig {
     }
 }
 
+/// One URL as it may be shown: its password, and any query parameter that looks like one, replaced by `***`.
+/// A URL that does not parse is not shown at all (its password cannot be found to hide).
+fn masked_url(value: &str) -> String {
+    let Ok(mut url) = url::Url::parse(value) else { return "[not a URL]".into() };
+    if url.password().is_some() {
+        url.set_password(Some("***")).ok();
+    }
+    let secret_key = |k: &str| ["password", "pass", "pwd", "secret", "token", "key"].iter().any(|s| k.contains(s));
+    if url.query_pairs().any(|(k, _)| secret_key(&k.to_lowercase())) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_key(&k.to_lowercase()) { "***".to_owned() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+/// One step's retry settings: whatever is given replaces `LANDLORD_RETRY__*`, the rest comes from it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RetryOverride {
+    initial_ms: Option<u64>,
+    multiplier: Option<f32>,
+    max_delay_ms: Option<u64>,
+    max_attempts: Option<usize>,
+    jitter: Option<bool>,
+}
+
+impl RetryOverride {
+    fn over(self, base: &RetryPolicy) -> RetryPolicy {
+        RetryPolicy {
+            initial_ms: self.initial_ms.unwrap_or(base.initial_ms),
+            multiplier: self.multiplier.unwrap_or(base.multiplier),
+            max_delay_ms: self.max_delay_ms.unwrap_or(base.max_delay_ms),
+            max_attempts: self.max_attempts.unwrap_or(base.max_attempts),
+            jitter: self.jitter.unwrap_or(base.jitter),
+        }
+    }
+}
+
 /// Refuses settings that cannot work, naming the variable and what it may be: a typo must not silently
 /// turn a feature off (a DNS target without a zone skips DNS) or stall every run (a zero lease).
 fn check(raw: &Raw) -> Result<(), String> {
@@ -336,11 +384,7 @@ fn check(raw: &Raw) -> Result<(), String> {
     }
     url_with_scheme("LANDLORD_DATABASE_URL", &raw.database_url, &["sqlite", "postgres", "postgresql"])?;
     url_with_scheme("LANDLORD_TENANT_DB_URL", &raw.tenant_db_url, &["mysql", "mariadb", "postgres", "postgresql"])?;
-    // What the NATS client itself accepts: `nats://`, `tls://`, `ws://` or a bare `host:port`.
-    for part in raw.nats_url.split(',').map(str::trim) {
-        part.parse::<async_nats::ServerAddr>()
-            .map_err(|e| format!("LANDLORD_NATS_URL has a server address that is not valid ({e})"))?;
-    }
+    landlord_bus::check_nats_url(&raw.nats_url)?;
     if let Some(health) = set(&raw.health_url) {
         url_with_scheme("LANDLORD_HEALTH_URL", &health.replace("{hostname}", "tenant.example"), &["http", "https"])?;
     }
@@ -382,13 +426,34 @@ mod tests {
     fn debug_never_prints_a_password() {
         let mut cfg = WorkerConfig::defaults();
         cfg.nats_url = "nats://landlord:hunter2@nats.example:4222".into();
-        cfg.database_url = "postgres://cp:s3cret@db.example/landlord".to_owned().into();
+        cfg.database_url = "postgres://cp:s3,cret@db.example/landlord".to_owned().into();
+        cfg.tenant_db_url = "mysql://root@db.example:3306/?password=qu3ry&ssl-mode=REQUIRED".to_owned().into();
+        cfg.health_url = Some("https://probe:h3alth@{hostname}/healthz".into());
         let printed = format!("{cfg:?}");
-        assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
+        for secret in ["hunter2", "s3,cret", "cret@", "qu3ry", "h3alth"] {
+            assert!(!printed.contains(secret), "{secret}: {printed}");
+        }
+        assert!(printed.contains("db.example") && printed.contains("ssl-mode=REQUIRED"), "{printed}");
     }
 
     fn refused(raw: Raw) -> String {
         WorkerConfig::from_raw(raw).expect_err("refused")
+    }
+
+    #[test]
+    fn a_step_retry_override_takes_the_rest_from_the_general_policy_and_none_turns_compensation_off() {
+        let base = RetryPolicy { initial_ms: 7, max_attempts: 9, ..RetryPolicy::default() };
+        let mut step_retry = HashMap::new();
+        step_retry
+            .insert("deploy_stack".to_owned(), RetryOverride { max_attempts: Some(2), ..RetryOverride::default() });
+        let cfg = WorkerConfig::from_raw(Raw { retry: base, step_retry, ..Raw::default() }).unwrap();
+        let stack = cfg.retry_for(StepName::DeployStack);
+        assert_eq!((stack.initial_ms, stack.max_attempts), (7, 2));
+        assert_eq!(cfg.retry_for(StepName::HealthCheck).max_attempts, 9);
+        let off = WorkerConfig::from_raw(Raw { compensate: "none".into(), ..Raw::default() }).unwrap();
+        assert!(off.compensate.is_empty());
+        let unset = WorkerConfig::from_raw(Raw { compensate: " ".into(), ..Raw::default() }).unwrap();
+        assert_eq!(unset.compensate, [StepName::CreateDatabase], "empty means the default, not off");
     }
 
     #[test]
@@ -430,7 +495,7 @@ mod tests {
         let err = WorkerConfig::from_raw(raw).err().unwrap();
         assert!(err.contains("LANDLORD_COMPENSATE") && err.contains("create_databse"), "{err}");
         let mut retry = HashMap::new();
-        retry.insert("helth_check".to_owned(), RetryPolicy::default());
+        retry.insert("helth_check".to_owned(), RetryOverride::default());
         let err = WorkerConfig::from_raw(Raw { step_retry: retry, ..Raw::default() }).err().unwrap();
         assert!(err.contains("LANDLORD_STEP_RETRY__helth_check__*"), "{err}");
     }

@@ -53,10 +53,11 @@ pub enum ErrorCode {
     StackInProgress,
     StackFailed,
     Unhealthy,
+    Cancelled,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         Self::ControlPlane,
         Self::ControlPlaneSecret,
         Self::DatabaseUnavailable,
@@ -90,6 +91,7 @@ impl ErrorCode {
         Self::StackInProgress,
         Self::StackFailed,
         Self::Unhealthy,
+        Self::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -127,6 +129,7 @@ impl ErrorCode {
             Self::StackInProgress => "stack_in_progress",
             Self::StackFailed => "stack_failed",
             Self::Unhealthy => "unhealthy",
+            Self::Cancelled => "cancelled",
         }
     }
 }

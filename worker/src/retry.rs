@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(delays, [100, 200, 400]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     pub initial_ms: u64,
     pub multiplier: f32,

@@ -7,7 +7,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// `Debug` prints the name operators type (`create_database`), as `Display` does.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepName {
     CreateDatabase,
@@ -45,6 +46,12 @@ impl StepName {
             let known: Vec<&str> = Self::ALL.iter().map(|n| n.as_str()).collect();
             format!("{s:?} is not a step; the steps are {}", known.join(", "))
         })
+    }
+}
+
+impl fmt::Debug for StepName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -152,7 +152,12 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
         package_id: landlord_protocol::PackageId::parse("2").unwrap(),
         subscription_type_id: landlord_protocol::SubscriptionTypeId::parse("1").unwrap(),
     };
-    let ctx = StepContext { tenant: &plan, deps: &worker.runner.deps, alive: &NoKeepAlive };
+    let ctx = StepContext {
+        tenant: &plan,
+        deps: &worker.runner.deps,
+        alive: &NoKeepAlive,
+        checkpoint: &landlord_worker::steps::no_checkpoint,
+    };
     let step = landlord_worker::steps::step;
     for name in [StepName::ConfigureDns, StepName::DeployStack] {
         assert!(matches!(step(name).run(&ctx).await, Ok(StepDone::Done(_))), "{name} again");

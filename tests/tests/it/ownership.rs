@@ -46,7 +46,12 @@ async fn a_foreign_database_is_refused_and_kept(engine: Engine) {
     // Undo, asked directly, does not remove it either.
     let worker = landlord_worker::build(&app.worker_config, &app.bus, None).await.unwrap();
     let plan = plan(tenant, &slug);
-    let ctx = StepContext { tenant: &plan, deps: &worker.runner.deps, alive: &NoKeepAlive };
+    let ctx = StepContext {
+        tenant: &plan,
+        deps: &worker.runner.deps,
+        alive: &NoKeepAlive,
+        checkpoint: &landlord_worker::steps::no_checkpoint,
+    };
     let step = landlord_worker::steps::step(StepName::CreateDatabase);
     assert!(matches!(step.undo(&ctx).unwrap().await, Ok(StepDone::Skipped(_))));
     assert!(app.tenant_db.database_exists(&db).await.unwrap(), "{engine:?}: undo kept the foreign database");
@@ -196,7 +201,12 @@ async fn a_foreign_dns_record_or_stack_is_refused_and_kept() {
         [(dns_tenant, &dns_slug, StepName::ConfigureDns), (stack_tenant, &stack_slug, StepName::DeployStack)]
     {
         let plan = plan(tenant, slug);
-        let ctx = StepContext { tenant: &plan, deps: &worker.runner.deps, alive: &NoKeepAlive };
+        let ctx = StepContext {
+            tenant: &plan,
+            deps: &worker.runner.deps,
+            alive: &NoKeepAlive,
+            checkpoint: &landlord_worker::steps::no_checkpoint,
+        };
         let step = landlord_worker::steps::step(step);
         assert!(matches!(step.undo(&ctx).unwrap().await, Ok(StepDone::Skipped(_))));
     }
@@ -205,4 +215,44 @@ async fn a_foreign_dns_record_or_stack_is_refused_and_kept() {
     assert_eq!(stack.stack_status().unwrap().as_str(), "CREATE_COMPLETE");
     app.drop_tenant_db(&dns_slug).await;
     app.drop_tenant_db(&stack_slug).await;
+}
+
+/// A permanent failure stops the steps running beside it: a foreign database fails the tenant at once
+/// even while Route 53 (here an address that never answers, with a 300 s DNS budget) keeps the DNS step
+/// waiting. The DNS step is recorded as stopped, so a retry runs it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_failure_stops_the_steps_in_flight_beside_it() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await;
+    fn slow_dns(cfg: &mut landlord_worker::WorkerConfig, infra: &Infra) {
+        with_infra(cfg, infra);
+        cfg.dns_budget = std::time::Duration::from_secs(300);
+    }
+    let infra = Infra { zone_id: Some("ZHANGS0000001".into()), ..Infra::default() };
+    let app =
+        TestApp::spawn_with(Options { aws: Some(aws), worker: slow_dns, infra, ..Options::new(Engine::MariaDb) }).await;
+    let slug = unique_slug("stopdns");
+    let db = DatabaseName::for_slug(&TenantSlug::parse(&slug).unwrap());
+    app.tenant_db.admin().execute_unprepared(&format!("CREATE DATABASE {}", db.mysql())).await.unwrap();
+
+    let tenant = app.buy(&slug, 1).await;
+    // Well within the DNS budget: the run did not wait for the DNS step.
+    let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
+    assert!(row.last_error.unwrap().contains(NOT_OURS));
+    let dns = app.store.step(&tenant, StepName::ConfigureDns).await.unwrap().unwrap();
+    assert_eq!((dns.status.as_str(), dns.error_code.as_deref()), ("failed", Some("cancelled")), "{dns:?}");
+    assert!(app.store.step(&tenant, StepName::HealthCheck).await.unwrap().is_none(), "nothing after them started");
+    app.tenant_db.drop_db(&db).await.unwrap();
 }

@@ -47,6 +47,10 @@ fn the_worker_prints_its_settings_without_secrets_and_refuses_typos() {
     assert!(!ok && out.contains("LANDLORD_LEASE_TTL_SECS must be at least 1"), "{out}");
     let (ok, out) = with(("LANDLORD_DNS_TARGET", "lb.example.net"));
     assert!(!ok && out.contains("LANDLORD_ROUTE53_ZONE_ID"), "{out}");
+    let (ok, out) = with(("LANDLORD_RETRY__MAX_ATEMPTS", "3"));
+    assert!(!ok && out.contains("max_atempts"), "a typo in a retry key is named, not ignored: {out}");
+    let (ok, out) = with(("LANDLORD_COMPENSATE", "none"));
+    assert!(ok && out.contains("compensate: []"), "{out}");
     let (ok, out) = check("landlord-worker", &base[1..]);
     assert!(!ok && out.contains("LANDLORD_SECRET_KEYS is not set"), "{out}");
 }
@@ -63,6 +67,10 @@ fn the_ingress_prints_its_settings_without_secrets() {
     for secret in ["hook-s3cret", "token-s3cret", "nats-s3cret"] {
         assert!(!out.contains(secret), "{secret} printed: {out}");
     }
+    let mut bad_nats = env.to_vec();
+    bad_nats[2] = ("LANDLORD_NATS_URL", "nats://ingress:nats-s3cret@[nats");
+    let (ok, out) = check("landlord-ingress", &bad_nats);
+    assert!(!ok && out.contains("LANDLORD_NATS_URL") && !out.contains("nats-s3cret"), "{out}");
     let (ok, out) = check("landlord-ingress", &env[1..]);
     assert!(!ok && out.contains("LANDLORD_STRIPE_WEBHOOK_SECRET is required"), "{out}");
 }

@@ -1,6 +1,6 @@
 //! Compensation after a permanent failure: the steps the policy names (`LANDLORD_COMPENSATE`, by default
 //! `create_database`: a database whose schema failed half-way is dropped, DNS is kept) are undone in
-//! reverse order, and steps that depend on an undone one are reset, so a retry redoes them.
+//! reverse plan order, and steps that needed an undone one are reset, so a retry redoes them.
 
 use std::time::Instant;
 
@@ -56,12 +56,19 @@ impl Runner {
                 }
             }
         }
-        // Steps whose work lived inside an undone one (the schema inside a dropped database) start over.
+        // Steps that needed an undone one start over. One that needed it directly had its work inside it
+        // (the schema inside a dropped database) and is reset whatever its state; one that needed it
+        // through another (the health check of a tenant whose database is gone) is reset when it had
+        // settled, and a failed one keeps its error for operators (it runs again anyway).
         for planned in self.plan.steps() {
             let name = planned.name();
-            if planned.step.reset_with().is_some_and(|dep| undone.contains(&dep))
-                && store.step(&tenant, name).await?.is_some()
-            {
+            if undone.contains(&name) {
+                continue;
+            }
+            let direct = planned.needs.iter().any(|need| undone.contains(need));
+            let through = self.plan.requires(name).iter().any(|need| undone.contains(need));
+            let Some(state) = store.step(&tenant, name).await? else { continue };
+            if direct || (through && StepState::is_settled(&state.status)) {
                 store.step_finished(&tenant, name, StepState::Undone, std::time::Duration::ZERO, None).await?;
             }
         }

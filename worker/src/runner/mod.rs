@@ -237,7 +237,10 @@ impl Runner {
         let kind = cmd.action.kind().as_str();
         let run = store.start_run(&plan.id, cmd.id.as_str(), kind).await?;
         self.set_status(plan, run, TenantStatus::Provisioning, format!("tenant {} is provisioning", plan.slug)).await?;
-        let ctx = StepContext { tenant: plan, deps: &self.deps, alive };
+        let checkpoint = |step: StepName, label: &'static str| -> futures::future::BoxFuture<'static, ()> {
+            Box::pin(async move { failpoint::hit(&format!("{step}:{label}")).await })
+        };
+        let ctx = StepContext { tenant: plan, deps: &self.deps, alive, checkpoint: &checkpoint };
         let ctx = &ctx;
         let mut settled = Vec::new();
         for name in self.plan.names() {
@@ -246,11 +249,14 @@ impl Runner {
             }
         }
         // Every step whose needs are settled runs at once; a step boundary is a checkpoint: once the run
-        // must stop (shutdown, a failure), nothing new starts and the steps in flight finish first.
+        // must stop (shutdown, a transient failure), nothing new starts and the steps in flight finish
+        // first. A permanent failure stops the steps in flight at once, as a crash would (each is safe to
+        // redo): the tenant is failed now, not after a stack that may take half an hour.
         let mut in_flight = Vec::new();
         let mut running = FuturesUnordered::new();
         let mut stop = None;
         let mut store_error = None;
+        let mut cancelled = Vec::new();
         loop {
             if stop.is_none() && self.shutdown.is_cancelled() {
                 stop = Some(Stop::Interrupted);
@@ -291,10 +297,16 @@ impl Runner {
                 // A permanent failure wins over anything else that stopped the run: it needs compensation.
                 Err(e) => {
                     if !matches!(stop, Some(Stop::Permanent(..))) {
+                        cancelled.append(&mut in_flight);
+                        running.clear();
                         stop = Some(Stop::Permanent(name, e));
                     }
                 }
             }
+        }
+        drop(running);
+        for sibling in cancelled {
+            self.record_cancelled(plan, run, sibling, &stop).await?;
         }
         if let Some(e) = store_error {
             store.finish_run(run, RunStatus::Interrupted).await.ok();
@@ -324,6 +336,29 @@ impl Runner {
         let id = Some(ending_event_id(&plan.id, cmd));
         self.announce_status(plan, run, TenantStatus::Active, None, message, id).await;
         Ok(Outcome::Completed)
+    }
+
+    /// Records a step stopped because another failed for good: it is not settled, so a retry redoes it.
+    async fn record_cancelled(
+        &self,
+        plan: &TenantPlan,
+        run: Uuid,
+        step: StepName,
+        stop: &Option<Stop>,
+    ) -> Result<(), StoreError> {
+        let cause = match stop {
+            Some(Stop::Permanent(failed, _)) => failed.as_str(),
+            _ => "another step",
+        };
+        let error = StepError::transient(
+            ErrorCode::Cancelled,
+            format!("stopped because {cause} failed; a retry of the tenant runs it again"),
+        );
+        let (code, message) = (error.code.as_str(), error.message.as_str());
+        self.deps.store.step_finished(&plan.id, step, StepState::Failed, Duration::ZERO, Some((code, message))).await?;
+        let detail = Detail { step: Some(step.as_str()), error: Some(error.to_event()), ..Detail::default() };
+        self.progress.emit(Some(plan.id), Some(run), EventKind::StepFailed, detail).await;
+        Ok(())
     }
 
     /// After a permanent failure: undoes what policy says, then ends the run with the tenant `failed`.

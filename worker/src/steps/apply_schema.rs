@@ -17,10 +17,6 @@ impl Step for ApplySchema {
         StepName::ApplySchema
     }
 
-    fn reset_with(&self) -> Option<StepName> {
-        Some(StepName::CreateDatabase)
-    }
-
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {
         async move {
             let server = &ctx.deps.tenant_db;
@@ -47,13 +43,10 @@ impl Step for ApplySchema {
                     format!("no password is recorded for login {login}; retry the tenant"),
                 )
             })?;
-            // The chaos suite stops a worker half-way through a script here (`apply_schema:middle`).
-            let before = |i: usize, total: usize| -> futures::future::BoxFuture<'static, ()> {
-                Box::pin(async move {
-                    if i == total / 2 {
-                        crate::failpoint::hit("apply_schema:middle").await;
-                    }
-                })
+            // Half-way through the script is a checkpoint (the chaos suite stops a worker there).
+            let checkpoint = ctx.checkpoint;
+            let before = move |i: usize, total: usize| -> futures::future::BoxFuture<'static, ()> {
+                if i == total / 2 { checkpoint(StepName::ApplySchema, "middle") } else { Box::pin(async {}) }
             };
             Ok(match server.apply_script(&db, &login, &password, &script, &statements, &before).await? {
                 Applied::Now { statements } => {

@@ -56,12 +56,27 @@ pub struct TenantPlan {
     pub subscription_type_id: SubscriptionTypeId,
 }
 
-#[derive(Debug)]
+/// A named point inside a step's work (`"middle"` of a plan script). The runner owns what happens there:
+/// the chaos suite's failpoint `<step>:<label>`; elsewhere nothing.
+pub type Checkpoint<'a> = &'a (dyn Fn(StepName, &'static str) -> BoxFuture<'static, ()> + Send + Sync);
+
+/// A [`Checkpoint`] where nothing happens, for steps run outside the runner.
+pub fn no_checkpoint(_: StepName, _: &'static str) -> BoxFuture<'static, ()> {
+    Box::pin(async {})
+}
+
 pub struct StepContext<'a> {
     pub tenant: &'a TenantPlan,
     pub deps: &'a Deps,
     /// Keeps the command's message alive during long waits.
     pub alive: &'a dyn KeepAlive,
+    pub checkpoint: Checkpoint<'a>,
+}
+
+impl std::fmt::Debug for StepContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepContext").field("tenant", self.tenant).finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for dyn KeepAlive + '_ {
@@ -77,11 +92,6 @@ pub trait Step: Send + Sync {
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>>;
     /// Undoes the step's work, for rollback and offboarding; `None` when there is nothing to undo.
     fn undo<'a>(&'a self, _ctx: &'a StepContext<'a>) -> Option<BoxFuture<'a, Result<StepDone, StepError>>> {
-        None
-    }
-    /// The step whose undo also wipes this step's work (the schema lives in the database), so this one
-    /// must run again after it.
-    fn reset_with(&self) -> Option<StepName> {
         None
     }
 }

@@ -137,12 +137,15 @@ impl From<StoreError> for crate::error::StepError {
             error::{ErrorCode, StepError},
             secret_box::SecretError,
         };
-        match e {
+        let message = e.to_string();
+        let error = match e {
             // A key this worker does not have yet (a rotation being rolled out) comes with the next deploy.
             StoreError::Db(_) | StoreError::Secret(SecretError::UnknownKey { .. }) => {
-                StepError::transient(ErrorCode::ControlPlane, e.to_string())
+                StepError::transient(ErrorCode::ControlPlane, message)
             }
-            other => StepError::permanent(ErrorCode::ControlPlaneSecret, other.to_string()),
-        }
+            _ => StepError::permanent(ErrorCode::ControlPlaneSecret, message),
+        };
+        // Neither a database error nor a secret error repeats secret material (see `secret_box`).
+        error.caused_by(e)
     }
 }

@@ -25,6 +25,8 @@ fn points() -> Vec<String> {
     let mut points: Vec<String> =
         STEPS.iter().flat_map(|s| ["before", "during", "after"].map(|w| format!("{w}:{s}"))).collect();
     points.insert(4, "apply_schema:middle".into());
+    // Two steps that run side by side, both stopped after their work and before recording it.
+    points.push("during:configure_dns,during:deploy_stack".into());
     points
 }
 
@@ -60,9 +62,10 @@ async fn crash_at(point: String, aws: &Aws) -> Figures {
     let p = purchase(&unique_slug("crash"), 2);
     let deliveries = deliver(&app, &p).await;
     let reached = marker.clone();
+    let wanted = point.split(',').count();
     eventually(Duration::from_secs(60), &format!("the worker to reach {point}"), || {
         let reached = reached.clone();
-        async move { reached.exists() }
+        async move { std::fs::read_to_string(&reached).is_ok_and(|text| text.lines().count() == wanted) }
     })
     .await;
     let _second = WorkerProcess::spawn(&env, log(&logs, "second"));
@@ -116,12 +119,19 @@ async fn crash_at(point: String, aws: &Aws) -> Figures {
     assert_eq!(activations().await, 1, "{point}: status_changed active events");
     // Steps run as a plan: what the crashed step needs had settled before it started and never runs again;
     // steps that were in flight beside it when the worker died resume (another attempt) and finish once.
-    let crashed_step = point.split(':').find(|s| STEPS.contains(s)).unwrap();
-    let crashed_step = landlord_worker::steps::StepName::parse(crashed_step).unwrap();
     let steps = store.steps(&p.tenant).await.unwrap();
-    for done in landlord_worker::steps::provisioning().requires(crashed_step) {
-        let attempts = steps.iter().find(|s| s.step == done.as_str()).unwrap().attempts;
-        assert_eq!(attempts, 1, "{point}: {done} finished before the crash and must not run again");
+    let attempts = |name: &str| steps.iter().find(|s| s.step == name).unwrap().attempts;
+    for one in point.split(',') {
+        let (when, crashed_step) = one.split_once(':').unwrap();
+        let crashed_step = if STEPS.contains(&crashed_step) { crashed_step } else { when };
+        let crashed_step = landlord_worker::steps::StepName::parse(crashed_step).unwrap();
+        for done in landlord_worker::steps::provisioning().requires(crashed_step) {
+            assert_eq!(attempts(done.as_str()), 1, "{point}: {done} finished before the crash and must not run again");
+        }
+        if when == "during" {
+            // Its work was done but not recorded when the worker died: it ran again, and made nothing twice.
+            assert_eq!(attempts(crashed_step.as_str()), 2, "{point}: {crashed_step} resumed");
+        }
     }
     for s in &steps {
         assert!(landlord_worker::store::StepState::is_settled(&s.status), "{point}: {} ended {}", s.step, s.status);
@@ -157,5 +167,5 @@ async fn sigkill_at_every_step_boundary_and_mid_step() {
         results.len(),
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(results.len(), 19);
+    assert_eq!(results.len(), 20);
 }
