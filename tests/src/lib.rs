@@ -261,13 +261,19 @@ impl TestApp {
     /// Pays for a tenant as Stripe would: a signed `checkout.session.completed` for session `cs_test_<slug>`
     /// with plan `package`/1 and subdomain `slug`. Asserts the ingress answered 200; returns the tenant.
     pub async fn buy(&self, slug: &str, package: u32) -> TenantId {
-        let session = format!("cs_test_{slug}");
-        let body =
-            checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 1));
+        self.buy_plan(slug, package, 1).await
+    }
+
+    /// [`TestApp::buy`] with the subscription type too; the answer must name the purchase's tenant.
+    pub async fn buy_plan(&self, slug: &str, package: u32, kind: u32) -> TenantId {
+        let (body, tenant) = purchase_body(slug, package, kind);
         let res = self.post_signed(body).await;
         let status = res.status();
-        assert_eq!(status, 200, "{}", res.text().await.unwrap_or_default());
-        TenantId::from_checkout_session(&session)
+        let text = res.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "{text}");
+        let answer: serde_json::Value = serde_json::from_str(&text).expect("a JSON answer");
+        assert_eq!(answer["tenant_id"], tenant.to_string(), "{text}");
+        tenant
     }
 
     /// Polls the control plane until the tenant has `status` (panics after 90 s with what it saw).
@@ -360,6 +366,14 @@ pub fn checkout_event(event_id: &str, session_id: &str, metadata: serde_json::Va
     event["data"]["object"]["id"] = session_id.into();
     event["data"]["object"]["metadata"] = metadata;
     serde_json::to_vec(&event).expect("serializes")
+}
+
+/// The checkout event of a purchase of plan `package`/`kind` for subdomain `slug` (session `cs_test_<slug>`),
+/// and the tenant it names.
+pub fn purchase_body(slug: &str, package: u32, kind: u32) -> (Vec<u8>, TenantId) {
+    let session = format!("cs_test_{slug}");
+    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, kind));
+    (body, TenantId::from_checkout_session(&session))
 }
 
 /// Metadata for a plan purchase.

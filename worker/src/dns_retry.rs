@@ -102,7 +102,7 @@ async fn retry_one(
         return false;
     }
     let detail = Detail {
-        step: Some(StepName::ConfigureDns.as_str()),
+        step: Some(StepName::ConfigureDns),
         duration: Some(started.elapsed()),
         status: TenantStatus::parse(&tenant.status),
         message: Some(format!("{host} and {api} are in sync (retried in the background)")),

@@ -15,7 +15,7 @@ pub struct Progress {
 /// The optional parts of an event.
 #[derive(Debug, Default)]
 pub struct Detail {
-    pub step: Option<&'static str>,
+    pub step: Option<crate::step_name::StepName>,
     pub attempt: Option<u32>,
     pub duration: Option<Duration>,
     pub status: Option<TenantStatus>,
@@ -46,7 +46,7 @@ impl Progress {
         d: Detail,
     ) -> Result<(), landlord_bus::BusError> {
         let event = ProgressEvent {
-            step: d.step.map(str::to_owned),
+            step: d.step.map(|s| s.as_str().to_owned()),
             attempt: d.attempt,
             duration_ms: d.duration.map(|x| x.as_millis() as u64),
             status: d.status,

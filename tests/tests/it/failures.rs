@@ -13,15 +13,22 @@ async fn step_status(app: &TestApp, tenant: &TenantId, step: &str) -> Option<Str
     app.store.step(tenant, landlord_worker::steps::StepName::parse(step).unwrap()).await.unwrap().map(|s| s.status)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_script_fails_compensates_and_an_admin_retry_resumes() {
+/// A Landlord whose scripts folder lacks plan 9/1, and a tenant of that plan that failed for it.
+async fn failed_for_a_missing_script() -> (TestApp, tempfile::TempDir, String, TenantId) {
     let scripts = tempfile::tempdir().unwrap();
     std::fs::create_dir(scripts.path().join("postgres")).unwrap();
     let app =
         TestApp::spawn_with(Options { scripts: scripts.path().to_owned(), ..Options::new(Engine::Postgres) }).await;
     let slug = unique_slug("noscript");
     let tenant = app.buy(&slug, 9).await;
-    let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
+    app.wait_for_status(&tenant, TenantStatus::Failed).await;
+    (app, scripts, slug, tenant)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_script_fails_the_tenant_and_drops_its_half_made_database() {
+    let (app, _scripts, slug, tenant) = failed_for_a_missing_script().await;
+    let row = app.store.tenant(&tenant).await.unwrap().unwrap();
     let reason = row.last_error.unwrap();
     assert!(reason.contains("postgres/package-9-type-1.sql"), "{reason}");
 
@@ -39,8 +46,12 @@ async fn a_missing_script_fails_compensates_and_an_admin_retry_resumes() {
     assert!(!database_exists(&app, &slug).await);
     assert_eq!(step_status(&app, &tenant, "create_database").await.as_deref(), Some("undone"));
     assert_eq!(step_status(&app, &tenant, "apply_schema").await.as_deref(), Some("undone"));
+}
 
-    // The admin API refuses a caller without a valid token, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_retry_needs_a_valid_token_and_a_tenant_id() {
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let tenant = TenantId::new_random();
     let anonymous = app.http.post(format!("{}/v1/tenants/{tenant}/provision", app.base_url)).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
     let wrong = app
@@ -59,8 +70,13 @@ async fn a_missing_script_fails_compensates_and_an_admin_retry_resumes() {
         .await
         .unwrap();
     assert_eq!(bad_id.status(), 400);
+    let stream = app.bus.jetstream().get_stream("LANDLORD_COMMANDS").await.unwrap();
+    assert_eq!(stream.get_info().await.unwrap().state.messages, 0, "nothing was published");
+}
 
-    // An operator adds the script and asks for a retry: the tenant resumes and becomes active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_retry_after_the_script_is_added_resumes_the_tenant() {
+    let (app, scripts, slug, tenant) = failed_for_a_missing_script().await;
     std::fs::copy(
         landlord_tests::repo_root().join("sql-scripts/postgres/package-1-type-1.sql"),
         scripts.path().join("postgres/package-9-type-1.sql"),

@@ -9,7 +9,7 @@ use landlord_protocol::{Command, TenantId, TenantStatus};
 use landlord_tests::{
     Engine, Infra, MotoServer, Options, TestApp,
     chaos::{drop_database, eventually, fresh_postgres_database},
-    checkout_event, free_port, plan_metadata, unique_slug,
+    free_port, unique_slug,
 };
 use landlord_worker::{
     Outcome, Worker, WorkerConfig,
@@ -23,8 +23,7 @@ const TARGET: &str = "lb.tenants.example.net";
 
 /// A purchase of plan 1/1 for `slug`: the checkout event Stripe sends, and the command it becomes.
 fn purchase(slug: &str) -> (Vec<u8>, Command) {
-    let session = format!("cs_test_{slug}");
-    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, 1, 1));
+    let (body, _) = landlord_tests::purchase_body(slug, 1, 1);
     match landlord_ingress::stripe::decide(&body).unwrap() {
         landlord_ingress::stripe::EventDecision::Provision(cmd) => (body, *cmd),
         other => panic!("{other:?}"),

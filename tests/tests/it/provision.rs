@@ -2,7 +2,7 @@
 //! MariaDB and on PostgreSQL, and whose login reaches only its own database.
 
 use landlord_protocol::{EventKind, TenantId, TenantStatus};
-use landlord_tests::{Engine, Options, TestApp, checkout_event, plan_metadata, scalar, unique_slug};
+use landlord_tests::{Engine, Options, TestApp, scalar, unique_slug};
 use secrecy::ExposeSecret;
 
 async fn provision(
@@ -11,15 +11,8 @@ async fn provision(
     package: u32,
     kind: u32,
 ) -> (TenantId, landlord_worker::store::entities::tenant::Model) {
-    let session = format!("cs_test_{slug}");
-    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, kind));
-    let res = app.post_signed(body).await;
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let answer: serde_json::Value = res.json().await.unwrap();
-    let tenant = TenantId::from_checkout_session(&session);
-    assert_eq!(answer["tenant_id"], tenant.to_string());
-    let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
-    (tenant, row)
+    let tenant = app.buy_plan(slug, package, kind).await;
+    (tenant, app.wait_for_status(&tenant, TenantStatus::Active).await)
 }
 
 async fn end_to_end(engine: Engine, control_plane: Option<String>) {

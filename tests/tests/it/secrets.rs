@@ -39,16 +39,7 @@ async fn tenant_passwords_never_reach_the_logs() {
     for engine in [Engine::MariaDb, Engine::Postgres] {
         let app = TestApp::spawn(engine).await;
         let slug = unique_slug("logs");
-        let session = format!("cs_test_{slug}");
-        let res = app
-            .post_signed(checkout_event(
-                &format!("evt_{}", slug.replace('-', "_")),
-                &session,
-                plan_metadata(&slug, 3, 1),
-            ))
-            .await;
-        assert_eq!(res.status(), 200);
-        let tenant = TenantId::from_checkout_session(&session);
+        let tenant = app.buy(&slug, 3).await;
         app.wait_for_status(&tenant, TenantStatus::Active).await;
         passwords.push(app.tenant_password(&tenant).await.expose_secret().to_owned());
         app.drop_tenant_db(&slug).await;

@@ -36,7 +36,7 @@ impl Runner {
                 Ok(StepDone::Done(message) | StepDone::Skipped(message) | StepDone::Deferred(message)) => {
                     store.step_finished(&tenant, step_name, StepState::Undone, started.elapsed(), None).await?;
                     let detail = Detail {
-                        step: Some(name),
+                        step: Some(step_name),
                         duration: Some(started.elapsed()),
                         message: Some(message),
                         ..Detail::default()
@@ -47,7 +47,7 @@ impl Runner {
                 Err(e) => {
                     tracing::error!(step = name, error = %e, "undo failed; left for an operator");
                     let detail = Detail {
-                        step: Some(name),
+                        step: Some(step_name),
                         error: Some(e.to_event()),
                         message: Some(format!("could not undo {name}; an operator must clean up")),
                         ..Detail::default()

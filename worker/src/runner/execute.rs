@@ -29,7 +29,7 @@ impl Runner {
         loop {
             let attempt = store.step_started(&tenant, step_name, run).await?;
             let detail = Detail {
-                step: Some(name),
+                step: Some(step_name),
                 attempt: Some(attempt),
                 status: Some(TenantStatus::Provisioning),
                 ..Detail::default()
@@ -38,7 +38,8 @@ impl Runner {
             let started = Instant::now();
             let result = step.run(ctx).await;
             let took = started.elapsed();
-            let base = Detail { step: Some(name), attempt: Some(attempt), duration: Some(took), ..Detail::default() };
+            let base =
+                Detail { step: Some(step_name), attempt: Some(attempt), duration: Some(took), ..Detail::default() };
             match result {
                 Ok(done) => {
                     failpoint::hit(&format!("during:{name}")).await;

@@ -1,6 +1,7 @@
-//! Runs a tenant's steps in order, starting at the first one not yet settled, and records each outcome in
-//! the control plane before the message is acknowledged. A permanent failure undoes what the
-//! compensation policy names, in reverse order, and leaves the tenant `failed` until a retry.
+//! Runs a tenant's steps as their plan says: every step whose needs are settled at once, starting from
+//! what the control plane recorded, each outcome recorded before the message is acknowledged. A permanent
+//! failure stops the steps beside it, undoes what the compensation policy names in reverse plan order,
+//! and leaves the tenant `failed` until a retry.
 
 mod compensate;
 mod execute;
@@ -356,7 +357,7 @@ impl Runner {
         );
         let (code, message) = (error.code.as_str(), error.message.as_str());
         self.deps.store.step_finished(&plan.id, step, StepState::Failed, Duration::ZERO, Some((code, message))).await?;
-        let detail = Detail { step: Some(step.as_str()), error: Some(error.to_event()), ..Detail::default() };
+        let detail = Detail { step: Some(step), error: Some(error.to_event()), ..Detail::default() };
         self.progress.emit(Some(plan.id), Some(run), EventKind::StepFailed, detail).await;
         Ok(())
     }
