@@ -109,7 +109,7 @@ impl Runner {
                     row
                 }
                 NewTenant::Exists(_) if store.has_succeeded_run(&cmd.tenant_id).await? => {
-                    store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, "provision").await?;
+                    store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
                     return Ok(Outcome::AlreadyDone);
                 }
                 NewTenant::Exists(row) => row,
@@ -132,7 +132,7 @@ impl Runner {
             },
             Action::Retry => match store.tenant(&cmd.tenant_id).await? {
                 Some(_) if store.has_succeeded_run(&cmd.tenant_id).await? => {
-                    store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, "retry").await?;
+                    store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
                     return Ok(Outcome::AlreadyDone);
                 }
                 Some(row) => row,
@@ -178,7 +178,7 @@ impl Runner {
     async fn reject(&self, cmd: &Command, reason: String) -> Result<Outcome, StoreError> {
         tracing::warn!(%reason, "command rejected");
         self.progress.rejected(Some(cmd.tenant_id), "rejected", &reason).await;
-        self.deps.store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind().as_str()).await?;
+        self.deps.store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
         Ok(Outcome::Rejected { reason })
     }
 
@@ -211,7 +211,7 @@ impl Runner {
             tracing::warn!(error = %e, "refused purchase recorded but not yet announced; trying again");
             return Ok(Outcome::RetryLater { delay: Duration::from_secs(5) });
         }
-        self.deps.store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind().as_str()).await?;
+        self.deps.store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
         Ok(Outcome::Refused { reason: refusal.reason.to_owned() })
     }
 
@@ -235,8 +235,7 @@ impl Runner {
         alive: &dyn KeepAlive,
     ) -> Result<Outcome, StoreError> {
         let store = &self.deps.store;
-        let kind = cmd.action.kind().as_str();
-        let run = store.start_run(&plan.id, cmd.id.as_str(), kind).await?;
+        let run = store.start_run(&plan.id, cmd.id.as_str(), cmd.action.kind()).await?;
         self.set_status(plan, run, TenantStatus::Provisioning, format!("tenant {} is provisioning", plan.slug)).await?;
         let checkpoint = |step: StepName, label: &'static str| -> futures::future::BoxFuture<'static, ()> {
             Box::pin(async move { failpoint::hit(&format!("{step}:{label}")).await })
@@ -395,7 +394,7 @@ impl Runner {
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
         let outcome = if status == TenantStatus::Active { RunStatus::Succeeded } else { RunStatus::Failed };
-        let kind = cmd.action.kind().as_str();
+        let kind = cmd.action.kind();
         let end = RunEnd { tenant: &plan.id, run, status, last_error, outcome, command_id: cmd.id.as_str(), kind };
         self.deps.store.end_run(end).await
     }

@@ -2,7 +2,7 @@
 //! redelivered purchase that its tenant exists; it is never pruned.
 
 use chrono::Utc;
-use landlord_protocol::{TenantId, TenantStatus};
+use landlord_protocol::{CommandKind, TenantId, TenantStatus};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use uuid::Uuid;
 
@@ -43,17 +43,17 @@ pub struct RunEnd<'a> {
     /// The run's recorded outcome (succeeded or failed).
     pub outcome: RunStatus,
     pub command_id: &'a str,
-    pub kind: &'a str,
+    pub kind: CommandKind,
 }
 
 impl Store {
-    pub async fn start_run(&self, id: &TenantId, command_id: &str, kind: &str) -> Result<Uuid, StoreError> {
+    pub async fn start_run(&self, id: &TenantId, command_id: &str, kind: CommandKind) -> Result<Uuid, StoreError> {
         let run_id = Uuid::new_v4();
         run::ActiveModel {
             id: Set(run_id.to_string()),
             tenant_id: Set(id.to_string()),
             command_id: Set(command_id.to_owned()),
-            kind: Set(kind.to_owned()),
+            kind: Set(kind.as_str().to_owned()),
             status: Set(RunStatus::Running.as_str().into()),
             started_at: Set(Utc::now()),
             finished_at: Set(None),
