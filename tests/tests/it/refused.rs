@@ -79,23 +79,6 @@ async fn a_paid_checkout_with_invalid_metadata_is_recorded_announced_and_makes_n
     assert_eq!(again.json::<serde_json::Value>().await.unwrap()["duplicate"], true);
     assert_eq!(app.store.refused_purchases(true).await.unwrap().len(), 1);
     assert!(app.store.tenants().await.unwrap().is_empty(), "no tenant was made");
-
-    // The operator sees it, settles it, and it leaves the open list but stays on record.
-    let (ok, listed) = landlord_cli(&app, &["purchases", "refused"]);
-    assert!(ok, "{listed}");
-    assert!(
-        listed.contains(&tenant.to_string()) && listed.contains("cus_Refused1") && listed.contains(&session),
-        "{listed}"
-    );
-    let (ok, tenants) = landlord_cli(&app, &["tenants", "list"]);
-    assert!(ok && tenants.contains("1 paid purchase(s) refused"), "{tenants}");
-    let (ok, out) = landlord_cli(&app, &["purchases", "dismiss", &tenant.to_string(), "--by", "ops-anna"]);
-    assert!(ok, "{out}");
-    let (ok, out) = landlord_cli(&app, &["purchases", "dismiss", &tenant.to_string()]);
-    assert!(!ok && out.contains("no open refused purchase"), "dismissing twice is an error: {out}");
-    assert!(app.store.refused_purchases(false).await.unwrap().is_empty());
-    let kept = app.store.refused_purchases(true).await.unwrap();
-    assert_eq!(kept[0].dismissed_by.as_deref(), Some("ops-anna"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,4 +131,31 @@ async fn a_purchase_of_a_taken_subdomain_is_refused_and_the_holder_is_untouched(
     let events = app.events_until(&holder, |e| e.kind == EventKind::Rejected).await;
     assert!(events.last().unwrap().error.as_ref().unwrap().message.contains("exists"), "{events:?}");
     assert!(app.store.refused_purchases(true).await.unwrap().iter().all(|r| r.tenant_id != holder.to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_lists_a_refused_purchase_and_dismisses_it_once() {
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let session = format!("cs_test_{}", unique_slug("settle").replace('-', "_"));
+    let tenant = TenantId::from_checkout_session(&session);
+    let res = app.post_signed(paid_by("evt_settle_1", &session, "cus_Refused1", plan_metadata("Bad Slug", 1, 1))).await;
+    assert_eq!(res.status(), 200);
+    refusal_of(&app, &tenant).await;
+
+    // The operator sees it, settles it, and it leaves the open list but stays on record.
+    let (ok, listed) = landlord_cli(&app, &["purchases", "refused"]);
+    assert!(ok, "{listed}");
+    assert!(
+        listed.contains(&tenant.to_string()) && listed.contains("cus_Refused1") && listed.contains(&session),
+        "{listed}"
+    );
+    let (ok, tenants) = landlord_cli(&app, &["tenants", "list"]);
+    assert!(ok && tenants.contains("1 paid purchase(s) refused"), "{tenants}");
+    let (ok, out) = landlord_cli(&app, &["purchases", "dismiss", &tenant.to_string(), "--by", "ops-anna"]);
+    assert!(ok, "{out}");
+    let (ok, out) = landlord_cli(&app, &["purchases", "dismiss", &tenant.to_string()]);
+    assert!(!ok && out.contains("no open refused purchase"), "dismissing twice is an error: {out}");
+    assert!(app.store.refused_purchases(false).await.unwrap().is_empty());
+    let kept = app.store.refused_purchases(true).await.unwrap();
+    assert_eq!(kept[0].dismissed_by.as_deref(), Some("ops-anna"));
 }
