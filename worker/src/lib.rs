@@ -65,7 +65,7 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
     let runner = Runner {
         deps,
         progress: progress.clone(),
-        plan: steps::provisioning(),
+        flows: steps::Flows::default(),
         config: cfg.clone(),
         shutdown: CancellationToken::new(),
     };

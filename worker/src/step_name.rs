@@ -17,16 +17,20 @@ pub enum StepName {
     DeployStack,
     HealthCheck,
     Activate,
+    LockLogin,
+    UnlockLogin,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 6] = [
+    pub const ALL: [StepName; 8] = [
         Self::CreateDatabase,
         Self::ApplySchema,
         Self::ConfigureDns,
         Self::DeployStack,
         Self::HealthCheck,
         Self::Activate,
+        Self::LockLogin,
+        Self::UnlockLogin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +41,8 @@ impl StepName {
             Self::DeployStack => "deploy_stack",
             Self::HealthCheck => "health_check",
             Self::Activate => "activate",
+            Self::LockLogin => "lock_login",
+            Self::UnlockLogin => "unlock_login",
         }
     }
 

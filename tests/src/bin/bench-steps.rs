@@ -74,7 +74,7 @@ async fn main() {
     .await;
     let parallel = landlord_worker::build(&app.worker_config, &app.bus, Some(&aws)).await.unwrap();
     let mut sequential = landlord_worker::build(&app.worker_config, &app.bus, Some(&aws)).await.unwrap();
-    sequential.runner.plan = sequential.runner.plan.one_by_one();
+    sequential.runner.flows.provision = sequential.runner.flows.provision.one_by_one();
 
     let (mut with_plan, mut one_by_one) = (Vec::new(), Vec::new());
     for i in 0..runs * 2 {

@@ -10,6 +10,7 @@ mod infra;
 mod ingress_edges;
 mod isolation;
 mod leases;
+mod lifecycle;
 mod nats_auth;
 mod ownership;
 mod provision;

@@ -10,18 +10,23 @@ use uuid::Uuid;
 use super::Runner;
 use crate::{
     progress::Detail,
-    steps::{StepContext, StepDone, StepName},
+    steps::{Plan, StepContext, StepDone, StepName},
     store::{StepState, StoreError},
 };
 
 impl Runner {
     /// Undoes what policy says; returns the steps undone. An undo that fails is reported and the rest go
     /// on: the tenant is failed either way and the retry starts from the recorded states.
-    pub(super) async fn compensate(&self, ctx: &StepContext<'_>, run: Uuid) -> Result<Vec<StepName>, StoreError> {
+    pub(super) async fn compensate(
+        &self,
+        plan: &Plan,
+        ctx: &StepContext<'_>,
+        run: Uuid,
+    ) -> Result<Vec<StepName>, StoreError> {
         let (store, tenant) = (&self.deps.store, ctx.tenant.id);
         let mut undone = Vec::new();
         // Reverse plan order is reverse dependency order: a step is undone before anything it needed.
-        for planned in self.plan.steps().iter().rev() {
+        for planned in plan.steps().iter().rev() {
             let (step, step_name) = (planned.step.as_ref(), planned.name());
             let name = step_name.as_str();
             if !self.config.compensate.contains(&step_name) {
@@ -60,13 +65,13 @@ impl Runner {
         // (the schema inside a dropped database) and is reset whatever its state; one that needed it
         // through another (the health check of a tenant whose database is gone) is reset when it had
         // settled, and a failed one keeps its error for operators (it runs again anyway).
-        for planned in self.plan.steps() {
+        for planned in plan.steps() {
             let name = planned.name();
             if undone.contains(&name) {
                 continue;
             }
             let direct = planned.needs.iter().any(|need| undone.contains(need));
-            let through = self.plan.requires(name).iter().any(|need| undone.contains(need));
+            let through = plan.requires(name).iter().any(|need| undone.contains(need));
             let Some(state) = store.step(&tenant, name).await? else { continue };
             if direct || (through && StepState::is_settled(&state.status)) {
                 store.step_finished(&tenant, name, StepState::Undone, std::time::Duration::ZERO, None).await?;

@@ -22,18 +22,15 @@ impl Runner {
         step: &dyn Step,
         ctx: &StepContext<'_>,
         run: Uuid,
+        during: TenantStatus,
     ) -> Result<Result<(), StepError>, StoreError> {
         let (store, step_name, tenant) = (&self.deps.store, step.name(), ctx.tenant.id);
         let name = step_name.as_str();
         let mut delays = self.config.retry_for(step_name).backoff().build();
         loop {
             let attempt = store.step_started(&tenant, step_name, run).await?;
-            let detail = Detail {
-                step: Some(step_name),
-                attempt: Some(attempt),
-                status: Some(TenantStatus::Provisioning),
-                ..Detail::default()
-            };
+            let detail =
+                Detail { step: Some(step_name), attempt: Some(attempt), status: Some(during), ..Detail::default() };
             self.progress.emit(Some(tenant), Some(run), EventKind::StepStarted, detail).await;
             let started = Instant::now();
             let result = step.run(ctx).await;
@@ -51,7 +48,7 @@ impl Runner {
                     store.step_finished(&tenant, step_name, state, took, None).await?;
                     tracing::info!(step = name, attempt, duration_ms = took.as_millis() as u64, %message, "step succeeded");
                     // The tenant becomes active only when the run ends, after its last step.
-                    let status = Some(TenantStatus::Provisioning);
+                    let status = Some(during);
                     self.progress
                         .emit(Some(tenant), Some(run), kind, Detail { message: Some(message), status, ..base })
                         .await;
@@ -63,10 +60,10 @@ impl Runner {
                         .await?;
                     let next = if e.is_transient() { delays.next() } else { None };
                     let (kind, status) = match next {
-                        Some(_) => (EventKind::StepRetrying, TenantStatus::Provisioning),
-                        None if e.is_transient() => (EventKind::StepFailed, TenantStatus::Provisioning),
+                        Some(_) => (EventKind::StepRetrying, during),
+                        None if e.is_transient() => (EventKind::StepFailed, during),
                         // The tenant is marked failed only once compensation ran and the run is recorded.
-                        None => (EventKind::StepFailed, TenantStatus::Provisioning),
+                        None => (EventKind::StepFailed, during),
                     };
                     tracing::warn!(step = name, attempt, error = %e, retry_in = ?next, "step failed");
                     let detail = Detail { error: Some(e.to_event()), status: Some(status), ..base };

@@ -22,7 +22,7 @@ use crate::{
     failpoint,
     keepalive::KeepAlive,
     progress::{Detail, Progress},
-    steps::{Deps, Plan, PlannedStep, StepContext, StepName, TenantPlan},
+    steps::{Deps, Flows, Plan, PlannedStep, StepContext, StepName, TenantPlan},
     store::{NewTenant, Refusal, RefusalCode, RunEnd, RunStatus, StepState, StoreError, entities::tenant},
 };
 
@@ -47,6 +47,17 @@ pub enum Outcome {
     Interrupted,
 }
 
+/// One flow as a run of it goes: its plan, the tenant's status while it runs, when it succeeds and when it
+/// fails for good, and whether it may happen again for the same tenant (suspend, resume) or resumes where
+/// an earlier command left it (provisioning, whose retry continues).
+struct Flow<'a> {
+    plan: &'a Plan,
+    during: TenantStatus,
+    ending: TenantStatus,
+    failed: TenantStatus,
+    repeatable: bool,
+}
+
 /// Why a run stopped before its last step.
 enum Stop {
     /// The worker is shutting down.
@@ -60,8 +71,8 @@ enum Stop {
 pub struct Runner {
     pub deps: Deps,
     pub progress: Progress,
-    /// The flow this runner runs (provisioning).
-    pub plan: Plan,
+    /// The flows this runner runs: provisioning, suspension, resumption.
+    pub flows: Flows,
     /// Retry policies and the compensation policy.
     pub config: WorkerConfig,
     /// Cancelled on shutdown: runs stop at the next step boundary.
@@ -70,7 +81,7 @@ pub struct Runner {
 
 impl std::fmt::Debug for Runner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runner").field("plan", &self.plan).finish()
+        f.debug_struct("Runner").field("flows", &self.flows).finish()
     }
 }
 
@@ -163,6 +174,39 @@ impl Runner {
                 };
                 return self.refuse(cmd, refusal).await;
             }
+            Action::Suspend | Action::Resume => {
+                let Some(row) = store.tenant(&cmd.tenant_id).await? else {
+                    return self.reject(cmd, format!("no tenant {}", cmd.tenant_id)).await;
+                };
+                let (from, to) = if matches!(cmd.action, Action::Suspend) {
+                    (TenantStatus::Active, TenantStatus::Suspended)
+                } else {
+                    (TenantStatus::Suspended, TenantStatus::Active)
+                };
+                let status = TenantStatus::parse(&row.status);
+                // Already there (a repeated click, a second suspension request): nothing to do.
+                if status == Some(to) {
+                    store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
+                    return Ok(Outcome::AlreadyDone);
+                }
+                if status != Some(from) && status != Some(to) {
+                    let reason = format!(
+                        "tenant {} is {}; only an {} tenant can be {}",
+                        row.slug,
+                        row.status,
+                        from.as_str(),
+                        if to == TenantStatus::Suspended { "suspended" } else { "resumed" }
+                    );
+                    return self.reject(cmd, reason).await;
+                }
+                let plan = match plan_of(&row) {
+                    Ok(p) => p,
+                    Err(reason) => return self.reject(cmd, reason).await,
+                };
+                let flow = if to == TenantStatus::Suspended { &self.flows.suspend } else { &self.flows.resume };
+                let run = Flow { plan: flow, during: from, ending: to, failed: from, repeatable: true };
+                return self.run_flow(cmd, &plan, run, delivered, alive).await;
+            }
             other => {
                 let reason = format!("command kind {} is not handled by this worker version", other.kind().as_str());
                 return self.reject(cmd, reason).await;
@@ -172,7 +216,14 @@ impl Runner {
             Ok(p) => p,
             Err(reason) => return self.reject(cmd, reason).await,
         };
-        self.provision(cmd, &plan, delivered, alive).await
+        let flow = Flow {
+            plan: &self.flows.provision,
+            during: TenantStatus::Provisioning,
+            ending: TenantStatus::Active,
+            failed: TenantStatus::Failed,
+            repeatable: false,
+        };
+        self.run_flow(cmd, &plan, flow, delivered, alive).await
     }
 
     async fn reject(&self, cmd: &Command, reason: String) -> Result<Outcome, StoreError> {
@@ -227,23 +278,32 @@ impl Runner {
         Ok(())
     }
 
-    async fn provision(
+    async fn run_flow(
         &self,
         cmd: &Command,
         plan: &TenantPlan,
+        flow: Flow<'_>,
         delivered: i64,
         alive: &dyn KeepAlive,
     ) -> Result<Outcome, StoreError> {
         let store = &self.deps.store;
         let run = store.start_run(&plan.id, cmd.id.as_str(), cmd.action.kind()).await?;
-        self.set_status(plan, run, TenantStatus::Provisioning, format!("tenant {} is provisioning", plan.slug)).await?;
+        if flow.during == TenantStatus::Provisioning {
+            self.set_status(plan, run, TenantStatus::Provisioning, format!("tenant {} is provisioning", plan.slug))
+                .await?;
+        }
+        if flow.repeatable {
+            // A flow that happens again and again (suspend, resume) starts afresh for each command: its steps'
+            // records from an earlier command do not count, those of an earlier delivery of this one do.
+            store.reset_steps_of_other_commands(&plan.id, flow.plan.names(), cmd.id.as_str()).await?;
+        }
         let checkpoint = |step: StepName, label: &'static str| -> futures::future::BoxFuture<'static, ()> {
             Box::pin(async move { failpoint::hit(&format!("{step}:{label}")).await })
         };
         let ctx = StepContext { tenant: plan, deps: &self.deps, alive, checkpoint: &checkpoint };
         let ctx = &ctx;
         let mut settled = Vec::new();
-        for name in self.plan.names() {
+        for name in flow.plan.names() {
             if store.step(&plan.id, name).await?.is_some_and(|s| StepState::is_settled(&s.status)) {
                 settled.push(name);
             }
@@ -262,14 +322,14 @@ impl Runner {
                 stop = Some(Stop::Interrupted);
             }
             if stop.is_none() {
-                let ready = self.plan.ready(&settled).into_iter().filter(|s| !in_flight.contains(&s.name()));
+                let ready = flow.plan.ready(&settled).into_iter().filter(|s| !in_flight.contains(&s.name()));
                 for planned in ready.collect::<Vec<&PlannedStep>>() {
                     let name = planned.name();
                     in_flight.push(name);
                     alive.touch().await;
                     running.push(async move {
                         failpoint::hit(&format!("before:{name}")).await;
-                        let result = self.run_step(planned.step.as_ref(), ctx, run).await;
+                        let result = self.run_step(planned.step.as_ref(), ctx, run, flow.during).await;
                         if matches!(result, Ok(Ok(()))) {
                             failpoint::hit(&format!("after:{name}")).await;
                         }
@@ -313,7 +373,7 @@ impl Runner {
             return Err(e);
         }
         // Shutdown while the last steps ran: they finished, so the run is complete, not interrupted.
-        if matches!(stop, Some(Stop::Interrupted)) && self.plan.names().all(|n| settled.contains(&n)) {
+        if matches!(stop, Some(Stop::Interrupted)) && flow.plan.names().all(|n| settled.contains(&n)) {
             stop = None;
         }
         match stop {
@@ -328,13 +388,13 @@ impl Runner {
                 tracing::warn!(step = %name, error = %e, ?delay, "transient error outlasted retries; will resume later");
                 return Ok(Outcome::RetryLater { delay });
             }
-            Some(Stop::Permanent(name, e)) => return self.fail(cmd, plan, run, ctx, name, e).await,
+            Some(Stop::Permanent(name, e)) => return self.fail(cmd, plan, run, ctx, &flow, name, e).await,
         }
-        // The tenant becomes active together with its run's record, in one transaction.
-        self.end(cmd, plan, run, TenantStatus::Active, None).await?;
-        let message = format!("tenant {} is active", plan.slug);
+        // The tenant takes its new status together with its run's record, in one transaction.
+        self.end(cmd, plan, run, flow.ending, RunStatus::Succeeded, None).await?;
+        let message = format!("tenant {} is {}", plan.slug, flow.ending.as_str());
         let id = Some(ending_event_id(&plan.id, cmd));
-        self.announce_status(plan, run, TenantStatus::Active, None, message, id).await;
+        self.announce_status(plan, run, flow.ending, None, message, id).await;
         Ok(Outcome::Completed)
     }
 
@@ -362,25 +422,27 @@ impl Runner {
     }
 
     /// After a permanent failure: undoes what policy says, then ends the run with the tenant `failed`.
+    #[allow(clippy::too_many_arguments)]
     async fn fail(
         &self,
         cmd: &Command,
         plan: &TenantPlan,
         run: Uuid,
         ctx: &StepContext<'_>,
+        flow: &Flow<'_>,
         name: StepName,
         e: StepError,
     ) -> Result<Outcome, StoreError> {
-        let undone = self.compensate(ctx, run).await?;
+        let undone = self.compensate(flow.plan, ctx, run).await?;
         let message = if undone.is_empty() {
             format!("tenant {} failed at {name}: {}", plan.slug, e.message)
         } else {
             let list: Vec<&str> = undone.iter().map(|n| n.as_str()).collect();
             format!("tenant {} failed at {name}: {}; undone: {}", plan.slug, e.message, list.join(", "))
         };
-        self.end(cmd, plan, run, TenantStatus::Failed, Some(&e.message)).await?;
+        self.end(cmd, plan, run, flow.failed, RunStatus::Failed, Some(&e.message)).await?;
         let id = Some(ending_event_id(&plan.id, cmd));
-        self.announce_status(plan, run, TenantStatus::Failed, Some(&e), message, id).await;
+        self.announce_status(plan, run, flow.failed, Some(&e), message, id).await;
         Ok(Outcome::Failed { step: name, code: e.code, undone })
     }
 
@@ -391,9 +453,9 @@ impl Runner {
         plan: &TenantPlan,
         run: Uuid,
         status: TenantStatus,
+        outcome: RunStatus,
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let outcome = if status == TenantStatus::Active { RunStatus::Succeeded } else { RunStatus::Failed };
         let kind = cmd.action.kind();
         let end = RunEnd { tenant: &plan.id, run, status, last_error, outcome, command_id: cmd.id.as_str(), kind };
         self.deps.store.end_run(end).await

@@ -7,6 +7,7 @@ mod configure_dns;
 mod create_database;
 mod deploy_stack;
 mod health_check;
+mod login_lock;
 pub mod ownership;
 mod plan;
 
@@ -19,6 +20,7 @@ pub use configure_dns::{ConfigureDns, apply as apply_dns};
 pub use create_database::CreateDatabase;
 pub use deploy_stack::DeployStack;
 pub use health_check::HealthCheck;
+pub use login_lock::{LockLogin, UnlockLogin};
 pub use plan::{Plan, PlannedStep};
 
 pub use crate::{
@@ -113,6 +115,30 @@ pub fn provisioning() -> Plan {
     ])
 }
 
+/// Suspending a tenant: its login is locked and its sessions ended.
+pub fn suspension() -> Plan {
+    Plan::new(vec![PlannedStep::new(StepName::LockLogin, &[])])
+}
+
+/// Resuming a suspended tenant: exactly what suspension did, undone.
+pub fn resumption() -> Plan {
+    Plan::new(vec![PlannedStep::new(StepName::UnlockLogin, &[])])
+}
+
+/// Every flow a worker runs, each a plan of steps.
+#[derive(Debug)]
+pub struct Flows {
+    pub provision: Plan,
+    pub suspend: Plan,
+    pub resume: Plan,
+}
+
+impl Default for Flows {
+    fn default() -> Self {
+        Self { provision: provisioning(), suspend: suspension(), resume: resumption() }
+    }
+}
+
 /// The implementation of a step, by name.
 pub fn step(name: StepName) -> Box<dyn Step> {
     match name {
@@ -122,5 +148,7 @@ pub fn step(name: StepName) -> Box<dyn Step> {
         StepName::DeployStack => Box::new(DeployStack),
         StepName::HealthCheck => Box::new(HealthCheck),
         StepName::Activate => Box::new(Activate),
+        StepName::LockLogin => Box::new(LockLogin),
+        StepName::UnlockLogin => Box::new(UnlockLogin),
     }
 }

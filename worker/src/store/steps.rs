@@ -8,7 +8,10 @@ use landlord_protocol::TenantId;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
-use super::{Store, StoreError, entities::tenant_step};
+use super::{
+    Store, StoreError,
+    entities::{run, tenant_step},
+};
 use crate::step_name::StepName;
 
 /// A step's recorded outcome for a tenant.
@@ -101,6 +104,29 @@ impl Store {
             ..Default::default()
         };
         row.update(self.connection()).await?;
+        Ok(())
+    }
+
+    /// Marks `steps` not yet done for this command when an earlier command settled them: flows that
+    /// happen again and again (suspend, resume) start afresh for each command, while a redelivery of the
+    /// same command still passes over what it already did.
+    pub async fn reset_steps_of_other_commands(
+        &self,
+        id: &TenantId,
+        steps: impl Iterator<Item = StepName>,
+        command_id: &str,
+    ) -> Result<(), StoreError> {
+        for step in steps {
+            let Some(row) = self.step(id, step).await? else { continue };
+            if !StepState::is_settled(&row.status) {
+                continue;
+            }
+            let by = run::Entity::find_by_id(row.run_id.clone()).one(self.connection()).await?;
+            if by.is_some_and(|r| r.command_id == command_id) {
+                continue;
+            }
+            self.step_finished(id, step, StepState::Undone, Duration::ZERO, None).await?;
+        }
         Ok(())
     }
 }

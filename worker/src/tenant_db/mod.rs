@@ -154,6 +154,14 @@ impl TenantDbServer {
     }
 
     /// Drops the login; a missing one is fine.
+    /// Locks a login and ends its sessions (a suspended tenant), or unlocks it (resumed).
+    pub async fn set_login_locked(&self, login: &LoginName, locked: bool) -> Result<(), StepError> {
+        match self.dialect {
+            Dialect::MySql => mysql::set_login_locked(&self.admin, login, locked).await,
+            Dialect::Postgres => postgres::set_login_locked(&self.admin, login, locked).await,
+        }
+    }
+
     pub async fn drop_login(&self, login: &LoginName) -> Result<(), StepError> {
         match self.dialect {
             Dialect::MySql => mysql::drop_login(&self.admin, login).await,

@@ -93,6 +93,28 @@ pub async fn drop_db(admin: &DatabaseConnection, db: &DatabaseName) -> Result<()
     Ok(())
 }
 
+/// Locks (or unlocks) the login; locking also ends its open sessions, so a suspended tenant's application
+/// loses the database at once, not at its next reconnect.
+pub async fn set_login_locked(admin: &DatabaseConnection, login: &LoginName, locked: bool) -> Result<(), StepError> {
+    let lock = if locked { "LOCK" } else { "UNLOCK" };
+    admin.execute_unprepared(&format!("ALTER USER '{}'@'%' ACCOUNT {lock}", login.as_str())).await?;
+    if locked {
+        let sessions = admin
+            .query_all_raw(SqlStatement::from_sql_and_values(
+                DbBackend::MySql,
+                "SELECT CAST(ID AS SIGNED) AS id FROM information_schema.PROCESSLIST WHERE USER = ?",
+                [login.as_str().into()],
+            ))
+            .await?;
+        for row in sessions {
+            let id: i64 = row.try_get("", "id")?;
+            // A session that ended meanwhile is what we wanted anyway.
+            admin.execute_unprepared(&format!("KILL CONNECTION {id}")).await.ok();
+        }
+    }
+    Ok(())
+}
+
 pub async fn drop_login(admin: &DatabaseConnection, login: &LoginName) -> Result<(), StepError> {
     admin.execute_unprepared(&format!("DROP USER IF EXISTS '{}'@'%'", login.as_str())).await?;
     Ok(())

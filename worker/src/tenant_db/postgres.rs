@@ -88,6 +88,22 @@ pub async fn drop_db(admin: &DatabaseConnection, db: &DatabaseName) -> Result<()
     Ok(())
 }
 
+/// `NOLOGIN` (or `LOGIN`) on the tenant's role; locking also ends its open sessions.
+pub async fn set_login_locked(admin: &DatabaseConnection, login: &LoginName, locked: bool) -> Result<(), StepError> {
+    let can = if locked { "NOLOGIN" } else { "LOGIN" };
+    admin.execute_unprepared(&format!("ALTER ROLE {} {can}", login.pg())).await?;
+    if locked {
+        admin
+            .execute_raw(SqlStatement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                [login.as_str().into()],
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn drop_login(admin: &DatabaseConnection, login: &LoginName) -> Result<(), StepError> {
     admin.execute_unprepared(&format!("DROP ROLE IF EXISTS {}", login.pg())).await?;
     Ok(())
