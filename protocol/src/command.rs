@@ -52,6 +52,10 @@ pub struct ProvisionSpec {
     /// The Stripe purchase that pays for the tenant; absent when an operator asked for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purchase: Option<Purchase>,
+    /// The purchase named no subdomain, so Landlord derived `slug` from the store's name: when another
+    /// tenant holds it, the worker adds a short suffix instead of refusing the purchase.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slug_derived: bool,
 }
 
 /// Where a purchase came from in Stripe, for the operator who has to find it there (to refund it, say).

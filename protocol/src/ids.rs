@@ -179,6 +179,42 @@ impl TenantSlug {
         Ok(Self(s.to_owned()))
     }
 
+    /// A subdomain made from a store's name, for a purchase that named none: transliterated to ASCII
+    /// ("Café Müller" → `cafe-muller`), lowercased, every run of other characters one hyphen, starting with a
+    /// letter (`shop-` is put before a digit), short enough to take a collision suffix
+    /// ([`TenantSlug::with_suffix`]), and never a reserved name (`-shop` is added to one).
+    pub fn derive(store_name: &str) -> Self {
+        let ascii = deunicode::deunicode(store_name).to_ascii_lowercase();
+        let mut slug = String::new();
+        for c in ascii.chars() {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c);
+            } else if !slug.is_empty() && !slug.ends_with('-') {
+                slug.push('-');
+            }
+        }
+        if !slug.starts_with(|c: char| c.is_ascii_lowercase()) {
+            slug = format!("shop-{slug}");
+        }
+        slug.truncate(Self::MAX_LEN - Self::SUFFIX_ROOM);
+        let mut slug = slug.trim_end_matches('-').to_owned();
+        if slug.len() < 3 || RESERVED_SLUGS.contains(&slug.as_str()) {
+            slug.push_str("-shop");
+        }
+        Self::parse(&slug).expect("a derived subdomain follows the rules it was made to")
+    }
+
+    /// Room kept at the end of a derived subdomain for `-` and a suffix of up to 5 characters.
+    const SUFFIX_ROOM: usize = 6;
+
+    /// This subdomain with `-<suffix>` (letters and digits) added, shortened first so it stays within the
+    /// limit: what a derived subdomain becomes when another tenant holds it.
+    pub fn with_suffix(&self, suffix: &str) -> Result<Self, IdError> {
+        let room = Self::MAX_LEN.saturating_sub(suffix.len() + 1);
+        let base: String = self.0.chars().take(room).collect();
+        Self::parse(&format!("{}-{suffix}", base.trim_end_matches('-')))
+    }
+
     /// A subdomain Landlord stored earlier: the same shape rules, but a name reserved since the tenant was
     /// made (the list grows) stays the tenant's, so its retries, DNS and offboarding keep working.
     pub fn parse_stored(s: &str) -> Result<Self, IdError> {
@@ -343,6 +379,26 @@ plan_number!(SubscriptionTypeId, "subscription type id");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subdomain_is_derived_from_any_store_name() {
+        for (name, slug) in [
+            ("Café Müller & Söhne", "cafe-muller-sohne"),
+            ("  ACME   Bakery!!", "acme-bakery"),
+            ("7 Eleven", "shop-7-eleven"),
+            ("Админ", "admin-shop"),
+            ("北京 Tea", "bei-jing-tea"),
+            ("!!!", "shop"),
+            ("A", "a-shop"),
+            ("x'; DROP DATABASE test; --", "x-drop-database-test"),
+        ] {
+            assert_eq!(TenantSlug::derive(name).as_str(), slug, "{name}");
+        }
+        let long = TenantSlug::derive(&"very long store name ".repeat(10));
+        assert!(long.as_str().len() <= TenantSlug::MAX_LEN - 6, "{long}");
+        let taken = long.with_suffix("a1b2").unwrap();
+        assert!(taken.as_str().ends_with("-a1b2") && taken.as_str().len() <= TenantSlug::MAX_LEN, "{taken}");
+    }
 
     #[test]
     fn a_stored_slug_reserved_since_is_still_read_but_not_accepted_anew() {

@@ -126,8 +126,10 @@ fn provision_spec(session: &CheckoutSession, purchase: Purchase) -> Result<Provi
             }
         }
     };
-    let (slug, store, package, kind) =
-        (field("subdomain"), field("store_name"), field("package_id"), field("subscription_type_id"));
+    let (store, package, kind) = (field("store_name"), field("package_id"), field("subscription_type_id"));
+    // No subdomain: one is made from the store's name (and made unique by the worker if it is taken).
+    let slug = session.metadata.get("subdomain").cloned().flatten();
+    let slug_derived = slug.is_none();
     let email = session.email();
     if email.is_none() {
         problems.push("customer_details.email is missing".into());
@@ -139,8 +141,11 @@ fn provision_spec(session: &CheckoutSession, purchase: Purchase) -> Result<Provi
     ) -> Option<T> {
         v.and_then(|s| parse(&s).map_err(|e| problems.push(e.to_string())).ok())
     }
-    let slug = check(&mut problems, slug, TenantSlug::parse);
     let store_name = check(&mut problems, store, StoreName::parse);
+    let slug = match slug {
+        Some(given) => check(&mut problems, Some(given), TenantSlug::parse),
+        None => store_name.as_ref().map(|name| TenantSlug::derive(name.as_str())),
+    };
     let package_id = check(&mut problems, package, PackageId::parse);
     let subscription_type_id = check(&mut problems, kind, SubscriptionTypeId::parse);
     let contact_email = check(&mut problems, email, ContactEmail::parse);
@@ -155,6 +160,7 @@ fn provision_spec(session: &CheckoutSession, purchase: Purchase) -> Result<Provi
                 package_id,
                 subscription_type_id,
                 purchase: Some(purchase),
+                slug_derived,
             })
         }
         _ => Err(WebhookError::Metadata(problems.join("; "))),
@@ -192,6 +198,22 @@ mod tests {
             (purchase.checkout_session.as_str(), purchase.customer.as_ref().unwrap().as_str()),
             ("cs_test_1", "cus_1")
         );
+    }
+
+    #[test]
+    fn without_a_subdomain_one_is_derived_from_the_store_name() {
+        let mut s = paid_session();
+        s["metadata"] =
+            serde_json::json!({"store_name": "Café Müller", "package_id": "1", "subscription_type_id": "2"});
+        let EventDecision::Provision(cmd) = decide(&event("checkout.session.completed", &s)).unwrap() else { panic!() };
+        let Action::Provision(spec) = &cmd.action else { panic!() };
+        assert_eq!((spec.slug.as_str(), spec.slug_derived), ("cafe-muller", true));
+        let EventDecision::Provision(cmd) = decide(&event("checkout.session.completed", &paid_session())).unwrap()
+        else {
+            panic!()
+        };
+        let Action::Provision(spec) = &cmd.action else { panic!() };
+        assert!(!spec.slug_derived, "a subdomain the buyer chose is never changed");
     }
 
     #[test]

@@ -42,6 +42,7 @@ fn provision(slug: &str) -> Command {
         package_id: PackageId::parse("2").unwrap(),
         subscription_type_id: SubscriptionTypeId::parse("1").unwrap(),
         purchase: None,
+        slug_derived: false,
     };
     let id = CommandId::parse(&format!("admin:bench-{slug}")).unwrap();
     Command::new(id, TenantId::new_random(), "bench", Action::Provision(spec))

@@ -102,3 +102,35 @@ async fn control_plane_on_postgres() {
     Box::pin(end_to_end(Engine::MariaDb, Some(url.to_string()))).await;
     admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
 }
+
+/// A checkout without `metadata.subdomain` gets one made from its store's name; a second store of the same
+/// name gets it with a short suffix instead of being refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_without_a_subdomain_gets_one_from_its_store_name() {
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let store_name = format!("Bäckerei {}", unique_slug("nord"));
+    let mut tenants = Vec::new();
+    for i in 0..2 {
+        let session = format!("cs_test_{}_{i}", unique_slug("derive").replace('-', "_"));
+        let metadata = serde_json::json!({"store_name": store_name, "package_id": "1", "subscription_type_id": "1"});
+        let body = landlord_tests::checkout_event(&format!("evt_{}", &session[8..]), &session, metadata);
+        assert_eq!(app.post_signed(body).await.status(), 200);
+        tenants.push(TenantId::from_checkout_session(&session));
+    }
+    let first = app.wait_for_status(&tenants[0], TenantStatus::Active).await;
+    let second = app.wait_for_status(&tenants[1], TenantStatus::Active).await;
+    let expected = landlord_protocol::TenantSlug::derive(&store_name);
+    assert!(first.slug.starts_with("backerei-"), "{}", first.slug);
+    let (mut slugs, mut suffixed) = (vec![first.slug.clone(), second.slug.clone()], 0);
+    slugs.sort();
+    for slug in &slugs {
+        if *slug != expected.as_str() {
+            assert!(slug.starts_with(&format!("{expected}-")) && slug.len() == expected.as_str().len() + 5, "{slug}");
+            suffixed += 1;
+        }
+    }
+    assert_eq!(suffixed, 1, "one store keeps the plain name, the other gets a suffix: {slugs:?}");
+    for slug in slugs {
+        app.drop_tenant_db(&slug).await;
+    }
+}

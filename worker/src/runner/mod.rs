@@ -11,7 +11,8 @@ use std::time::Duration;
 use futures::{StreamExt, stream::FuturesUnordered};
 
 use landlord_protocol::{
-    Action, Command, EventError, EventKind, PackageId, SubscriptionTypeId, TenantId, TenantSlug, TenantStatus,
+    Action, Command, EventError, EventKind, PackageId, ProvisionSpec, SubscriptionTypeId, TenantId, TenantSlug,
+    TenantStatus,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -110,7 +111,7 @@ impl Runner {
             return Ok(Outcome::AlreadyDone);
         }
         let row = match &cmd.action {
-            Action::Provision(spec) => match store.create_tenant(&cmd.tenant_id, spec).await? {
+            Action::Provision(spec) => match self.create_tenant(&cmd.tenant_id, spec).await? {
                 NewTenant::Created(row) => {
                     // A purchase refused earlier (its subdomain was taken) that a later delivery could fulfil
                     // is settled: the customer is served and must not be refunded.
@@ -224,6 +225,21 @@ impl Runner {
             repeatable: false,
         };
         self.run_flow(cmd, &plan, flow, delivered, alive).await
+    }
+
+    /// Records the tenant of a provision. A subdomain Landlord derived from the store's name that another
+    /// tenant holds gets a short suffix of this tenant's id (the same on every delivery) instead.
+    async fn create_tenant(&self, id: &TenantId, spec: &ProvisionSpec) -> Result<NewTenant, StoreError> {
+        let store = &self.deps.store;
+        match store.create_tenant(id, spec).await? {
+            NewTenant::SlugTaken if spec.slug_derived => {
+                let suffix = &id.as_uuid().simple().to_string()[..4];
+                let Ok(slug) = spec.slug.with_suffix(suffix) else { return Ok(NewTenant::SlugTaken) };
+                tracing::info!(%slug, "the derived subdomain is taken; this tenant gets a suffixed one");
+                store.create_tenant(id, &ProvisionSpec { slug, ..spec.clone() }).await
+            }
+            other => Ok(other),
+        }
     }
 
     async fn reject(&self, cmd: &Command, reason: String) -> Result<Outcome, StoreError> {
