@@ -8,3 +8,4 @@ mod db_outage;
 pub mod harness;
 mod nats_restart;
 mod shutdown;
+mod suspend;
