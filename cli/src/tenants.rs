@@ -13,7 +13,7 @@ pub enum Command {
     Show {
         id: String,
     },
-    /// Resumes a failed tenant at its first unfinished step (publishes a retry command).
+    /// Resumes a failed tenant at its unfinished steps (publishes a retry command).
     Retry {
         id: String,
     },

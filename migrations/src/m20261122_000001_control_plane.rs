@@ -1,7 +1,7 @@
 //! Tenants, their provisioning runs and steps, and the commands already processed.
 //!
 //! `tenant_steps` holds the latest outcome of each step per tenant: it is what makes a resumed run start
-//! at the first unfinished step. `processed_commands` remembers command ids far longer than JetStream's
+//! at the unfinished steps. `processed_commands` remembers command ids far longer than JetStream's
 //! duplicate window, so a Stripe retry days later is a no-op.
 
 use sea_orm_migration::{prelude::*, schema::*};

@@ -30,7 +30,7 @@ pub struct Command {
 pub enum Action {
     /// Create everything the tenant needs and make it active.
     Provision(ProvisionSpec),
-    /// Resume a failed run at its first unfinished step.
+    /// Resume a failed run at its unfinished steps.
     Retry,
     Suspend,
     Resume,

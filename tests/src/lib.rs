@@ -23,7 +23,7 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
-pub use moto::MotoServer;
+pub use moto::{MotoServer, sdk_config_at};
 pub use nats::{NatsServer, free_port, nats_server_binary};
 
 /// The admin token every [`TestApp`] ingress accepts.
@@ -374,6 +374,20 @@ pub fn purchase_body(slug: &str, package: u32, kind: u32) -> (Vec<u8>, TenantId)
     let session = format!("cs_test_{slug}");
     let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, kind));
     (body, TenantId::from_checkout_session(&session))
+}
+
+/// An `http://` address that accepts connections and never answers: a peer that hangs (an AWS endpoint,
+/// say). The connections are held until the test ends.
+pub async fn black_hole() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    format!("http://{addr}")
 }
 
 /// Metadata for a plan purchase.

@@ -43,13 +43,19 @@ impl MotoServer {
 
     /// What `AWS_ENDPOINT_URL`, `AWS_REGION` and test credentials would give.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto"))
-            .load()
-            .await
+        sdk_config_at(&self.endpoint).await
     }
+}
+
+/// AWS SDK configuration for an endpoint of the test's own (moto, or a peer that never answers), with test
+/// credentials in `us-east-1`.
+pub async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "test"))
+        .load()
+        .await
 }
 
 impl Drop for MotoServer {

@@ -122,7 +122,7 @@ fn command_id(headers: &HeaderMap) -> Result<CommandId, ApiError> {
     }
 }
 
-/// `POST /v1/tenants/{id}/provision`: resume a failed tenant at its first unfinished step.
+/// `POST /v1/tenants/{id}/provision`: resume a failed tenant at its unfinished steps.
 #[tracing::instrument(name = "retry_tenant", skip_all, fields(tenant_id = %tenant))]
 pub async fn retry(
     State(state): State<AppState>,

@@ -222,20 +222,7 @@ async fn a_foreign_dns_record_or_stack_is_refused_and_kept() {
 /// waiting. The DNS step is recorded as stopped, so a retry runs it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_failure_stops_the_steps_in_flight_beside_it() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await;
+    let aws = landlord_tests::sdk_config_at(&landlord_tests::black_hole().await).await;
     fn slow_dns(cfg: &mut landlord_worker::WorkerConfig, infra: &Infra) {
         with_infra(cfg, infra);
         cfg.dns_budget = std::time::Duration::from_secs(300);

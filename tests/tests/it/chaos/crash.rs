@@ -1,6 +1,6 @@
 //! Scenario 1: a worker SIGKILLed at every step boundary and in the middle of every step, with a second
 //! worker running. Every tenant ends active exactly once, with exactly one database, login, pair of DNS
-//! records and stack, and the second worker resumes at the first unfinished step.
+//! records and stack, and the second worker resumes at the unfinished steps.
 
 use std::time::{Duration, Instant};
 
@@ -105,7 +105,7 @@ async fn crash_at(point: String, aws: &Aws) -> Figures {
         .count();
     assert_eq!(live, 1, "{point}: stacks");
 
-    // Active exactly once, and the run resumed at the first unfinished step.
+    // Active exactly once, and the run resumed at the unfinished steps.
     // The status event follows the run's record by a moment: wait for it, then count.
     let activations = || async {
         let events = super::harness::all_events(&app).await;

@@ -1,5 +1,5 @@
 //! Graceful shutdown: SIGTERM during a step lets the step finish, stops the run at the next step
-//! boundary, releases the worker's leases and exits; another worker resumes at the first unfinished step.
+//! boundary, releases the worker's leases and exits; another worker resumes at the unfinished steps.
 
 use std::time::{Duration, Instant};
 
@@ -104,26 +104,13 @@ async fn sigterm_stops_at_a_checkpoint_and_releases_the_lease() {
     drop_database(&cp_name).await;
 }
 
-/// An address that accepts connections and never answers: an AWS endpoint that hangs.
-async fn black_hole() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
-    format!("http://{addr}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_within_the_grace_while_the_dns_retrier_waits_on_route53() {
     let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::new(Engine::MariaDb) }).await;
     let (control_plane, cp_name) = fresh_postgres_database("chaosdns").await;
     let store = Store::connect(&control_plane).await.unwrap();
     let logs = super::harness::log_dir("shutdown_dns");
-    let route53 = black_hole().await;
+    let route53 = landlord_tests::black_hole().await;
     let aws = |budget: &str, interval: &str| {
         vec![
             ("AWS_ENDPOINT_URL", route53.clone()),
