@@ -5,9 +5,12 @@ COPY . .
 RUN cargo build --release --locked --bins
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+# The database clients give offboarding its dump tools (mariadb-dump, pg_dump).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates mariadb-client postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/landlord /src/target/release/landlord-ingress /src/target/release/landlord-worker /usr/local/bin/
 COPY sql-scripts /srv/landlord/sql-scripts
+COPY plans.toml /srv/landlord/plans.toml
 COPY deploy /srv/landlord/deploy
 WORKDIR /srv/landlord
-ENV LANDLORD_SCRIPTS=/srv/landlord/sql-scripts
+ENV LANDLORD_SCRIPTS=/srv/landlord/sql-scripts LANDLORD_PLANS=/srv/landlord/plans.toml

@@ -16,9 +16,11 @@ pub struct Args {
     store_name: String,
     #[arg(long, default_value = "owner@demo-store.example")]
     email: String,
-    #[arg(long, default_value_t = 2)]
+    /// The plan's package (see plans.toml: 10 Essential, 20 Professional, 30 Premium, 40 Enterprise).
+    #[arg(long, default_value_t = 20)]
     package: u32,
-    #[arg(long = "type", default_value_t = 1)]
+    /// The plan's subscription type (10 General, 20 Made to Measure).
+    #[arg(long = "type", default_value_t = 10)]
     subscription_type: u32,
     /// Webhook secret to sign with (falls back to the development secret).
     #[arg(long, env = "LANDLORD_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]

@@ -31,6 +31,8 @@ pub struct IngressConfig {
     pub admin_tokens: Vec<SecretString>,
     /// How much the HTTP edge gives one caller before refusing.
     pub limits: Limits,
+    /// The plan catalogue purchases buy from (`LANDLORD_PLANS`, see `plans.toml`).
+    pub plans: landlord_protocol::Plans,
 }
 
 impl std::fmt::Debug for IngressConfig {
@@ -47,6 +49,7 @@ impl std::fmt::Debug for IngressConfig {
             .field("replicas", &self.replicas)
             .field("admin_tokens", &self.admin_tokens)
             .field("limits", &self.limits)
+            .field("plans", &self.plans.source())
             .finish()
     }
 }
@@ -97,6 +100,7 @@ struct Raw {
     http_header_timeout_secs: u64,
     http_max_concurrency: usize,
     admin_auth_failures_per_minute: u32,
+    plans: Option<String>,
 }
 
 impl Default for Raw {
@@ -120,6 +124,7 @@ impl Default for Raw {
             http_header_timeout_secs: limits.header_timeout.as_secs(),
             http_max_concurrency: limits.max_concurrency,
             admin_auth_failures_per_minute: limits.admin_auth_failures_per_minute,
+            plans: None,
         }
     }
 }
@@ -134,6 +139,8 @@ pub enum ConfigError {
     Zero { variable: &'static str },
     #[error("{0}")]
     Nats(String),
+    #[error("LANDLORD_PLANS: {0}")]
+    Plans(#[from] landlord_protocol::PlansError),
 }
 
 impl IngressConfig {
@@ -173,6 +180,7 @@ impl IngressConfig {
             raw.nats_tls_required,
         )
         .map_err(ConfigError::Nats)?;
+        let plans = landlord_protocol::Plans::load(raw.plans.as_deref())?;
         Ok(Self {
             http_addr: raw.http_addr,
             nats_auth,
@@ -183,6 +191,7 @@ impl IngressConfig {
             replicas: raw.nats_replicas.max(1),
             admin_tokens: parse_secrets(raw.admin_tokens.map(SecretString::from)),
             limits,
+            plans,
         })
     }
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub in_flight: Arc<Semaphore>,
     /// [`Limits::request_timeout`].
     pub request_timeout: Duration,
+    /// The plan catalogue purchases buy from.
+    pub plans: Arc<landlord_protocol::Plans>,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
             admin_auth_failures: Arc::new(AuthFailures::new(cfg.limits.admin_auth_failures_per_minute)),
             in_flight: Arc::new(Semaphore::new(cfg.limits.max_concurrency)),
             request_timeout: cfg.limits.request_timeout,
+            plans: Arc::new(cfg.plans),
         }
     }
 }
@@ -88,8 +91,9 @@ pub async fn run(cfg: IngressConfig, listener: TcpListener, shutdown: Cancellati
         StreamSettings { duplicate_window: cfg.duplicate_window, replicas: cfg.replicas, ..StreamSettings::default() };
     tokio::spawn(ensure_streams_until_done(bus.clone(), settings, shutdown.clone()));
     let limits = cfg.limits;
+    let plans = format!("{} ({} plans)", cfg.plans.source(), cfg.plans.all().len());
     let state = AppState::new(bus, cfg);
-    tracing::info!(addr = %listener.local_addr()?, ?limits, "ingress listening");
+    tracing::info!(addr = %listener.local_addr()?, ?limits, %plans, "ingress listening");
     // A request in flight at shutdown has at most its timeout left to finish.
     serve::serve(listener, router(state), limits.header_timeout, limits.request_timeout, shutdown).await;
     Ok(())

@@ -84,6 +84,14 @@ pub struct Options {
     pub replicas: usize,
     /// The tenant database server's admin URL, instead of the machine's server for `engine`.
     pub tenant_db: Option<String>,
+    /// The plan catalogue; [`test_plans`] unless a test brings its own.
+    pub plans: landlord_protocol::Plans,
+}
+
+/// The tests' catalogue (`tests/plans.toml`): the product's plans and packages 8 and 9 (type 10), whose
+/// scripts tests write themselves (or leave missing).
+pub fn test_plans() -> landlord_protocol::Plans {
+    landlord_protocol::Plans::read(&repo_root().join("tests/plans.toml")).expect("tests/plans.toml is valid")
 }
 
 /// Infrastructure a test set up (zone id, template path, bucket…), handed to [`Options::worker`].
@@ -93,6 +101,8 @@ pub struct Infra {
     pub template: Option<String>,
     pub scripts: Option<String>,
     pub health_url: Option<String>,
+    /// `LANDLORD_ARCHIVE` (`s3://…`), instead of the app's own folder.
+    pub archive: Option<String>,
 }
 
 impl Options {
@@ -111,6 +121,7 @@ impl Options {
             duplicate_window: Duration::from_secs(120),
             replicas: 1,
             tenant_db: None,
+            plans: test_plans(),
         }
     }
 }
@@ -159,6 +170,7 @@ impl TestApp {
             replicas: opts.replicas,
             admin_tokens: vec![SecretString::from(ADMIN_TOKEN.to_owned())],
             limits: landlord_ingress::Limits::default(),
+            plans: opts.plans.clone(),
         };
         tokio::spawn(landlord_ingress::run(ingress, listener, shutdown.clone()));
 
@@ -176,6 +188,7 @@ impl TestApp {
         let tenant_db = opts.tenant_db.clone().unwrap_or_else(|| tenant_db_url(opts.engine));
         worker_config.tenant_db_url = tenant_db.clone().into();
         worker_config.scripts = opts.scripts.display().to_string();
+        worker_config.archive = dir.path().join("archive").display().to_string();
         worker_config.retry = opts.retry.clone();
         worker_config.environment = "test".into();
         worker_config.poll =
@@ -261,7 +274,7 @@ impl TestApp {
     /// Pays for a tenant as Stripe would: a signed `checkout.session.completed` for session `cs_test_<slug>`
     /// with plan `package`/1 and subdomain `slug`. Asserts the ingress answered 200; returns the tenant.
     pub async fn buy(&self, slug: &str, package: u32) -> TenantId {
-        self.buy_plan(slug, package, 1).await
+        self.buy_plan(slug, package, 10).await
     }
 
     /// [`TestApp::buy`] with the subscription type too; the answer must name the purchase's tenant.
@@ -398,6 +411,36 @@ pub fn plan_metadata(slug: &str, package: u32, kind: u32) -> serde_json::Value {
         "package_id": package.to_string(),
         "subscription_type_id": kind.to_string(),
     })
+}
+
+/// Loads a dump into a fresh database `db` with the engine's own client as the administrator, as an
+/// operator restoring an offboarded tenant would; panics with the client's complaint when it fails.
+pub fn restore_dump(engine: Engine, dump: &std::path::Path, db: &str) {
+    let url = url::Url::parse(&tenant_db_url(engine)).expect("admin url");
+    let (host, port) = (url.host_str().unwrap_or("127.0.0.1").to_owned(), url.port());
+    let mut cmd = match engine {
+        Engine::MariaDb => {
+            let mut c = std::process::Command::new("mariadb");
+            c.arg(format!("--host={host}")).arg(format!("--port={}", port.unwrap_or(3306))).arg("--protocol=TCP");
+            c.arg(format!("--user={}", url.username())).arg(db);
+            if let Some(p) = url.password() {
+                c.env("MYSQL_PWD", p);
+            }
+            c
+        }
+        Engine::Postgres => {
+            let mut c = std::process::Command::new("psql");
+            c.arg(format!("--host={host}")).arg(format!("--port={}", port.unwrap_or(5432)));
+            c.arg(format!("--username={}", url.username())).arg(format!("--dbname={db}"));
+            c.args(["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1"]);
+            if let Some(p) = url.password() {
+                c.env("PGPASSWORD", p);
+            }
+            c
+        }
+    };
+    let out = cmd.stdin(std::fs::File::open(dump).expect("dump file")).output().expect("the database client runs");
+    assert!(out.status.success(), "restoring {} failed: {}", dump.display(), String::from_utf8_lossy(&out.stderr));
 }
 
 /// One number from a query such as `SELECT COUNT(*) AS n …`.

@@ -32,6 +32,8 @@ pub struct WorkerConfig {
     pub secret_keys: Option<SecretString>,
     /// Plan scripts: a folder holding `mysql/` and `postgres/`, or `s3://bucket/prefix/` with the same layout.
     pub scripts: String,
+    /// Where offboarded tenants' final dumps go: a folder, or `s3://bucket/prefix/`.
+    pub archive: String,
     /// Messages handled at once by this process.
     pub concurrency: usize,
     pub retry: RetryPolicy,
@@ -88,6 +90,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("tenant_max_connections", &self.tenant_max_connections)
             .field("secret_keys", &self.secret_keys.as_ref().map(|_| "[REDACTED]"))
             .field("scripts", &self.scripts)
+            .field("archive", &self.archive)
             .field("concurrency", &self.concurrency)
             .field("retry", &self.retry)
             .field("duplicate_window", &self.duplicate_window)
@@ -129,6 +132,7 @@ struct Raw {
     tenant_max_connections: u32,
     secret_keys: Option<String>,
     scripts: String,
+    archive: String,
     worker_concurrency: usize,
     retry: RetryPolicy,
     nats_duplicate_window_secs: u64,
@@ -169,6 +173,7 @@ impl Default for Raw {
             tenant_max_connections: crate::tenant_db::DEFAULT_LOGIN_CONNECTION_LIMIT,
             secret_keys: None,
             scripts: "./sql-scripts".into(),
+            archive: "./archive".into(),
             worker_concurrency: 4,
             retry: RetryPolicy::default(),
             nats_duplicate_window_secs: 120,
@@ -252,6 +257,7 @@ impl WorkerConfig {
             tenant_max_connections: raw.tenant_max_connections,
             secret_keys: set(raw.secret_keys).map(SecretString::from),
             scripts: raw.scripts,
+            archive: raw.archive,
             concurrency: raw.worker_concurrency,
             retry: raw.retry,
             duplicate_window: Duration::from_secs(raw.nats_duplicate_window_secs),
@@ -302,7 +308,10 @@ impl WorkerConfig {
 
     /// Whether any setting needs AWS (so the SDK configuration is loaded only then).
     pub fn uses_aws(&self) -> bool {
-        self.scripts.starts_with("s3://") || self.route53_zone_id.is_some() || self.stack_template.is_some()
+        self.scripts.starts_with("s3://")
+            || self.archive.starts_with("s3://")
+            || self.route53_zone_id.is_some()
+            || self.stack_template.is_some()
     }
 }
 

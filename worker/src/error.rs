@@ -54,10 +54,13 @@ pub enum ErrorCode {
     StackFailed,
     Unhealthy,
     Cancelled,
+    ArchiveTool,
+    ArchiveFailed,
+    ArchiveStore,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::ControlPlane,
         Self::ControlPlaneSecret,
         Self::DatabaseUnavailable,
@@ -92,6 +95,9 @@ impl ErrorCode {
         Self::StackFailed,
         Self::Unhealthy,
         Self::Cancelled,
+        Self::ArchiveTool,
+        Self::ArchiveFailed,
+        Self::ArchiveStore,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -130,6 +136,9 @@ impl ErrorCode {
             Self::StackFailed => "stack_failed",
             Self::Unhealthy => "unhealthy",
             Self::Cancelled => "cancelled",
+            Self::ArchiveTool => "archive_tool",
+            Self::ArchiveFailed => "archive_failed",
+            Self::ArchiveStore => "archive_store",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `landlord-worker`: consumes commands from JetStream and runs each tenant's steps against the tenant
 //! database server, recording every outcome in the control plane and publishing progress.
 
+pub mod archive;
 pub mod config;
 pub mod connect;
 pub mod consumer;
@@ -59,8 +60,16 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
     };
     let s3 = aws.map(infra::s3_client);
     let scripts = scripts::ScriptSource::parse(&cfg.scripts, s3.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    let archive = archive::ArchiveTarget::parse(&cfg.archive, s3.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let infra = infra_from(cfg, aws, s3)?;
-    let deps = steps::Deps { store, tenant_db, scripts, infra: std::sync::Arc::new(infra) };
+    let deps = steps::Deps {
+        store,
+        tenant_db,
+        scripts,
+        infra: std::sync::Arc::new(infra),
+        archive,
+        archive_days: cfg.retention.archive_days,
+    };
     let progress = Progress::new(bus.clone());
     let runner = Runner {
         deps,

@@ -21,11 +21,14 @@ pub struct Retention {
     pub runs_days: u32,
     /// Progress events in the `LANDLORD_PROGRESS` stream (default 30); JetStream drops older ones itself.
     pub progress_days: u32,
+    /// Offboarded tenants' final dumps in `LANDLORD_ARCHIVE` (default 90); each also carries its
+    /// `landlord-retain-until` date in S3.
+    pub archive_days: u32,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { processed_commands_days: 30, runs_days: 90, progress_days: 30 }
+        Self { processed_commands_days: 30, runs_days: 90, progress_days: 30, archive_days: 90 }
     }
 }
 
@@ -44,6 +47,9 @@ impl Retention {
         }
         if self.progress_days == 0 {
             return Err("LANDLORD_RETENTION__PROGRESS_DAYS must be at least 1".into());
+        }
+        if self.archive_days == 0 {
+            return Err("LANDLORD_RETENTION__ARCHIVE_DAYS must be at least 1".into());
         }
         Ok(())
     }

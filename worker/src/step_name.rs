@@ -19,10 +19,15 @@ pub enum StepName {
     Activate,
     LockLogin,
     UnlockLogin,
+    ArchiveDatabase,
+    DeleteStack,
+    RemoveDns,
+    DropDatabase,
+    ForgetCredentials,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 8] = [
+    pub const ALL: [StepName; 13] = [
         Self::CreateDatabase,
         Self::ApplySchema,
         Self::ConfigureDns,
@@ -31,6 +36,11 @@ impl StepName {
         Self::Activate,
         Self::LockLogin,
         Self::UnlockLogin,
+        Self::ArchiveDatabase,
+        Self::DeleteStack,
+        Self::RemoveDns,
+        Self::DropDatabase,
+        Self::ForgetCredentials,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +53,11 @@ impl StepName {
             Self::Activate => "activate",
             Self::LockLogin => "lock_login",
             Self::UnlockLogin => "unlock_login",
+            Self::ArchiveDatabase => "archive_database",
+            Self::DeleteStack => "delete_stack",
+            Self::RemoveDns => "remove_dns",
+            Self::DropDatabase => "drop_database",
+            Self::ForgetCredentials => "forget_credentials",
         }
     }
 

@@ -47,7 +47,7 @@ pub async fn stripe_webhook(
 
 /// Acts on a verified event body. Knows nothing of HTTP beyond the error it returns.
 pub async fn accept_stripe_event(state: &AppState, body: &[u8]) -> Result<Value, ApiError> {
-    let decision = decide(body).map_err(|e| {
+    let decision = decide(body, &state.plans).map_err(|e| {
         let code = match e {
             crate::stripe::WebhookError::Metadata(_) => "invalid_metadata",
             crate::stripe::WebhookError::BadSessionId(_) => "bad_session",

@@ -39,8 +39,8 @@ fn provision(slug: &str) -> Command {
         slug: TenantSlug::parse(slug).unwrap(),
         store_name: StoreName::parse("Bench").unwrap(),
         contact_email: ContactEmail::parse("bench@example.com").unwrap(),
-        package_id: PackageId::parse("2").unwrap(),
-        subscription_type_id: SubscriptionTypeId::parse("1").unwrap(),
+        package_id: PackageId::parse("20").unwrap(),
+        subscription_type_id: SubscriptionTypeId::parse("10").unwrap(),
         purchase: None,
         slug_derived: false,
     };

@@ -8,7 +8,7 @@ async fn the_same_event_five_times_concurrently_makes_one_tenant() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let slug = unique_slug("dup");
     let session = format!("cs_test_{slug}");
-    let body = checkout_event("evt_dup_1", &session, plan_metadata(&slug, 1, 1));
+    let body = checkout_event("evt_dup_1", &session, plan_metadata(&slug, 10, 10));
     let sends = (0..5).map(|_| app.post_signed(body.clone()));
     let answers = futures::future::join_all(sends).await;
     let mut duplicates = 0;
@@ -23,7 +23,7 @@ async fn the_same_event_five_times_concurrently_makes_one_tenant() {
     app.wait_for_status(&tenant, TenantStatus::Active).await;
     // A different event for the same purchase (Stripe's async payment confirmation) changes nothing.
     let mut later: serde_json::Value =
-        serde_json::from_slice(&checkout_event("evt_dup_2", &session, plan_metadata(&slug, 1, 1))).unwrap();
+        serde_json::from_slice(&checkout_event("evt_dup_2", &session, plan_metadata(&slug, 10, 10))).unwrap();
     later["type"] = "checkout.session.async_payment_succeeded".into();
     assert_eq!(app.post_signed(serde_json::to_vec(&later).unwrap()).await.status(), 200);
 
@@ -51,20 +51,22 @@ async fn a_processed_command_redelivered_is_a_no_op() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let slug = unique_slug("redeliver");
     let session = format!("cs_test_{slug}");
-    let res = app.post_signed(checkout_event("evt_redeliver", &session, plan_metadata(&slug, 2, 1))).await;
+    let res = app.post_signed(checkout_event("evt_redeliver", &session, plan_metadata(&slug, 20, 10))).await;
     assert_eq!(res.status(), 200);
     let tenant = TenantId::from_checkout_session(&session);
     app.wait_for_status(&tenant, TenantStatus::Active).await;
 
     // Drive a second worker directly with the same command, as a redelivery would.
     let worker = landlord_worker::build(&app.worker_config, &app.bus, None).await.unwrap();
-    let cmd =
-        match landlord_ingress::stripe::decide(&checkout_event("evt_redeliver", &session, plan_metadata(&slug, 2, 1)))
-            .unwrap()
-        {
-            landlord_ingress::stripe::EventDecision::Provision(cmd) => cmd,
-            other => panic!("{other:?}"),
-        };
+    let cmd = match landlord_ingress::stripe::decide(
+        &checkout_event("evt_redeliver", &session, plan_metadata(&slug, 20, 10)),
+        &landlord_tests::test_plans(),
+    )
+    .unwrap()
+    {
+        landlord_ingress::stripe::EventDecision::Provision(cmd) => cmd,
+        other => panic!("{other:?}"),
+    };
     let outcome = worker.handle(&cmd.subject(), &cmd.to_json(), 2).await;
     assert_eq!(outcome, landlord_worker::Outcome::AlreadyDone);
     assert_eq!(app.store.runs(&tenant).await.unwrap().len(), 1);
@@ -82,13 +84,15 @@ async fn two_copies_in_one_worker_do_not_run_at_once() {
     .await;
     let slug = unique_slug("twocopies");
     let session = format!("cs_test_{slug}");
-    let cmd =
-        match landlord_ingress::stripe::decide(&checkout_event("evt_two_copies", &session, plan_metadata(&slug, 3, 2)))
-            .unwrap()
-        {
-            landlord_ingress::stripe::EventDecision::Provision(cmd) => cmd,
-            other => panic!("{other:?}"),
-        };
+    let cmd = match landlord_ingress::stripe::decide(
+        &checkout_event("evt_two_copies", &session, plan_metadata(&slug, 30, 20)),
+        &landlord_tests::test_plans(),
+    )
+    .unwrap()
+    {
+        landlord_ingress::stripe::EventDecision::Provision(cmd) => cmd,
+        other => panic!("{other:?}"),
+    };
     let worker = landlord_worker::build(&app.worker_config, &app.bus, None).await.unwrap();
     // The tenant's lease row exists, expired, as a crashed worker leaves it: both copies now race on
     // the conditional UPDATE rather than on the first INSERT.

@@ -30,7 +30,7 @@ async fn a_missing_script_fails_the_tenant_and_drops_its_half_made_database() {
     let (app, _scripts, slug, tenant) = failed_for_a_missing_script().await;
     let row = app.store.tenant(&tenant).await.unwrap().unwrap();
     let reason = row.last_error.unwrap();
-    assert!(reason.contains("postgres/package-9-type-1.sql"), "{reason}");
+    assert!(reason.contains("postgres/package-9-type-10.sql"), "{reason}");
 
     let events = app
         .events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Failed))
@@ -78,8 +78,8 @@ async fn an_admin_retry_needs_a_valid_token_and_a_tenant_id() {
 async fn an_admin_retry_after_the_script_is_added_resumes_the_tenant() {
     let (app, scripts, slug, tenant) = failed_for_a_missing_script().await;
     std::fs::copy(
-        landlord_tests::repo_root().join("sql-scripts/postgres/package-1-type-1.sql"),
-        scripts.path().join("postgres/package-9-type-1.sql"),
+        landlord_tests::repo_root().join("sql-scripts/postgres/package-10-type-10.sql"),
+        scripts.path().join("postgres/package-9-type-10.sql"),
     )
     .unwrap();
     assert_eq!(app.request_retry(&tenant).await.status(), 202);
@@ -99,7 +99,7 @@ async fn an_admin_retry_after_the_script_is_added_resumes_the_tenant() {
 async fn a_script_failing_half_way_drops_the_database_and_a_nats_retry_rebuilds_it() {
     let scripts = tempfile::tempdir().unwrap();
     std::fs::create_dir(scripts.path().join("mysql")).unwrap();
-    let script = scripts.path().join("mysql/package-8-type-1.sql");
+    let script = scripts.path().join("mysql/package-8-type-10.sql");
     std::fs::write(
         &script,
         "CREATE TABLE first_half (id INT);\nINSERT INTO first_half VALUES (1);\nCREATE TABLE broken (id INT,);\n",
@@ -111,7 +111,7 @@ async fn a_script_failing_half_way_drops_the_database_and_a_nats_retry_rebuilds_
     let tenant = app.buy(&slug, 8).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
-    assert!(reason.contains("statement 3 (line 3)") && reason.contains("package-8-type-1.sql"), "{reason}");
+    assert!(reason.contains("statement 3 (line 3)") && reason.contains("package-8-type-10.sql"), "{reason}");
     assert!(!database_exists(&app, &slug).await, "the half-built database was dropped");
 
     std::fs::write(
@@ -183,15 +183,15 @@ async fn an_interrupted_schema_attempt_is_cleared_and_a_different_schema_refused
 
     let scripts = ScriptSource::Folder(landlord_tests::repo_root().join("sql-scripts"));
     let plan = |p: &str| landlord_protocol::PackageId::parse(p).unwrap();
-    let kind = landlord_protocol::SubscriptionTypeId::parse("1").unwrap();
-    let script = scripts.load(Dialect::MySql, plan("1"), kind).await.unwrap();
+    let kind = landlord_protocol::SubscriptionTypeId::parse("10").unwrap();
+    let script = scripts.load(Dialect::MySql, plan("10"), kind).await.unwrap();
     let statements = split(&script.sql, Dialect::MySql).unwrap();
     let applied = app.tenant_db.apply_script(&db, &login, &password, &script, &statements, &no_hook).await.unwrap();
     assert_eq!(applied, Applied::Now { statements: statements.len() });
     let again = app.tenant_db.apply_script(&db, &login, &password, &script, &statements, &no_hook).await.unwrap();
     assert_eq!(again, Applied::Already);
 
-    let other = scripts.load(Dialect::MySql, plan("2"), kind).await.unwrap();
+    let other = scripts.load(Dialect::MySql, plan("20"), kind).await.unwrap();
     let other_statements = split(&other.sql, Dialect::MySql).unwrap();
     let conflict =
         app.tenant_db.apply_script(&db, &login, &password, &other, &other_statements, &no_hook).await.unwrap_err();
@@ -216,7 +216,7 @@ async fn a_refused_database_login_fails_the_tenant_at_once_with_the_setting_name
         };
         let app = TestApp::spawn_with(opts).await;
         let slug = unique_slug("badlogin");
-        let tenant = app.buy(&slug, 1).await;
+        let tenant = app.buy(&slug, 10).await;
         let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
         let reason = row.last_error.unwrap();
         assert!(reason.contains("LANDLORD_TENANT_DB_URL"), "{engine:?}: {reason}");

@@ -28,7 +28,7 @@ async fn an_https_health_url_is_checked_with_the_roots_the_machine_trusts() {
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[health.clone(), ca]);
     let mut trusting = WorkerProcess::spawn(&env, log(&logs, "trusting"));
     let slug = unique_slug("https");
-    let tenant = app.buy(&slug, 1).await;
+    let tenant = app.buy(&slug, 10).await;
     app.wait_for_status(&tenant, TenantStatus::Active).await;
     let step = app.store.step(&tenant, landlord_worker::steps::StepName::HealthCheck).await.unwrap().unwrap();
     assert_eq!(step.status, "succeeded");
@@ -38,7 +38,7 @@ async fn an_https_health_url_is_checked_with_the_roots_the_machine_trusts() {
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[health, deadline]);
     let _wary = WorkerProcess::spawn(&env, log(&logs, "wary"));
     let other = unique_slug("https");
-    let refused = app.buy(&other, 1).await;
+    let refused = app.buy(&other, 10).await;
     let row = app.wait_for_status(&refused, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap_or_default();
     assert!(reason.contains("certificate"), "{reason}");

@@ -24,7 +24,7 @@ async fn hostile_slugs_are_refused_and_nothing_is_created() {
         "",
     ];
     for (i, slug) in hostile.iter().enumerate() {
-        let body = checkout_event(&format!("evt_hostile_{i}"), &format!("cs_hostile_{i}"), plan_metadata(slug, 1, 1));
+        let body = checkout_event(&format!("evt_hostile_{i}"), &format!("cs_hostile_{i}"), plan_metadata(slug, 10, 10));
         let res = app.post_signed(body).await;
         assert_eq!(res.status(), 200, "slug {slug:?}");
         let v: serde_json::Value = res.json().await.unwrap();
@@ -32,7 +32,7 @@ async fn hostile_slugs_are_refused_and_nothing_is_created() {
         assert!(v.get("error").is_none(), "{v}");
     }
     // Bad plan numbers are refused the same way, each problem named.
-    let mut meta = plan_metadata("fine-shop", 1, 1);
+    let mut meta = plan_metadata("fine-shop", 10, 10);
     meta["package_id"] = "1; DROP TABLE x".into();
     meta["subscription_type_id"] = "0".into();
     let res = app.post_signed(checkout_event("evt_hostile_plan", "cs_hostile_plan", meta)).await;
@@ -69,7 +69,7 @@ async fn hostile_command_on_nats_is_rejected_with_a_reason() {
     let payload = serde_json::json!({
         "v": 1, "id": "admin:hostile-1", "tenant_id": tenant, "requested_by": "someone",
         "created": "2026-01-01T00:00:00Z", "kind": "provision", "slug": "x'; DROP DATABASE test; --",
-        "store_name": "X", "contact_email": "a@b.example", "package_id": 1, "subscription_type_id": 1
+        "store_name": "X", "contact_email": "a@b.example", "package_id": 10, "subscription_type_id": 10
     });
     let subject = format!("landlord.commands.provision.{tenant}");
     app.bus.jetstream().publish(subject, payload.to_string().into()).await.unwrap().await.unwrap();

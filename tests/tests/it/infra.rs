@@ -65,6 +65,9 @@ pub(crate) fn with_infra(cfg: &mut landlord_worker::WorkerConfig, infra: &Infra)
     if let Some(scripts) = &infra.scripts {
         cfg.scripts = scripts.clone();
     }
+    if let Some(archive) = &infra.archive {
+        cfg.archive = archive.clone();
+    }
 }
 
 /// A Landlord whose worker uses moto for AWS and the given infrastructure.
@@ -74,7 +77,7 @@ pub(crate) async fn spawn_on_moto(aws: &aws_config::SdkConfig, infra: Infra, eng
 
 /// moto with a hosted zone, and a Landlord whose tenants get DNS records and a stack whose health URL is
 /// this test's ingress (it answers 200 on /healthz). The folder holds the template; keep it alive.
-async fn with_zone_and_stack() -> (MotoServer, aws_config::SdkConfig, String, tempfile::TempDir, TestApp) {
+pub(crate) async fn with_zone_and_stack() -> (MotoServer, aws_config::SdkConfig, String, tempfile::TempDir, TestApp) {
     let moto = MotoServer::start();
     let aws = moto.sdk_config().await;
     let zone = create_zone(&aws, "tenants.example.com").await;
@@ -92,7 +95,7 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     let (_moto, aws, zone, _dir, app) = with_zone_and_stack().await;
 
     let slug = unique_slug("infra");
-    let tenant = app.buy(&slug, 2).await;
+    let tenant = app.buy(&slug, 20).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     let (host, api) = (format!("{slug}.tenants.example.com"), format!("{slug}.api.tenants.example.com"));
     assert_eq!(
@@ -126,7 +129,7 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     assert_eq!(param("TenantUrl"), Some(format!("https://{host}")));
     assert_eq!(param("ApiUrl"), Some(format!("https://{api}")));
     assert_eq!(param("DatabaseName"), Some(format!("tenant_{}", slug.replace('-', "_"))));
-    assert_eq!(param("Plan"), Some("package-2-type-1".into()));
+    assert_eq!(param("Plan"), Some("package-20-type-10".into()));
     assert_eq!(param("Environment"), Some("test".into()));
     assert_eq!(row.stack_id.as_deref(), stack.stack_id());
     let outputs: serde_json::Value = serde_json::from_str(row.stack_outputs.as_deref().unwrap()).unwrap();
@@ -149,8 +152,8 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
     let plan = TenantPlan {
         id: tenant,
         slug: TenantSlug::parse(&slug).unwrap(),
-        package_id: landlord_protocol::PackageId::parse("2").unwrap(),
-        subscription_type_id: landlord_protocol::SubscriptionTypeId::parse("1").unwrap(),
+        package_id: landlord_protocol::PackageId::parse("20").unwrap(),
+        subscription_type_id: landlord_protocol::SubscriptionTypeId::parse("10").unwrap(),
     };
     let ctx = StepContext {
         tenant: &plan,
@@ -192,7 +195,7 @@ async fn a_failing_stack_fails_the_tenant_with_the_reason() {
     let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
 
     let slug = unique_slug("badstack");
-    let tenant = app.buy(&slug, 1).await;
+    let tenant = app.buy(&slug, 10).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     // moto refuses the stack at CreateStack (AWS would roll it back; see the recorded-response tests).
     let reason = row.last_error.unwrap();
@@ -219,7 +222,7 @@ async fn dns_that_cannot_be_confirmed_never_fails_provisioning_and_is_retried_la
     let infra = Infra { zone_id: Some("ZNOSUCHZONE00".into()), ..Infra::default() };
     let app = spawn_on_moto(&aws, infra, Engine::MariaDb).await;
     let slug = unique_slug("dnslater");
-    let tenant = app.buy(&slug, 1).await;
+    let tenant = app.buy(&slug, 10).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     assert!(row.dns_pending, "active, flagged dns_pending");
     let events = app
@@ -267,7 +270,7 @@ async fn plan_scripts_from_s3() {
     // A folder with one misnamed file is refused whole: nothing is uploaded.
     let bad = tempfile::tempdir().unwrap();
     std::fs::create_dir(bad.path().join("mysql")).unwrap();
-    std::fs::write(bad.path().join("mysql/package-1-type-1.sql"), "SELECT 1;").unwrap();
+    std::fs::write(bad.path().join("mysql/package-10-type-10.sql"), "SELECT 1;").unwrap();
     std::fs::write(bad.path().join("mysql/plan-one.sql"), "SELECT 1;").unwrap();
     let problems = upload::check_folder(bad.path()).unwrap_err();
     assert_eq!(problems.len(), 1);
@@ -279,20 +282,20 @@ async fn plan_scripts_from_s3() {
     let uploads = upload::check_folder(&landlord_tests::repo_root().join("sql-scripts")).unwrap();
     let mut reported = 0;
     upload::upload(&s3, &bucket, "plans", &uploads, |_| reported += 1).await.unwrap();
-    assert_eq!(reported, 12);
+    assert_eq!(reported, 16);
     let listed = s3.list_objects_v2().bucket(&bucket).prefix("plans/").send().await.unwrap();
     let mut keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
     keys.sort();
-    assert_eq!(keys.len(), 12);
-    assert_eq!(keys[0], "plans/mysql/package-1-type-1.sql");
-    let head = s3.head_object().bucket(&bucket).key("plans/postgres/package-3-type-2.sql").send().await.unwrap();
+    assert_eq!(keys.len(), 16);
+    assert_eq!(keys[0], "plans/mysql/package-10-type-10.sql");
+    let head = s3.head_object().bucket(&bucket).key("plans/postgres/package-30-type-20.sql").send().await.unwrap();
     assert_eq!(head.content_type(), Some("application/sql"));
 
     // A worker reads them from S3; a missing plan names the bucket and key.
     let infra = Infra { scripts: Some(format!("s3://{bucket}/plans/")), ..Infra::default() };
     let app = spawn_on_moto(&aws, infra, Engine::Postgres).await;
     let slug = unique_slug("s3plan");
-    let tenant = app.buy(&slug, 3).await;
+    let tenant = app.buy(&slug, 30).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     let conn = app.connect_as_tenant(Engine::Postgres, &row, row.db_name.as_deref().unwrap()).await.unwrap();
     assert_eq!(landlord_tests::scalar(&conn, "SELECT COUNT(*) AS n FROM loyalty_accounts").await, 0);
@@ -301,19 +304,35 @@ async fn plan_scripts_from_s3() {
     let tenant = app.buy(&missing, 9).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
-    assert!(reason.contains(&format!("s3://{bucket}/plans/postgres/package-9-type-1.sql")), "{reason}");
+    assert!(reason.contains(&format!("s3://{bucket}/plans/postgres/package-9-type-10.sql")), "{reason}");
+    assert!(reason.contains(&format!("or s3://{bucket}/plans/package-9-type-10.sql")), "{reason}");
+
+    // A script lying flat under the prefix (the layout of a product with one engine) is used when the
+    // engine's folder has none.
+    let flat_sql = "CREATE TABLE flat_layout (id INT PRIMARY KEY);\nINSERT INTO flat_layout VALUES (1);\n";
+    let flat_key = "plans/package-8-type-10.sql";
+    s3.put_object().bucket(&bucket).key(flat_key).body(flat_sql.as_bytes().to_vec().into()).send().await.unwrap();
+    let flat = unique_slug("s3flat");
+    let tenant = app.buy(&flat, 8).await;
+    let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
+    let conn = app.connect_as_tenant(Engine::Postgres, &row, row.db_name.as_deref().unwrap()).await.unwrap();
+    assert_eq!(landlord_tests::scalar(&conn, "SELECT COUNT(*) AS n FROM flat_layout").await, 1);
+    conn.close().await.ok();
+    app.drop_tenant_db(&flat).await;
 
     // Downloads are cached by ETag: a changed object is read again, an unchanged one is not.
     let source = ScriptSource::parse(&format!("s3://{bucket}/plans/"), Some(s3.clone())).unwrap();
     let ScriptSource::S3(cache) = &source else { panic!("an S3 source") };
-    let (p, t) =
-        (landlord_protocol::PackageId::parse("1").unwrap(), landlord_protocol::SubscriptionTypeId::parse("1").unwrap());
+    let (p, t) = (
+        landlord_protocol::PackageId::parse("10").unwrap(),
+        landlord_protocol::SubscriptionTypeId::parse("10").unwrap(),
+    );
     let first = source.load(landlord_worker::scripts::Dialect::MySql, p, t).await.unwrap();
     let again = source.load(landlord_worker::scripts::Dialect::MySql, p, t).await.unwrap();
     assert_eq!((first.sha256.as_str(), cache.cached()), (again.sha256.as_str(), 1));
     s3.put_object()
         .bucket(&bucket)
-        .key("plans/mysql/package-1-type-1.sql")
+        .key("plans/mysql/package-10-type-10.sql")
         .body("SELECT 2;".as_bytes().to_vec().into())
         .send()
         .await
@@ -330,7 +349,7 @@ async fn plan_scripts_from_s3() {
 async fn dns_and_stack_run_at_the_same_time_and_the_run_is_shorter_than_its_steps() {
     let (_moto, _aws, _zone, _dir, app) = with_zone_and_stack().await;
     let slug = unique_slug("overlap");
-    let tenant = app.buy(&slug, 2).await;
+    let tenant = app.buy(&slug, 20).await;
     let events = app
         .events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Active))
         .await;

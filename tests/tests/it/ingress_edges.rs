@@ -35,6 +35,7 @@ async fn spawn_ingress(app: &TestApp, limits: Limits) -> SocketAddr {
         replicas: 1,
         admin_tokens: vec![SecretString::from(ADMIN_TOKEN.to_owned())],
         limits,
+        plans: landlord_tests::test_plans(),
     };
     tokio::spawn(landlord_ingress::run(cfg, listener, app.shutdown.child_token()));
     let healthz = format!("http://{addr}/healthz");
@@ -202,7 +203,7 @@ async fn a_nats_outage_answers_503_without_nats_text_and_readyz_says_only_not_re
     let message = "Landlord cannot take this request now; try again";
     let generic = json!({"error": {"code": "unavailable", "message": message}});
 
-    let body = checkout_event("evt_outage", "cs_outage", plan_metadata("outage-shop", 1, 1));
+    let body = checkout_event("evt_outage", "cs_outage", plan_metadata("outage-shop", 10, 10));
     assert_eq!(status_and_json(app.post_signed(body).await).await, (503, generic.clone()));
     let tenant = TenantId::from_checkout_session("cs_outage");
     assert_eq!(status_and_json(app.request_retry(&tenant).await).await, (503, generic));

@@ -27,7 +27,7 @@ async fn each_login_reaches_only_its_own_database(engine: Engine) {
     let base = unique_slug("iso");
     // On MariaDB `_` matches any character in a database-level grant: `tenant_…_ab_c` would open `…_abxc`.
     let (a_slug, b_slug) = (format!("{base}-ab-c"), format!("{base}-abxc"));
-    let (a, b) = (app.buy(&a_slug, 1).await, app.buy(&b_slug, 1).await);
+    let (a, b) = (app.buy(&a_slug, 10).await, app.buy(&b_slug, 10).await);
     let a_row = app.wait_for_status(&a, TenantStatus::Active).await;
     let b_row = app.wait_for_status(&b, TenantStatus::Active).await;
     let (a_db, b_db) = (a_row.db_name.clone().unwrap(), b_row.db_name.clone().unwrap());
@@ -58,7 +58,7 @@ async fn each_login_holds_at_most_the_configured_connections() {
         let opts = Options { worker: |cfg, _| cfg.tenant_max_connections = 3, ..Options::new(engine) };
         let app = TestApp::spawn_with(opts).await;
         let slug = unique_slug("connlimit");
-        let tenant = app.buy(&slug, 1).await;
+        let tenant = app.buy(&slug, 10).await;
         let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
         let login = row.db_login.clone().unwrap();
         let sql = match engine {
@@ -76,7 +76,7 @@ async fn each_login_holds_at_most_the_configured_connections() {
 async fn a_plan_script_runs_as_the_tenant_login_on_mariadb() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let slug = unique_slug("definer");
-    let tenant = app.buy(&slug, 3).await;
+    let tenant = app.buy(&slug, 30).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     let sql = format!(
         "SELECT COUNT(*) AS n FROM information_schema.triggers WHERE trigger_schema = '{}' AND definer = '{}@%'",
@@ -102,12 +102,12 @@ async fn a_hostile_plan_script_gains_nothing_beyond_its_tenant() {
         let scripts = tempfile::tempdir().unwrap();
         let folder = if engine == Engine::MariaDb { "mysql" } else { "postgres" };
         std::fs::create_dir(scripts.path().join(folder)).unwrap();
-        std::fs::write(scripts.path().join(folder).join("package-9-type-1.sql"), &sql).unwrap();
+        std::fs::write(scripts.path().join(folder).join("package-9-type-10.sql"), &sql).unwrap();
         let app = TestApp::spawn_with(Options { scripts: scripts.path().to_owned(), ..Options::new(engine) }).await;
         let slug = unique_slug("hostile");
         let tenant = app.buy(&slug, 9).await;
         let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
-        assert!(row.last_error.clone().unwrap().contains("package-9-type-1.sql"), "{engine:?}: {sql}");
+        assert!(row.last_error.clone().unwrap().contains("package-9-type-10.sql"), "{engine:?}: {sql}");
         let (roles, dbs) = match engine {
             Engine::MariaDb => (
                 format!("SELECT COUNT(*) AS n FROM mysql.user WHERE user = '{evil}'"),
@@ -132,7 +132,7 @@ async fn a_servers_statement_log_never_holds_a_tenant_password() {
     let opts = Options { tenant_db: Some(server.url.clone()), ..Options::new(Engine::MariaDb) };
     let app = TestApp::spawn_with(opts).await;
     let slug = unique_slug("genlog");
-    let tenant = app.buy(&slug, 3).await;
+    let tenant = app.buy(&slug, 30).await;
     app.wait_for_status(&tenant, TenantStatus::Active).await;
     let password = app.tenant_password(&tenant).await;
     let log = std::fs::read_to_string(server.dir().join("general.log")).expect("general log written");
@@ -149,7 +149,7 @@ async fn repairing_grants_removes_the_wildcard_grant_of_an_earlier_version() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let base = unique_slug("repair");
     let (a_slug, b_slug) = (format!("{base}-ab-c"), format!("{base}-abxc"));
-    let (a, b) = (app.buy(&a_slug, 1).await, app.buy(&b_slug, 1).await);
+    let (a, b) = (app.buy(&a_slug, 10).await, app.buy(&b_slug, 10).await);
     let a_row = app.wait_for_status(&a, TenantStatus::Active).await;
     let b_row = app.wait_for_status(&b, TenantStatus::Active).await;
     let (db, login) = (a_row.db_name.clone().unwrap(), a_row.db_login.clone().unwrap());
@@ -186,13 +186,13 @@ async fn a_control_plane_on_the_tenants_postgres_server_is_closed_to_tenant_logi
     assert!(public_may_connect(&name).await, "a new PostgreSQL database is open to every login");
     let app = TestApp::spawn_with(Options { control_plane: Some(url), ..Options::new(Engine::Postgres) }).await;
     let slug = unique_slug("cohost");
-    let tenant = app.buy(&slug, 1).await;
+    let tenant = app.buy(&slug, 10).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
 
     assert!(!public_may_connect(&name).await, "the worker revoked PUBLIC's CONNECT on the control plane");
     refused(&app, Engine::Postgres, &row, &name).await;
     // Landlord itself still works there: a second tenant is provisioned through the same control plane.
-    let other = app.buy(&unique_slug("cohost"), 1).await;
+    let other = app.buy(&unique_slug("cohost"), 10).await;
     app.wait_for_status(&other, TenantStatus::Active).await;
     app.shutdown.cancel();
     drop_database(&name).await;
@@ -204,7 +204,7 @@ async fn a_control_plane_on_another_server_keeps_its_grants() {
     // Tenants on MariaDB cannot reach a PostgreSQL control plane: its grants are the operator's business.
     let (url, name) = fresh_postgres_database("cp_apart").await;
     let app = TestApp::spawn_with(Options { control_plane: Some(url), ..Options::new(Engine::MariaDb) }).await;
-    let tenant = app.buy(&unique_slug("apart"), 1).await;
+    let tenant = app.buy(&unique_slug("apart"), 10).await;
     app.wait_for_status(&tenant, TenantStatus::Active).await;
     assert!(public_may_connect(&name).await, "left as the operator set it");
     app.shutdown.cancel();

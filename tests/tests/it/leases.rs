@@ -23,8 +23,8 @@ const TARGET: &str = "lb.tenants.example.net";
 
 /// A purchase of plan 1/1 for `slug`: the checkout event Stripe sends, and the command it becomes.
 fn purchase(slug: &str) -> (Vec<u8>, Command) {
-    let (body, _) = landlord_tests::purchase_body(slug, 1, 1);
-    match landlord_ingress::stripe::decide(&body).unwrap() {
+    let (body, _) = landlord_tests::purchase_body(slug, 10, 10);
+    match landlord_ingress::stripe::decide(&body, &landlord_tests::test_plans()).unwrap() {
         landlord_ingress::stripe::EventDecision::Provision(cmd) => (body, *cmd),
         other => panic!("{other:?}"),
     }

@@ -16,7 +16,7 @@ async fn ask(app: &TestApp, tenant: TenantId, action: Action) -> Command {
 async fn suspend_and_resume(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let slug = unique_slug("pause");
-    let tenant = app.buy(&slug, 1).await;
+    let tenant = app.buy(&slug, 10).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
     let db = row.db_name.clone().unwrap();
     let open = app.connect_as_tenant(engine, &row, &db).await.expect("the tenant's application is connected");
@@ -65,7 +65,7 @@ async fn a_suspended_login_is_refused_and_accepted_again_after_resume_on_postgre
 async fn resuming_an_active_tenant_does_nothing_and_an_unknown_tenant_is_rejected() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let slug = unique_slug("notpaused");
-    let tenant = app.buy(&slug, 1).await;
+    let tenant = app.buy(&slug, 10).await;
     app.wait_for_status(&tenant, TenantStatus::Active).await;
     // Resuming an active tenant is a no-op: processed, nothing run, still active.
     let resume = ask(&app, tenant, Action::Resume).await;

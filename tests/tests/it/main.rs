@@ -12,6 +12,7 @@ mod isolation;
 mod leases;
 mod lifecycle;
 mod nats_auth;
+mod offboard;
 mod ownership;
 mod provision;
 mod refused;

@@ -20,8 +20,8 @@ fn plan(tenant: landlord_protocol::TenantId, slug: &str) -> TenantPlan {
     TenantPlan {
         id: tenant,
         slug: TenantSlug::parse(slug).unwrap(),
-        package_id: landlord_protocol::PackageId::parse("1").unwrap(),
-        subscription_type_id: landlord_protocol::SubscriptionTypeId::parse("1").unwrap(),
+        package_id: landlord_protocol::PackageId::parse("10").unwrap(),
+        subscription_type_id: landlord_protocol::SubscriptionTypeId::parse("10").unwrap(),
     }
 }
 
@@ -34,7 +34,7 @@ async fn a_foreign_database_is_refused_and_kept(engine: Engine) {
     let quoted = if engine == Engine::MariaDb { db.mysql() } else { db.pg() };
     admin.execute_unprepared(&format!("CREATE DATABASE {quoted}")).await.unwrap();
 
-    let tenant = app.buy(&slug, 1).await;
+    let tenant = app.buy(&slug, 10).await;
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     let reason = row.last_error.clone().unwrap();
     assert!(reason.contains(&format!("database {db} already exists")) && reason.contains(NOT_OURS), "{reason}");
@@ -95,7 +95,7 @@ async fn a_foreign_login_keeps_its_password_and_gets_no_database() {
         let before = scalar(admin, &secret).await;
         assert_eq!(before, 1);
 
-        let tenant = app.buy(&slug, 1).await;
+        let tenant = app.buy(&slug, 10).await;
         let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
         let reason = row.last_error.unwrap();
         assert!(reason.contains(&format!("login {login} already exists")) && reason.contains(NOT_OURS), "{reason}");
@@ -159,7 +159,7 @@ async fn a_foreign_dns_record_or_stack_is_refused_and_kept() {
         .send()
         .await
         .unwrap();
-    let dns_tenant = app.buy(&dns_slug, 1).await;
+    let dns_tenant = app.buy(&dns_slug, 10).await;
     let row = app.wait_for_status(&dns_tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
     assert!(reason.contains(&format!("DNS record {host} already exists")) && reason.contains(NOT_OURS), "{reason}");
@@ -184,7 +184,7 @@ async fn a_foreign_dns_record_or_stack_is_refused_and_kept() {
         .send()
         .await
         .unwrap();
-    let stack_tenant = app.buy(&stack_slug, 1).await;
+    let stack_tenant = app.buy(&stack_slug, 10).await;
     let row = app.wait_for_status(&stack_tenant, TenantStatus::Failed).await;
     let reason = row.last_error.unwrap();
     assert!(reason.contains(&format!("stack {stack_name} already exists")) && reason.contains(NOT_OURS), "{reason}");
@@ -234,7 +234,7 @@ async fn a_permanent_failure_stops_the_steps_in_flight_beside_it() {
     let db = DatabaseName::for_slug(&TenantSlug::parse(&slug).unwrap());
     app.tenant_db.admin().execute_unprepared(&format!("CREATE DATABASE {}", db.mysql())).await.unwrap();
 
-    let tenant = app.buy(&slug, 1).await;
+    let tenant = app.buy(&slug, 10).await;
     // Well within the DNS budget: the run did not wait for the DNS step.
     let row = app.wait_for_status(&tenant, TenantStatus::Failed).await;
     assert!(row.last_error.unwrap().contains(NOT_OURS));

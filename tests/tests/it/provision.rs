@@ -19,8 +19,8 @@ async fn end_to_end(engine: Engine, control_plane: Option<String>) {
     let app = TestApp::spawn_with(Options { control_plane, ..Options::new(engine) }).await;
     let (a_slug, b_slug) = (unique_slug("a"), unique_slug("b"));
     // Premium / Made to Measure: the plan with a trigger body and the most tables.
-    let (a, a_row) = provision(&app, &a_slug, 3, 2).await;
-    let (_, b_row) = provision(&app, &b_slug, 1, 1).await;
+    let (a, a_row) = provision(&app, &a_slug, 30, 20).await;
+    let (_, b_row) = provision(&app, &b_slug, 10, 10).await;
 
     // The plan's tables and seed rows are there, reached with the tenant's own login.
     let a_db = a_row.db_name.clone().expect("database recorded");
@@ -112,7 +112,7 @@ async fn a_purchase_without_a_subdomain_gets_one_from_its_store_name() {
     let mut tenants = Vec::new();
     for i in 0..2 {
         let session = format!("cs_test_{}_{i}", unique_slug("derive").replace('-', "_"));
-        let metadata = serde_json::json!({"store_name": store_name, "package_id": "1", "subscription_type_id": "1"});
+        let metadata = serde_json::json!({"store_name": store_name, "package_id": "10", "subscription_type_id": "10"});
         let body = landlord_tests::checkout_event(&format!("evt_{}", &session[8..]), &session, metadata);
         assert_eq!(app.post_signed(body).await.status(), 200);
         tenants.push(TenantId::from_checkout_session(&session));

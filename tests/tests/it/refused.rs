@@ -45,7 +45,7 @@ async fn a_paid_checkout_with_invalid_metadata_is_recorded_announced_and_makes_n
     let app = TestApp::spawn(Engine::MariaDb).await;
     let session = format!("cs_test_{}", unique_slug("refused").replace('-', "_"));
     let tenant = TenantId::from_checkout_session(&session);
-    let mut meta = plan_metadata("x'; DROP DATABASE test; --", 1, 1);
+    let mut meta = plan_metadata("x'; DROP DATABASE test; --", 10, 10);
     meta["package_id"] = "0".into();
     let body = paid_by("evt_refused_1", &session, "cus_Refused1", meta);
 
@@ -87,7 +87,8 @@ async fn a_purchase_of_a_taken_subdomain_is_refused_and_the_holder_is_untouched(
     let slug = unique_slug("taken");
     let (first, second) =
         (format!("cs_test_{}_a", slug.replace('-', "_")), format!("cs_test_{}_b", slug.replace('-', "_")));
-    let res = app.post_signed(paid_by(&format!("evt_{first}"), &first, "cus_First", plan_metadata(&slug, 1, 1))).await;
+    let res =
+        app.post_signed(paid_by(&format!("evt_{first}"), &first, "cus_First", plan_metadata(&slug, 10, 10))).await;
     assert_eq!(res.status(), 200);
     let holder = TenantId::from_checkout_session(&first);
     let before = app.wait_for_status(&holder, TenantStatus::Active).await;
@@ -95,7 +96,7 @@ async fn a_purchase_of_a_taken_subdomain_is_refused_and_the_holder_is_untouched(
 
     // Another customer pays for the same subdomain: the metadata is valid, so only the worker can tell.
     let res =
-        app.post_signed(paid_by(&format!("evt_{second}"), &second, "cus_Second", plan_metadata(&slug, 2, 1))).await;
+        app.post_signed(paid_by(&format!("evt_{second}"), &second, "cus_Second", plan_metadata(&slug, 20, 10))).await;
     assert_eq!(res.status(), 200);
     let buyer = TenantId::from_checkout_session(&second);
     let events = app.events_until(&buyer, |e| e.kind == EventKind::PurchaseRefused).await;
@@ -138,7 +139,8 @@ async fn an_operator_lists_a_refused_purchase_and_dismisses_it_once() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let session = format!("cs_test_{}", unique_slug("settle").replace('-', "_"));
     let tenant = TenantId::from_checkout_session(&session);
-    let res = app.post_signed(paid_by("evt_settle_1", &session, "cus_Refused1", plan_metadata("Bad Slug", 1, 1))).await;
+    let res =
+        app.post_signed(paid_by("evt_settle_1", &session, "cus_Refused1", plan_metadata("Bad Slug", 10, 10))).await;
     assert_eq!(res.status(), 200);
     refusal_of(&app, &tenant).await;
 

@@ -39,7 +39,7 @@ async fn tenant_passwords_never_reach_the_logs() {
     for engine in [Engine::MariaDb, Engine::Postgres] {
         let app = TestApp::spawn(engine).await;
         let slug = unique_slug("logs");
-        let tenant = app.buy(&slug, 3).await;
+        let tenant = app.buy(&slug, 30).await;
         app.wait_for_status(&tenant, TenantStatus::Active).await;
         passwords.push(app.tenant_password(&tenant).await.expose_secret().to_owned());
         app.drop_tenant_db(&slug).await;
@@ -68,7 +68,7 @@ async fn passwords_are_encrypted_at_rest_and_rotate_to_a_new_key() {
     let mut tenants = Vec::new();
     for s in [&slug, &other_slug] {
         let session = format!("cs_test_{s}");
-        let body = checkout_event(&format!("evt_{}", s.replace('-', "_")), &session, plan_metadata(s, 1, 1));
+        let body = checkout_event(&format!("evt_{}", s.replace('-', "_")), &session, plan_metadata(s, 10, 10));
         assert_eq!(app.post_signed(body).await.status(), 200);
         let tenant = TenantId::from_checkout_session(&session);
         app.wait_for_status(&tenant, TenantStatus::Active).await;

@@ -12,7 +12,7 @@ async fn error_code(res: reqwest::Response) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_are_checked_over_http() {
     let app = TestApp::spawn(Engine::MariaDb).await;
-    let body = checkout_event("evt_http_1", "cs_http_1", plan_metadata("http-shop", 1, 1));
+    let body = checkout_event("evt_http_1", "cs_http_1", plan_metadata("http-shop", 10, 10));
 
     // Tampered body.
     let sig = app.sign(&body);
@@ -66,7 +66,8 @@ async fn unhandled_events_are_acknowledged_and_ignored() {
     assert!(v["ignored"].as_str().unwrap().contains("invoice.paid"));
     // An unpaid checkout waits for the async payment event.
     let mut unpaid: serde_json::Value =
-        serde_json::from_slice(&checkout_event("evt_unpaid", "cs_unpaid", plan_metadata("unpaid-shop", 1, 1))).unwrap();
+        serde_json::from_slice(&checkout_event("evt_unpaid", "cs_unpaid", plan_metadata("unpaid-shop", 10, 10)))
+            .unwrap();
     unpaid["data"]["object"]["payment_status"] = "unpaid".into();
     let v: serde_json::Value = app.post_signed(serde_json::to_vec(&unpaid).unwrap()).await.json().await.unwrap();
     assert!(v["ignored"].as_str().unwrap().contains("not paid"));
@@ -80,7 +81,7 @@ async fn jetstream_down_means_503_then_recovery() {
     let mut app = TestApp::spawn(Engine::MariaDb).await;
     assert_eq!(app.http.get(format!("{}/healthz", app.base_url)).send().await.unwrap().status(), 200);
     app.nats.as_mut().unwrap().kill();
-    let body = checkout_event("evt_down", "cs_down", plan_metadata("down-shop", 1, 1));
+    let body = checkout_event("evt_down", "cs_down", plan_metadata("down-shop", 10, 10));
     let (status, code) = error_code(app.post_signed(body.clone()).await).await;
     assert_eq!((status, code.as_str()), (503, "unavailable"));
     assert_eq!(app.http.get(format!("{}/readyz", app.base_url)).send().await.unwrap().status(), 503);

@@ -53,6 +53,8 @@ pub enum Outcome {
 /// an earlier command left it (provisioning, whose retry continues).
 struct Flow<'a> {
     plan: &'a Plan,
+    /// The tenant's status while the run goes, set when it starts (provisioning, offboarding) or kept as it
+    /// was until the end (suspend and resume are one short step).
     during: TenantStatus,
     ending: TenantStatus,
     failed: TenantStatus,
@@ -143,6 +145,13 @@ impl Runner {
                 }
             },
             Action::Retry => match store.tenant(&cmd.tenant_id).await? {
+                Some(row) if matches!(row.status.as_str(), "offboarding" | "deleted") => {
+                    let reason = format!(
+                        "tenant {} is {}; a retry provisions, so it is refused (offboard it again to resume an unfinished offboarding)",
+                        row.slug, row.status
+                    );
+                    return self.reject(cmd, reason).await;
+                }
                 Some(_) if store.has_succeeded_run(&cmd.tenant_id).await? => {
                     store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
                     return Ok(Outcome::AlreadyDone);
@@ -207,6 +216,39 @@ impl Runner {
                 let flow = if to == TenantStatus::Suspended { &self.flows.suspend } else { &self.flows.resume };
                 let run = Flow { plan: flow, during: from, ending: to, failed: from, repeatable: true };
                 return self.run_flow(cmd, &plan, run, delivered, alive).await;
+            }
+            Action::Offboard => {
+                let Some(row) = store.tenant(&cmd.tenant_id).await? else {
+                    return self.reject(cmd, format!("no tenant {}", cmd.tenant_id)).await;
+                };
+                match TenantStatus::parse(&row.status) {
+                    Some(TenantStatus::Deleted) => {
+                        store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
+                        return Ok(Outcome::AlreadyDone);
+                    }
+                    // A provisioning still under way would make again what offboarding removes.
+                    Some(TenantStatus::Pending | TenantStatus::Provisioning) | None => {
+                        let reason = format!(
+                            "tenant {} is {}; it can be offboarded once its provisioning has ended (active or failed)",
+                            row.slug, row.status
+                        );
+                        return self.reject(cmd, reason).await;
+                    }
+                    Some(_) => {}
+                }
+                let plan = match plan_of(&row) {
+                    Ok(p) => p,
+                    Err(reason) => return self.reject(cmd, reason).await,
+                };
+                let flow = Flow {
+                    plan: &self.flows.offboard,
+                    during: TenantStatus::Offboarding,
+                    ending: TenantStatus::Deleted,
+                    // Half-offboarded stays offboarding, with its reason: sending offboard again resumes it.
+                    failed: TenantStatus::Offboarding,
+                    repeatable: false,
+                };
+                return self.run_flow(cmd, &plan, flow, delivered, alive).await;
             }
             other => {
                 let reason = format!("command kind {} is not handled by this worker version", other.kind().as_str());
@@ -304,9 +346,9 @@ impl Runner {
     ) -> Result<Outcome, StoreError> {
         let store = &self.deps.store;
         let run = store.start_run(&plan.id, cmd.id.as_str(), cmd.action.kind()).await?;
-        if flow.during == TenantStatus::Provisioning {
-            self.set_status(plan, run, TenantStatus::Provisioning, format!("tenant {} is provisioning", plan.slug))
-                .await?;
+        if matches!(flow.during, TenantStatus::Provisioning | TenantStatus::Offboarding) {
+            let message = format!("tenant {} is {}", plan.slug, flow.during.as_str());
+            self.set_status(plan, run, flow.during, message).await?;
         }
         if flow.repeatable {
             // A flow that happens again and again (suspend, resume) starts afresh for each command: its steps'

@@ -1,7 +1,8 @@
 //! Where plan scripts come from: a folder, or S3 (`s3://bucket/prefix/`). A script is named by its plan,
 //! `{root}/{dialect}/package-{package_id}-type-{subscription_type_id}.sql`, so no request text ever
-//! becomes part of a path or key. Scripts from S3 are cached by ETag: a repeat asks S3 only whether the
-//! object changed.
+//! becomes part of a path or key. When the engine's folder has no script for the plan, one lying flat
+//! under the root (`{root}/package-10-type-10.sql`, the layout of a product with one engine) is used.
+//! Scripts from S3 are cached by ETag: a repeat asks S3 only whether the object changed.
 
 use std::{
     collections::HashMap,
@@ -98,22 +99,45 @@ impl ScriptSource {
         let name = script_name(package, kind);
         match self {
             Self::Folder(root) => {
-                let path = root.join(dialect.as_str()).join(&name);
-                let location = path.display().to_string();
-                match tokio::fs::read(&path).await {
-                    Ok(bytes) => plan_script(name, location, bytes),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ScriptError::Missing(location)),
-                    Err(source) => Err(ScriptError::Read { location, source }),
+                let in_engine = root.join(dialect.as_str()).join(&name);
+                match read_file(name.clone(), &in_engine).await {
+                    Err(ScriptError::Missing(first)) => {
+                        match read_file(name, &root.join(script_name(package, kind))).await {
+                            Err(ScriptError::Missing(flat)) => Err(ScriptError::Missing(format!("{first} or {flat}"))),
+                            other => other,
+                        }
+                    }
+                    other => other,
                 }
             }
-            Self::S3(s3) => s3.load(name, dialect).await,
+            Self::S3(s3) => {
+                let in_engine = format!("{}{}/{name}", s3.prefix, dialect.as_str());
+                match s3.load(name.clone(), in_engine).await {
+                    Err(ScriptError::Missing(first)) => {
+                        let flat = format!("{}{name}", s3.prefix);
+                        match s3.load(name, flat).await {
+                            Err(ScriptError::Missing(flat)) => Err(ScriptError::Missing(format!("{first} or {flat}"))),
+                            other => other,
+                        }
+                    }
+                    other => other,
+                }
+            }
         }
     }
 }
 
+async fn read_file(name: String, path: &std::path::Path) -> Result<PlanScript, ScriptError> {
+    let location = path.display().to_string();
+    match tokio::fs::read(path).await {
+        Ok(bytes) => plan_script(name, location, bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ScriptError::Missing(location)),
+        Err(source) => Err(ScriptError::Read { location, source }),
+    }
+}
+
 impl S3Scripts {
-    async fn load(&self, name: String, dialect: Dialect) -> Result<PlanScript, ScriptError> {
-        let key = format!("{}{}/{name}", self.prefix, dialect.as_str());
+    async fn load(&self, name: String, key: String) -> Result<PlanScript, ScriptError> {
         let location = format!("s3://{}/{key}", self.bucket);
         let cached = self.cache.lock().expect("cache lock").get(&key).cloned();
         let mut request = self.client.get_object().bucket(&self.bucket).key(&key);

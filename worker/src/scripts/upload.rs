@@ -9,7 +9,7 @@ use super::{Dialect, split};
 #[derive(Debug, Clone)]
 pub struct Upload {
     pub path: PathBuf,
-    /// Key under the prefix: `mysql/package-1-type-1.sql`.
+    /// Key under the prefix: `mysql/package-10-type-10.sql`.
     pub key: String,
     pub statements: usize,
     pub bytes: u64,

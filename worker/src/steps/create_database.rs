@@ -66,7 +66,9 @@ impl Step for CreateDatabase {
                     dropped.push(format!("login {login}"));
                 }
                 Ok(if dropped.is_empty() {
-                    StepDone::Skipped(format!("nothing of {db} or {login} was created by Landlord; left as it is"))
+                    StepDone::Skipped(format!(
+                        "no database {db} or login {login} of Landlord's is left (already removed, or never made by Landlord); nothing dropped"
+                    ))
                 } else {
                     StepDone::Done(format!("{} dropped", dropped.join(" and ")))
                 })

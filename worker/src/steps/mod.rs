@@ -8,6 +8,7 @@ mod create_database;
 mod deploy_stack;
 mod health_check;
 mod login_lock;
+mod offboard;
 pub mod ownership;
 mod plan;
 
@@ -21,6 +22,7 @@ pub use create_database::CreateDatabase;
 pub use deploy_stack::DeployStack;
 pub use health_check::HealthCheck;
 pub use login_lock::{LockLogin, UnlockLogin};
+pub use offboard::{ArchiveDatabase, DeleteStack, DropDatabase, ForgetCredentials, RemoveDns};
 pub use plan::{Plan, PlannedStep};
 
 pub use crate::{
@@ -28,7 +30,10 @@ pub use crate::{
     step_name::StepName,
 };
 
-use crate::{infra::Infra, keepalive::KeepAlive, scripts::ScriptSource, store::Store, tenant_db::TenantDbServer};
+use crate::{
+    archive::ArchiveTarget, infra::Infra, keepalive::KeepAlive, scripts::ScriptSource, store::Store,
+    tenant_db::TenantDbServer,
+};
 
 /// What a step did, for its progress event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +52,10 @@ pub struct Deps {
     pub tenant_db: TenantDbServer,
     pub scripts: ScriptSource,
     pub infra: std::sync::Arc<Infra>,
+    /// Where offboarded tenants' final dumps go (`LANDLORD_ARCHIVE`).
+    pub archive: ArchiveTarget,
+    /// How many days a final dump is kept (`LANDLORD_RETENTION__ARCHIVE_DAYS`).
+    pub archive_days: u32,
 }
 
 /// The tenant a run is for, read back from the control plane as valid types.
@@ -125,17 +134,32 @@ pub fn resumption() -> Plan {
     Plan::new(vec![PlannedStep::new(StepName::UnlockLogin, &[])])
 }
 
+/// Offboarding, provisioning in reverse: the final dump first (with the login locked, so nothing changes
+/// while it is taken), and nothing removed unless it succeeded; then the stack and the DNS records; the
+/// database and its login once the stack that used them is gone; the stored password last.
+pub fn offboarding() -> Plan {
+    use StepName::*;
+    Plan::new(vec![
+        PlannedStep::new(ArchiveDatabase, &[]),
+        PlannedStep::new(DeleteStack, &[ArchiveDatabase]),
+        PlannedStep::new(RemoveDns, &[ArchiveDatabase]),
+        PlannedStep::new(DropDatabase, &[ArchiveDatabase, DeleteStack]),
+        PlannedStep::new(ForgetCredentials, &[DropDatabase]),
+    ])
+}
+
 /// Every flow a worker runs, each a plan of steps.
 #[derive(Debug)]
 pub struct Flows {
     pub provision: Plan,
     pub suspend: Plan,
     pub resume: Plan,
+    pub offboard: Plan,
 }
 
 impl Default for Flows {
     fn default() -> Self {
-        Self { provision: provisioning(), suspend: suspension(), resume: resumption() }
+        Self { provision: provisioning(), suspend: suspension(), resume: resumption(), offboard: offboarding() }
     }
 }
 
@@ -150,5 +174,10 @@ pub fn step(name: StepName) -> Box<dyn Step> {
         StepName::Activate => Box::new(Activate),
         StepName::LockLogin => Box::new(LockLogin),
         StepName::UnlockLogin => Box::new(UnlockLogin),
+        StepName::ArchiveDatabase => Box::new(ArchiveDatabase),
+        StepName::DeleteStack => Box::new(DeleteStack),
+        StepName::RemoveDns => Box::new(RemoveDns),
+        StepName::DropDatabase => Box::new(DropDatabase),
+        StepName::ForgetCredentials => Box::new(ForgetCredentials),
     }
 }

@@ -17,6 +17,8 @@ pub enum ResourceKind {
     Login,
     DnsRecord,
     Stack,
+    /// An offboarded tenant's final dump; its claim records when it was made, for its retention.
+    Archive,
 }
 
 impl ResourceKind {
@@ -26,6 +28,7 @@ impl ResourceKind {
             Self::Login => "login",
             Self::DnsRecord => "dns_record",
             Self::Stack => "stack",
+            Self::Archive => "archive",
         }
     }
 }
@@ -37,6 +40,7 @@ impl fmt::Display for ResourceKind {
             Self::Login => "login",
             Self::DnsRecord => "DNS record",
             Self::Stack => "stack",
+            Self::Archive => "archive",
         })
     }
 }

@@ -217,4 +217,10 @@ impl Store {
         })
         .await
     }
+
+    /// Forgets the tenant login's password once the login is gone (offboarding). The database's and the
+    /// login's names stay, for the record of what the tenant had.
+    pub async fn forget_database_password(&self, id: &TenantId) -> Result<(), StoreError> {
+        self.update_tenant(id, |t| t.db_password = Set(None)).await
+    }
 }

@@ -5,6 +5,7 @@
 //! Connections never log statements (`sqlx_logging(false)`): a statement that sets a password must not
 //! reach a log, and errors from those statements are redacted before they go anywhere.
 
+mod dump;
 mod mysql;
 mod postgres;
 pub mod verifier;
@@ -79,6 +80,13 @@ impl TenantDbServer {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// The administrator's password, decoded, only to remove it from a tool's error output.
+    pub(crate) fn admin_password(&self) -> Option<String> {
+        let url = url::Url::parse(self.url.expose_secret()).ok()?;
+        let password = url.password()?;
+        Some(percent_encoding::percent_decode_str(password).decode_utf8_lossy().into_owned())
     }
 
     /// Creates the tenant's database and a login that can reach only it, with `password`. Repeating it

@@ -32,7 +32,7 @@ async fn two_hundred_checkouts_with_thirty_percent_redelivered() {
     let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(&logs, &format!("w{i}")))).collect();
 
     let batch = unique_slug("bulk");
-    let purchases: Vec<_> = (0..PURCHASES).map(|i| purchase(&format!("{batch}-{i}"), 1)).collect();
+    let purchases: Vec<_> = (0..PURCHASES).map(|i| purchase(&format!("{batch}-{i}"), 10)).collect();
     let started = Instant::now();
     // First deliveries, with 30 % delivered twice at the same time.
     let first: Vec<_> = purchases.iter().chain(purchases.iter().take(REDELIVERED)).collect();

@@ -32,7 +32,7 @@ async fn one_node_of_a_three_node_cluster_killed_mid_batch() {
     let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(&logs, &format!("w{i}")))).collect();
 
     let batch = unique_slug("cluster");
-    let purchases: Vec<_> = (0..40).map(|i| purchase(&format!("{batch}-{i}"), 1)).collect();
+    let purchases: Vec<_> = (0..40).map(|i| purchase(&format!("{batch}-{i}"), 10)).collect();
     let started = Instant::now();
     let mut deliveries = 0;
     for p in &purchases[..15] {

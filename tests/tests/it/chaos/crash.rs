@@ -59,7 +59,7 @@ async fn crash_at(point: String, aws: &Aws) -> Figures {
 
     let started = Instant::now();
     let mut first = WorkerProcess::spawn(&armed, log(&logs, "first"));
-    let p = purchase(&unique_slug("crash"), 2);
+    let p = purchase(&unique_slug("crash"), 20);
     let deliveries = deliver(&app, &p).await;
     let reached = marker.clone();
     let wanted = point.split(',').count();

@@ -24,7 +24,7 @@ async fn tenant_database_down_for_twenty_seconds() {
     let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(&logs, &format!("w{i}")))).collect();
 
     let batch = unique_slug("dbdown");
-    let purchases: Vec<_> = (0..30).map(|i| purchase(&format!("{batch}-{i}"), 1)).collect();
+    let purchases: Vec<_> = (0..30).map(|i| purchase(&format!("{batch}-{i}"), 10)).collect();
     let started = Instant::now();
     let mut deliveries = 0;
     for p in &purchases[..10] {

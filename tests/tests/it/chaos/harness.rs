@@ -21,6 +21,7 @@ pub fn worker_env(
         ("LANDLORD_DATABASE_URL", control_plane.to_owned()),
         ("LANDLORD_TENANT_DB_URL", tenant_db.to_owned()),
         ("LANDLORD_SCRIPTS", repo_root().join("sql-scripts").display().to_string()),
+        ("LANDLORD_ARCHIVE", app.worker_config.archive.clone()),
         ("LANDLORD_ACK_WAIT_SECS", "3".into()),
         // A worker that cannot renew for two thirds of its lease drops its run; on a machine loaded by other
         // builds a 3 s lease made that happen to healthy workers. 6 s keeps crash recovery quick.
@@ -57,7 +58,7 @@ pub struct Purchase {
 pub fn purchase(slug: &str, package: u32) -> Purchase {
     let session = format!("cs_chaos_{slug}");
     let event_id = format!("evt_{}", slug.replace('-', "_"));
-    let body = checkout_event(&event_id, &session, plan_metadata(slug, package, 1));
+    let body = checkout_event(&event_id, &session, plan_metadata(slug, package, 10));
     Purchase { slug: slug.to_owned(), event_id, tenant: TenantId::from_checkout_session(&session), body }
 }
 

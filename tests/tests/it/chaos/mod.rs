@@ -7,5 +7,6 @@ mod crash;
 mod db_outage;
 pub mod harness;
 mod nats_restart;
+mod offboard;
 mod shutdown;
 mod suspend;

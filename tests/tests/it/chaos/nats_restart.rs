@@ -22,7 +22,7 @@ async fn nats_restarted_mid_batch() {
     let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(&logs, &format!("w{i}")))).collect();
 
     let batch = unique_slug("natsr");
-    let purchases: Vec<_> = (0..40).map(|i| purchase(&format!("{batch}-{i}"), 1)).collect();
+    let purchases: Vec<_> = (0..40).map(|i| purchase(&format!("{batch}-{i}"), 10)).collect();
     let started = Instant::now();
     let mut deliveries = 0;
     for p in &purchases[..15] {

@@ -41,7 +41,7 @@ async fn sigterm_stops_at_a_checkpoint_and_releases_the_lease() {
     let health = slow_health(Duration::from_secs(3)).await;
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[("LANDLORD_HEALTH_URL", health)]);
     let mut first = WorkerProcess::spawn(&env, log(&logs, "first"));
-    let p = purchase(&unique_slug("term"), 1);
+    let p = purchase(&unique_slug("term"), 10);
     deliver(&app, &p).await;
 
     // SIGTERM while the health check waits on the slow tenant.
@@ -127,7 +127,7 @@ async fn sigterm_ends_within_the_grace_while_the_dns_retrier_waits_on_route53() 
     // Route 53 never answers: within its 2 s budget the tenant goes live with its DNS deferred.
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &aws("2", "3600"));
     let mut first = WorkerProcess::spawn(&env, log(&logs, "first"));
-    let p = purchase(&unique_slug("dnsterm"), 1);
+    let p = purchase(&unique_slug("dnsterm"), 10);
     deliver(&app, &p).await;
     wait_processed(&store, std::slice::from_ref(&p), Duration::from_secs(60)).await;
     assert!(store.tenant(&p.tenant).await.unwrap().unwrap().dns_pending, "DNS deferred, not failed");

@@ -23,7 +23,7 @@ async fn sigkill_in_the_middle_of_a_suspension_is_resumed_by_another_worker() {
 
     // A tenant, provisioned by a worker that then goes away.
     let mut provisioner = WorkerProcess::spawn(&env, log(&logs, "provisioner"));
-    let p = purchase(&unique_slug("suspend"), 1);
+    let p = purchase(&unique_slug("suspend"), 10);
     deliver(&app, &p).await;
     wait_processed(&store, std::slice::from_ref(&p), Duration::from_secs(60)).await;
     provisioner.kill();
