@@ -189,6 +189,7 @@ impl TestApp {
         worker_config.tenant_db_url = tenant_db.clone().into();
         worker_config.scripts = opts.scripts.display().to_string();
         worker_config.archive = dir.path().join("archive").display().to_string();
+        worker_config.plans = opts.plans.clone();
         worker_config.retry = opts.retry.clone();
         worker_config.environment = "test".into();
         worker_config.poll =

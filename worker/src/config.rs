@@ -34,6 +34,8 @@ pub struct WorkerConfig {
     pub scripts: String,
     /// Where offboarded tenants' final dumps go: a folder, or `s3://bucket/prefix/`.
     pub archive: String,
+    /// The plan catalogue (`LANDLORD_PLANS`): a plan change must name one of its plans.
+    pub plans: landlord_protocol::Plans,
     /// Messages handled at once by this process.
     pub concurrency: usize,
     pub retry: RetryPolicy,
@@ -91,6 +93,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("secret_keys", &self.secret_keys.as_ref().map(|_| "[REDACTED]"))
             .field("scripts", &self.scripts)
             .field("archive", &self.archive)
+            .field("plans", &self.plans.source())
             .field("concurrency", &self.concurrency)
             .field("retry", &self.retry)
             .field("duplicate_window", &self.duplicate_window)
@@ -133,6 +136,7 @@ struct Raw {
     secret_keys: Option<String>,
     scripts: String,
     archive: String,
+    plans: Option<String>,
     worker_concurrency: usize,
     retry: RetryPolicy,
     nats_duplicate_window_secs: u64,
@@ -174,6 +178,7 @@ impl Default for Raw {
             secret_keys: None,
             scripts: "./sql-scripts".into(),
             archive: "./archive".into(),
+            plans: None,
             worker_concurrency: 4,
             retry: RetryPolicy::default(),
             nats_duplicate_window_secs: 120,
@@ -258,6 +263,7 @@ impl WorkerConfig {
             secret_keys: set(raw.secret_keys).map(SecretString::from),
             scripts: raw.scripts,
             archive: raw.archive,
+            plans: landlord_protocol::Plans::load(raw.plans.as_deref()).map_err(|e| format!("LANDLORD_PLANS: {e}"))?,
             concurrency: raw.worker_concurrency,
             retry: raw.retry,
             duplicate_window: Duration::from_secs(raw.nats_duplicate_window_secs),

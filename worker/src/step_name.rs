@@ -24,10 +24,13 @@ pub enum StepName {
     RemoveDns,
     DropDatabase,
     ForgetCredentials,
+    UpgradeSchema,
+    RecordPlan,
+    UpdateStack,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 13] = [
+    pub const ALL: [StepName; 16] = [
         Self::CreateDatabase,
         Self::ApplySchema,
         Self::ConfigureDns,
@@ -41,6 +44,9 @@ impl StepName {
         Self::RemoveDns,
         Self::DropDatabase,
         Self::ForgetCredentials,
+        Self::UpgradeSchema,
+        Self::RecordPlan,
+        Self::UpdateStack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +64,9 @@ impl StepName {
             Self::RemoveDns => "remove_dns",
             Self::DropDatabase => "drop_database",
             Self::ForgetCredentials => "forget_credentials",
+            Self::UpgradeSchema => "upgrade_schema",
+            Self::RecordPlan => "record_plan",
+            Self::UpdateStack => "update_stack",
         }
     }
 

@@ -154,6 +154,7 @@ async fn dns_stack_and_health_check_make_a_reachable_tenant() {
         slug: TenantSlug::parse(&slug).unwrap(),
         package_id: landlord_protocol::PackageId::parse("20").unwrap(),
         subscription_type_id: landlord_protocol::SubscriptionTypeId::parse("10").unwrap(),
+        previous: None,
     };
     let ctx = StepContext {
         tenant: &plan,

@@ -14,6 +14,7 @@ mod lifecycle;
 mod nats_auth;
 mod offboard;
 mod ownership;
+mod plan_change;
 mod provision;
 mod refused;
 mod retention;

@@ -22,6 +22,7 @@ fn plan(tenant: landlord_protocol::TenantId, slug: &str) -> TenantPlan {
         slug: TenantSlug::parse(slug).unwrap(),
         package_id: landlord_protocol::PackageId::parse("10").unwrap(),
         subscription_type_id: landlord_protocol::SubscriptionTypeId::parse("10").unwrap(),
+        previous: None,
     }
 }
 

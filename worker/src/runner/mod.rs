@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures::{StreamExt, stream::FuturesUnordered};
 
 use landlord_protocol::{
-    Action, Command, EventError, EventKind, PackageId, ProvisionSpec, SubscriptionTypeId, TenantId, TenantSlug,
-    TenantStatus,
+    Action, Command, EventError, EventKind, PackageId, PlanChange, ProvisionSpec, SubscriptionTypeId, TenantId,
+    TenantSlug, TenantStatus,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -100,6 +100,7 @@ fn plan_of(row: &tenant::Model) -> Result<TenantPlan, String> {
         slug: TenantSlug::parse_stored(&row.slug).map_err(bad)?,
         package_id: PackageId::try_from(row.package_id as u32).map_err(bad)?,
         subscription_type_id: SubscriptionTypeId::try_from(row.subscription_type_id as u32).map_err(bad)?,
+        previous: None,
     })
 }
 
@@ -250,10 +251,7 @@ impl Runner {
                 };
                 return self.run_flow(cmd, &plan, flow, delivered, alive).await;
             }
-            other => {
-                let reason = format!("command kind {} is not handled by this worker version", other.kind().as_str());
-                return self.reject(cmd, reason).await;
-            }
+            Action::ChangePlan(change) => return self.change_plan(cmd, change, delivered, alive).await,
         };
         let plan = match plan_of(&row) {
             Ok(p) => p,
@@ -265,6 +263,58 @@ impl Runner {
             ending: TenantStatus::Active,
             failed: TenantStatus::Failed,
             repeatable: false,
+        };
+        self.run_flow(cmd, &plan, flow, delivered, alive).await
+    }
+
+    /// A plan change: to a plan of the catalogue, for an active tenant. Asking for the plan the tenant has
+    /// does nothing, unless it is this command's own run that recorded it and must still finish.
+    async fn change_plan(
+        &self,
+        cmd: &Command,
+        change: &PlanChange,
+        delivered: i64,
+        alive: &dyn KeepAlive,
+    ) -> Result<Outcome, StoreError> {
+        let store = &self.deps.store;
+        let Some(row) = store.tenant(&cmd.tenant_id).await? else {
+            return self.reject(cmd, format!("no tenant {}", cmd.tenant_id)).await;
+        };
+        let to = (change.package_id, change.subscription_type_id);
+        let Some(target) = self.config.plans.get(to.0, to.1) else {
+            let reason = format!(
+                "package {} with subscription type {} is not a plan in {}",
+                to.0,
+                to.1,
+                self.config.plans.source()
+            );
+            return self.reject(cmd, reason).await;
+        };
+        if row.status != TenantStatus::Active.as_str() {
+            let reason = format!("tenant {} is {}; only an active tenant changes plan", row.slug, row.status);
+            return self.reject(cmd, reason).await;
+        }
+        let mut plan = match plan_of(&row) {
+            Ok(p) => p,
+            Err(reason) => return self.reject(cmd, reason).await,
+        };
+        let from = (plan.package_id, plan.subscription_type_id);
+        if from == to {
+            if !store.step_settled_by_command(&plan.id, StepName::RecordPlan, cmd.id.as_str()).await? {
+                store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
+                return Ok(Outcome::AlreadyDone);
+            }
+        } else {
+            plan.previous = Some(from);
+        }
+        (plan.package_id, plan.subscription_type_id) = to;
+        tracing::info!(plan = %target.name, "changing plan");
+        let flow = Flow {
+            plan: &self.flows.change_plan,
+            during: TenantStatus::Active,
+            ending: TenantStatus::Active,
+            failed: TenantStatus::Active,
+            repeatable: true,
         };
         self.run_flow(cmd, &plan, flow, delivered, alive).await
     }

@@ -68,6 +68,12 @@ pub fn script_name(package: PackageId, kind: SubscriptionTypeId) -> String {
     format!("package-{package}-type-{kind}.sql")
 }
 
+/// `upgrade-package-{p}-type-{t}-to-package-{p2}-type-{t2}.sql`: what a tenant's database needs when it
+/// moves from one plan to another, applied once, beside the plan scripts.
+pub fn upgrade_name(from: (PackageId, SubscriptionTypeId), to: (PackageId, SubscriptionTypeId)) -> String {
+    format!("upgrade-package-{}-type-{}-to-package-{}-type-{}.sql", from.0, from.1, to.0, to.1)
+}
+
 fn plan_script(name: String, location: String, bytes: Vec<u8>) -> Result<PlanScript, ScriptError> {
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let sql = String::from_utf8(bytes).map_err(|_| ScriptError::NotText(location.clone()))?;
@@ -96,13 +102,28 @@ impl ScriptSource {
         package: PackageId,
         kind: SubscriptionTypeId,
     ) -> Result<PlanScript, ScriptError> {
-        let name = script_name(package, kind);
+        self.load_named(dialect, script_name(package, kind)).await
+    }
+
+    /// The upgrade script between two plans; [`ScriptError::Missing`] when there is none.
+    pub async fn load_upgrade(
+        &self,
+        dialect: Dialect,
+        from: (PackageId, SubscriptionTypeId),
+        to: (PackageId, SubscriptionTypeId),
+    ) -> Result<PlanScript, ScriptError> {
+        self.load_named(dialect, upgrade_name(from, to)).await
+    }
+
+    /// `name` from the engine's folder, or else flat under the root.
+    async fn load_named(&self, dialect: Dialect, name: String) -> Result<PlanScript, ScriptError> {
         match self {
             Self::Folder(root) => {
                 let in_engine = root.join(dialect.as_str()).join(&name);
                 match read_file(name.clone(), &in_engine).await {
                     Err(ScriptError::Missing(first)) => {
-                        match read_file(name, &root.join(script_name(package, kind))).await {
+                        let flat = root.join(&name);
+                        match read_file(name, &flat).await {
                             Err(ScriptError::Missing(flat)) => Err(ScriptError::Missing(format!("{first} or {flat}"))),
                             other => other,
                         }

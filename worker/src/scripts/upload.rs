@@ -15,9 +15,19 @@ pub struct Upload {
     pub bytes: u64,
 }
 
-/// `package-{n}-type-{n}.sql` with positive numbers.
+/// `package-{n}-type-{n}.sql` with positive numbers, or an upgrade between two plans,
+/// `upgrade-package-{n}-type-{n}-to-package-{n}-type-{n}.sql`.
 pub fn valid_name(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("package-").and_then(|r| r.strip_suffix(".sql")) else {
+    let Some(stem) = name.strip_suffix(".sql") else { return false };
+    match stem.strip_prefix("upgrade-").and_then(|r| r.split_once("-to-")) {
+        Some((from, to)) => valid_plan(from) && valid_plan(to) && from != to,
+        None => valid_plan(stem),
+    }
+}
+
+/// `package-{n}-type-{n}`.
+fn valid_plan(stem: &str) -> bool {
+    let Some(rest) = stem.strip_prefix("package-") else {
         return false;
     };
     let Some((package, kind)) = rest.split_once("-type-") else {
@@ -103,4 +113,26 @@ pub async fn upload(
         done(u);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn plan_and_upgrade_script_names() {
+        for good in ["package-10-type-10.sql", "upgrade-package-10-type-10-to-package-20-type-10.sql"] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in [
+            "package-10-type-10.txt",
+            "package-0-type-10.sql",
+            "plan-one.sql",
+            "upgrade-package-10-type-10.sql",
+            "upgrade-package-10-type-10-to-package-10-type-10.sql",
+            "upgrade-package-10-type-10-to-../x.sql",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 mod activate;
 mod apply_schema;
+mod change_plan;
 mod configure_dns;
 mod create_database;
 mod deploy_stack;
@@ -17,6 +18,7 @@ use landlord_protocol::{PackageId, SubscriptionTypeId, TenantId, TenantSlug};
 
 pub use activate::Activate;
 pub use apply_schema::ApplySchema;
+pub use change_plan::{RecordPlan, UpdateStack, UpgradeSchema};
 pub use configure_dns::{ConfigureDns, apply as apply_dns};
 pub use create_database::CreateDatabase;
 pub use deploy_stack::DeployStack;
@@ -65,6 +67,9 @@ pub struct TenantPlan {
     pub slug: TenantSlug,
     pub package_id: PackageId,
     pub subscription_type_id: SubscriptionTypeId,
+    /// In a plan change, the plan the tenant leaves (`package_id`/`subscription_type_id` are the new one);
+    /// `None` elsewhere, and once the new plan is recorded.
+    pub previous: Option<(PackageId, SubscriptionTypeId)>,
 }
 
 /// A named point inside a step's work (`"middle"` of a plan script). The runner owns what happens there:
@@ -148,6 +153,17 @@ pub fn offboarding() -> Plan {
     ])
 }
 
+/// A plan change: the database is upgraded before the new plan is recorded (a tenant never records a
+/// plan its schema does not have), and the stack learns the new plan last.
+pub fn plan_change() -> Plan {
+    use StepName::*;
+    Plan::new(vec![
+        PlannedStep::new(UpgradeSchema, &[]),
+        PlannedStep::new(RecordPlan, &[UpgradeSchema]),
+        PlannedStep::new(UpdateStack, &[RecordPlan]),
+    ])
+}
+
 /// Every flow a worker runs, each a plan of steps.
 #[derive(Debug)]
 pub struct Flows {
@@ -155,11 +171,18 @@ pub struct Flows {
     pub suspend: Plan,
     pub resume: Plan,
     pub offboard: Plan,
+    pub change_plan: Plan,
 }
 
 impl Default for Flows {
     fn default() -> Self {
-        Self { provision: provisioning(), suspend: suspension(), resume: resumption(), offboard: offboarding() }
+        Self {
+            provision: provisioning(),
+            suspend: suspension(),
+            resume: resumption(),
+            offboard: offboarding(),
+            change_plan: plan_change(),
+        }
     }
 }
 
@@ -179,5 +202,8 @@ pub fn step(name: StepName) -> Box<dyn Step> {
         StepName::RemoveDns => Box::new(RemoveDns),
         StepName::DropDatabase => Box::new(DropDatabase),
         StepName::ForgetCredentials => Box::new(ForgetCredentials),
+        StepName::UpgradeSchema => Box::new(UpgradeSchema),
+        StepName::RecordPlan => Box::new(RecordPlan),
+        StepName::UpdateStack => Box::new(UpdateStack),
     }
 }

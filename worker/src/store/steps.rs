@@ -129,4 +129,19 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Whether `step` is settled by a run of `command_id` (not by an earlier command).
+    pub async fn step_settled_by_command(
+        &self,
+        id: &TenantId,
+        step: StepName,
+        command_id: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(row) = self.step(id, step).await? else { return Ok(false) };
+        if !StepState::is_settled(&row.status) {
+            return Ok(false);
+        }
+        let by = run::Entity::find_by_id(row.run_id.clone()).one(self.connection()).await?;
+        Ok(by.is_some_and(|r| r.command_id == command_id))
+    }
 }

@@ -223,4 +223,18 @@ impl Store {
     pub async fn forget_database_password(&self, id: &TenantId) -> Result<(), StoreError> {
         self.update_tenant(id, |t| t.db_password = Set(None)).await
     }
+
+    /// Records the tenant's new plan (a plan change).
+    pub async fn set_plan(
+        &self,
+        id: &TenantId,
+        package: landlord_protocol::PackageId,
+        kind: landlord_protocol::SubscriptionTypeId,
+    ) -> Result<(), StoreError> {
+        self.update_tenant(id, |t| {
+            t.package_id = Set(package.get() as i32);
+            t.subscription_type_id = Set(kind.get() as i32);
+        })
+        .await
+    }
 }

@@ -8,6 +8,7 @@
 mod dump;
 mod mysql;
 mod postgres;
+mod upgrade;
 pub mod verifier;
 
 use std::time::{Duration, Instant};

@@ -22,6 +22,7 @@ pub fn worker_env(
         ("LANDLORD_TENANT_DB_URL", tenant_db.to_owned()),
         ("LANDLORD_SCRIPTS", repo_root().join("sql-scripts").display().to_string()),
         ("LANDLORD_ARCHIVE", app.worker_config.archive.clone()),
+        ("LANDLORD_PLANS", repo_root().join("tests/plans.toml").display().to_string()),
         ("LANDLORD_ACK_WAIT_SECS", "3".into()),
         // A worker that cannot renew for two thirds of its lease drops its run; on a machine loaded by other
         // builds a 3 s lease made that happen to healthy workers. 6 s keeps crash recovery quick.
