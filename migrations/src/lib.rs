@@ -8,6 +8,7 @@ mod m20261122_000002_infrastructure;
 mod m20261122_000003_leases;
 mod m20261123_000004_resources;
 mod m20261124_000005_refused_purchases;
+mod m20261124_000006_subscriptions;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_leases::Migration),
             Box::new(m20261123_000004_resources::Migration),
             Box::new(m20261124_000005_refused_purchases::Migration),
+            Box::new(m20261124_000006_subscriptions::Migration),
         ]
     }
 }

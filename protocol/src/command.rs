@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CommandId, ContactEmail, PROTOCOL_VERSION, PackageId, StoreName, StripeId, SubscriptionTypeId, TenantId, TenantSlug,
+    CommandId, ContactEmail, PROTOCOL_VERSION, PackageId, StoreName, StripeId, SubscriptionEvent, SubscriptionTypeId,
+    TenantId, TenantSlug,
 };
 
 /// One command, version 1.
@@ -39,6 +40,12 @@ pub enum Action {
     /// A paid checkout Landlord cannot turn into a tenant (its metadata is invalid): recorded for an
     /// operator and announced, never only logged, because the customer has paid.
     RefusedPurchase(RefusedPurchase),
+    /// A Stripe event about a subscription. Its subject names [`TenantId::for_subscription`], not a tenant:
+    /// the worker keeps the newest snapshot and asks the subscription's tenant, if any, to reconcile.
+    StripeSubscription(SubscriptionEvent),
+    /// Bring the tenant to the state its subscription's newest snapshot asks for (suspend, resume, change
+    /// plan, schedule offboarding); idempotent, one flow per command.
+    Reconcile,
 }
 
 /// The tenant a purchase pays for.
@@ -64,6 +71,9 @@ pub struct Purchase {
     pub checkout_session: StripeId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<StripeId>,
+    /// The subscription a subscription-mode checkout started; its events drive the tenant's life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<StripeId>,
 }
 
 /// A paid purchase and why Landlord refused it.
@@ -110,6 +120,8 @@ pub enum CommandKind {
     Offboard,
     ChangePlan,
     RefusedPurchase,
+    StripeSubscription,
+    Reconcile,
 }
 
 impl CommandKind {
@@ -122,6 +134,8 @@ impl CommandKind {
             Self::Offboard => "offboard",
             Self::ChangePlan => "change_plan",
             Self::RefusedPurchase => "refused_purchase",
+            Self::StripeSubscription => "stripe_subscription",
+            Self::Reconcile => "reconcile",
         }
     }
 }
@@ -136,6 +150,8 @@ impl Action {
             Self::Offboard => CommandKind::Offboard,
             Self::ChangePlan(_) => CommandKind::ChangePlan,
             Self::RefusedPurchase(_) => CommandKind::RefusedPurchase,
+            Self::StripeSubscription(_) => CommandKind::StripeSubscription,
+            Self::Reconcile => CommandKind::Reconcile,
         }
     }
 }

@@ -51,6 +51,11 @@ pub enum EventKind {
     /// A paid purchase Landlord refused (invalid metadata, subdomain taken). It is recorded for an
     /// operator (`landlord purchases refused`), who must settle it with the customer.
     PurchaseRefused,
+    /// Stripe says the tenant's trial ends in a few days (`customer.subscription.trial_will_end`).
+    TrialWillEnd,
+    /// The subscription ended; the tenant is suspended and will be offboarded at the time the message
+    /// gives, unless an operator resumes it first.
+    OffboardingScheduled,
 }
 
 /// A tenant's lifecycle state (see ARCHITECTURE.md for the transitions).

@@ -36,6 +36,11 @@ impl TenantId {
     pub fn from_checkout_session(session_id: &str) -> Self {
         Self(Uuid::new_v5(&CHECKOUT_NAMESPACE, format!("stripe:checkout:{session_id}").as_bytes()))
     }
+    /// The key of a Stripe subscription's commands (`stripe_subscription`), in the subject's tenant slot:
+    /// the worker finds the tenant the subscription pays for, which the ingress cannot know.
+    pub fn for_subscription(subscription_id: &str) -> Self {
+        Self(Uuid::new_v5(&CHECKOUT_NAMESPACE, format!("stripe:subscription:{subscription_id}").as_bytes()))
+    }
     /// A fresh id, for tenants an operator creates.
     pub fn new_random() -> Self {
         Self(Uuid::new_v4())
@@ -282,7 +287,8 @@ impl ContactEmail {
     }
 }
 
-/// Idempotency key of a command: `stripe:<event id>` or `admin:<request id>`, used as the JetStream
+/// Idempotency key of a command: `stripe:<event id>`, `admin:<request id>`, or `landlord:<key>` for the
+/// commands Landlord derives itself (a reconcile after a Stripe event, a due timer), used as the JetStream
 /// `Nats-Msg-Id` so a repeated delivery is stored once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
@@ -292,11 +298,12 @@ string_newtype!(CommandId);
 impl CommandId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         const FIELD: &str = "command id";
+        const RULE: &str = "start with stripe:, admin: or landlord:";
         let Some((source, key)) = s.split_once(':') else {
-            return Err(IdError::Shape { field: FIELD, rule: "start with stripe: or admin:" });
+            return Err(IdError::Shape { field: FIELD, rule: RULE });
         };
-        if !matches!(source, "stripe" | "admin") {
-            return Err(IdError::Shape { field: FIELD, rule: "start with stripe: or admin:" });
+        if !matches!(source, "stripe" | "admin" | "landlord") {
+            return Err(IdError::Shape { field: FIELD, rule: RULE });
         }
         if !(1..=120).contains(&key.len()) {
             return Err(IdError::Length { field: FIELD, min: 1, max: 120, got: key.len() });
@@ -309,6 +316,11 @@ impl CommandId {
     /// The id of the command a Stripe event becomes.
     pub fn stripe(event_id: &str) -> Result<Self, IdError> {
         Self::parse(&format!("stripe:{event_id}"))
+    }
+    /// The id of a command Landlord derives from something that happened (`reconcile-<event id>`): the same
+    /// cause always gives the same id, so publishing it twice stores it once.
+    pub fn derived(key: &str) -> Result<Self, IdError> {
+        Self::parse(&format!("landlord:{key}"))
     }
 }
 

@@ -9,6 +9,7 @@ mod ids;
 pub mod plans;
 mod schema;
 pub mod subjects;
+mod subscription;
 
 pub use command::{Action, Command, CommandKind, DecodeError, PlanChange, ProvisionSpec, Purchase, RefusedPurchase};
 pub use event::{EventError, EventKind, ProgressEvent, TenantStatus};
@@ -17,6 +18,7 @@ pub use ids::{
 };
 pub use plans::{Plan, Plans, PlansError};
 pub use schema::{command_schema, progress_schema};
+pub use subscription::{Desired, SubscriptionEvent, SubscriptionEventType, SubscriptionSnapshot, SubscriptionStatus};
 
 /// The version every message carries in its `v` field. A reader refuses versions it does not know
 /// instead of guessing at their meaning.

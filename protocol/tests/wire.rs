@@ -109,3 +109,21 @@ fn checked_in_schema_matches_the_types() {
         assert_eq!(parse(&checked_in), parse(&generated), "{file} is stale: run with LANDLORD_UPDATE_SCHEMA=1");
     }
 }
+
+#[test]
+fn a_subscription_event_keeps_its_own_time_beside_the_commands() {
+    let text = std::fs::read_to_string(dir("vectors/command-stripe-subscription.json")).unwrap();
+    let cmd = Command::decode(&subject_of(&serde_json::from_str(&text).unwrap()), text.as_bytes()).unwrap();
+    assert_eq!(cmd.action.kind(), CommandKind::StripeSubscription);
+    let Action::StripeSubscription(ev) = &cmd.action else { panic!("not a subscription event") };
+    assert_eq!(
+        cmd.tenant_id,
+        landlord_protocol::TenantId::for_subscription(ev.subscription.as_str()),
+        "keyed by subscription"
+    );
+    assert!(ev.event_created < cmd.created);
+    assert_eq!(
+        ev.snapshot.as_ref().unwrap().status.desired(false),
+        landlord_protocol::Desired::Active { payment_overdue: true }
+    );
+}

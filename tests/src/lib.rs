@@ -103,6 +103,8 @@ pub struct Infra {
     pub health_url: Option<String>,
     /// `LANDLORD_ARCHIVE` (`s3://…`), instead of the app's own folder.
     pub archive: Option<String>,
+    /// `LANDLORD_STRIPE_API_BASE` of a test server standing in for Stripe's API.
+    pub stripe_api_base: Option<String>,
 }
 
 impl Options {
@@ -388,6 +390,39 @@ pub fn purchase_body(slug: &str, package: u32, kind: u32) -> (Vec<u8>, TenantId)
     let session = format!("cs_test_{slug}");
     let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, kind));
     (body, TenantId::from_checkout_session(&session))
+}
+
+/// A subscription-mode checkout of plan `package`/10 for `slug` that starts subscription `sub_<slug>`:
+/// the body, the tenant it names and the subscription id.
+pub fn subscription_purchase(slug: &str, package: u32) -> (Vec<u8>, TenantId, String) {
+    let session = format!("cs_test_{slug}");
+    let subscription = format!("sub_{}", slug.replace('-', "_"));
+    let body = checkout_event(&format!("evt_{}", slug.replace('-', "_")), &session, plan_metadata(slug, package, 10));
+    let mut event: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    event["data"]["object"]["subscription"] = subscription.clone().into();
+    (serde_json::to_vec(&event).expect("serializes"), TenantId::from_checkout_session(&session), subscription)
+}
+
+/// A Stripe subscription event (`customer.subscription.updated`, …) shaped like Stripe's, from the
+/// checked-in subscription vector: `status`, one item of `price`, stamped `created` (seconds).
+pub fn subscription_event(
+    event_id: &str,
+    kind: &str,
+    created: i64,
+    subscription: &str,
+    status: &str,
+    price: &str,
+) -> Vec<u8> {
+    let path = repo_root().join("ingress/tests/vectors/stripe_subscription.json");
+    let mut object: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("vector")).expect("json");
+    object["id"] = subscription.into();
+    object["status"] = status.into();
+    object["items"]["data"][0]["price"]["id"] = price.into();
+    let event = serde_json::json!({
+        "id": event_id, "object": "event", "type": kind, "created": created, "api_version": "2024-06-20",
+        "livemode": false, "pending_webhooks": 1, "data": {"object": object},
+    });
+    serde_json::to_vec(&event).expect("serializes")
 }
 
 /// An `http://` address that accepts connections and never answers: a peer that hangs (an AWS endpoint,

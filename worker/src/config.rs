@@ -57,6 +57,16 @@ pub struct WorkerConfig {
     /// Health URL template with `{hostname}`; the stack's `HealthUrl` output when absent.
     pub health_url: Option<String>,
     pub health_deadline: Duration,
+    /// `LANDLORD_STRIPE_API_KEY`: with it, a reconcile reads the subscription from Stripe's API (the
+    /// truth) instead of trusting the newest event alone.
+    pub stripe_api_key: Option<SecretString>,
+    /// `LANDLORD_STRIPE_API_BASE`: Stripe's API address (a test server's in tests).
+    pub stripe_api_base: String,
+    /// `LANDLORD_OFFBOARD_AFTER`: how long a tenant whose subscription was deleted stays suspended (and
+    /// can be restored) before it is offboarded.
+    pub offboard_after: Duration,
+    /// `LANDLORD_TIMER_INTERVAL_SECS`: how often a worker looks for due timers (default 5).
+    pub timer_interval: Duration,
     /// Polling schedule for DNS changes, stacks and health checks.
     pub poll: RetryPolicy,
     /// Retry policies of single steps, overriding `retry`.
@@ -107,6 +117,10 @@ impl std::fmt::Debug for WorkerConfig {
             .field("stack_deadline", &self.stack_deadline)
             .field("health_url", &self.health_url.as_deref().map(masked_url))
             .field("health_deadline", &self.health_deadline)
+            .field("stripe_api_key", &self.stripe_api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("stripe_api_base", &self.stripe_api_base)
+            .field("offboard_after", &self.offboard_after)
+            .field("timer_interval", &self.timer_interval)
             .field("poll", &self.poll)
             .field("step_retry", &self.step_retry)
             .field("compensate", &self.compensate)
@@ -150,6 +164,10 @@ struct Raw {
     stack_deadline_secs: u64,
     health_url: Option<String>,
     health_deadline_secs: u64,
+    stripe_api_key: Option<String>,
+    stripe_api_base: String,
+    offboard_after: String,
+    timer_interval_secs: u64,
     poll: RetryPolicy,
     step_retry: HashMap<String, RetryOverride>,
     compensate: String,
@@ -192,6 +210,10 @@ impl Default for Raw {
             stack_deadline_secs: 1800,
             health_url: None,
             health_deadline_secs: 300,
+            stripe_api_key: None,
+            stripe_api_base: "https://api.stripe.com".into(),
+            offboard_after: "30d".into(),
+            timer_interval_secs: 5,
             poll: RetryPolicy {
                 initial_ms: 1000,
                 multiplier: 1.5,
@@ -277,6 +299,11 @@ impl WorkerConfig {
             stack_deadline: Duration::from_secs(raw.stack_deadline_secs),
             health_url: set(raw.health_url),
             health_deadline: Duration::from_secs(raw.health_deadline_secs),
+            stripe_api_key: set(raw.stripe_api_key).map(SecretString::from),
+            stripe_api_base: raw.stripe_api_base.trim_end_matches('/').to_owned(),
+            offboard_after: parse_duration(&raw.offboard_after)
+                .map_err(|e| format!("LANDLORD_OFFBOARD_AFTER {:?}: {e}", raw.offboard_after))?,
+            timer_interval: Duration::from_secs(raw.timer_interval_secs.max(1)),
             poll: raw.poll,
             step_retry,
             compensate,
@@ -367,6 +394,23 @@ impl RetryOverride {
 
 /// Refuses settings that cannot work, naming the variable and what it may be: a typo must not silently
 /// turn a feature off (a DNS target without a zone skips DNS) or stall every run (a zero lease).
+/// `30d`, `12h`, `15m`, `90s` (or plain seconds): a whole number and a unit.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 =
+        number.parse().map_err(|_| "expected a whole number and a unit (s, m, h or d), as in 30d".to_owned())?;
+    let secs = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit {other:?}; use s, m, h or d")),
+    };
+    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(|| "too long".to_owned())
+}
+
 fn check(raw: &Raw) -> Result<(), String> {
     let set = |v: &Option<String>| v.as_deref().filter(|s| !s.trim().is_empty()).map(str::to_owned);
     for (variable, value) in [
@@ -435,6 +479,18 @@ fn nats_settings_of(raw: &Raw) -> Result<landlord_bus::NatsSettings, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn durations_take_a_unit() {
+        use std::time::Duration;
+        assert_eq!(super::parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(super::parse_duration(" 90s "), Ok(Duration::from_secs(90)));
+        assert_eq!(super::parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(super::parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert!(super::parse_duration("thirty days").is_err());
+        assert!(super::parse_duration("3w").unwrap_err().contains("unknown unit"));
+        assert!(super::parse_duration("99999999999999999999d").is_err());
+    }
     use super::*;
 
     #[test]

@@ -22,6 +22,7 @@ pub mod step_name;
 pub mod steps;
 pub mod store;
 pub mod tenant_db;
+pub mod timers;
 
 use std::time::Duration;
 
@@ -168,7 +169,8 @@ pub async fn run_with(
     // after letting in-flight runs reach a checkpoint; the consumer's lease release frees the retrier's too.
     let dns = dns_retry::run(&worker, cfg.dns_retry_interval);
     let prune = retention::run(&worker.runner.deps.store, &cfg.retention, shutdown.clone());
+    let timers = timers::run(&worker, cfg.timer_interval, shutdown.clone());
     let consume = consumer::consume(&worker, &consumer, cfg.concurrency, cfg.shutdown_grace, shutdown);
-    let (_, _, consumed) = tokio::join!(dns, prune, consume);
+    let (_, _, _, consumed) = tokio::join!(dns, prune, timers, consume);
     consumed
 }

@@ -30,6 +30,11 @@ impl Progress {
         Self { bus }
     }
 
+    /// The bus, for the commands a worker derives (a reconcile after a Stripe event, a due timer).
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
     pub async fn emit(&self, tenant: Option<TenantId>, run: Option<Uuid>, kind: EventKind, d: Detail) {
         if let Err(e) = self.publish(tenant, run, kind, d).await {
             tracing::warn!(error = %e, ?kind, "progress event not published");

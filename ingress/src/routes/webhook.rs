@@ -69,6 +69,11 @@ pub async fn accept_stripe_event(state: &AppState, body: &[u8]) -> Result<Value,
                 "command_id": cmd.id, "duplicate": stored.duplicate,
             }))
         }
+        EventDecision::Subscription(cmd) => {
+            let stored = state.bus.publish_command(&cmd).await.map_err(ApiError::Unavailable)?;
+            tracing::info!(command_id = %cmd.id, duplicate = stored.duplicate, "subscription event stored");
+            Ok(json!({"received": true, "command_id": cmd.id, "duplicate": stored.duplicate}))
+        }
         EventDecision::Provision(cmd) => {
             let stored = state.bus.publish_command(&cmd).await.map_err(ApiError::Unavailable)?;
             tracing::info!(tenant_id = %cmd.tenant_id, command_id = %cmd.id, duplicate = stored.duplicate, "provision command stored");

@@ -23,6 +23,8 @@ pub enum EventDecision {
         command: Box<Command>,
         reason: String,
     },
+    /// A subscription or invoice event, for the worker to weigh against what it knows.
+    Subscription(Box<Command>),
     Ignore(String),
 }
 
@@ -46,6 +48,8 @@ struct Event {
     id: String,
     #[serde(rename = "type")]
     kind: String,
+    #[serde(default)]
+    created: i64,
     data: EventData,
 }
 
@@ -65,6 +69,9 @@ struct CheckoutSession {
     /// A customer id, or the customer object when the event was expanded.
     #[serde(default)]
     customer: serde_json::Value,
+    /// In subscription mode, the subscription the checkout started (an id, or the expanded object).
+    #[serde(default)]
+    subscription: serde_json::Value,
     /// Stripe leaves line items out of webhook events; they are here only when the session was expanded.
     line_items: Option<LineItems>,
 }
@@ -88,17 +95,22 @@ struct Price {
 impl CheckoutSession {
     fn purchase(&self) -> Result<Purchase, WebhookError> {
         let checkout_session = StripeId::parse(&self.id).map_err(WebhookError::BadSessionId)?;
-        let customer = match &self.customer {
-            serde_json::Value::String(id) => Some(id.as_str()),
-            serde_json::Value::Object(c) => c.get("id").and_then(|v| v.as_str()),
-            _ => None,
-        };
-        Ok(Purchase { checkout_session, customer: customer.and_then(|c| StripeId::parse(c).ok()) })
+        Ok(Purchase { checkout_session, customer: id_of(&self.customer), subscription: id_of(&self.subscription) })
     }
 
     fn email(&self) -> Option<String> {
         self.customer_details.as_ref().and_then(|d| d.email.clone()).or_else(|| self.customer_email.clone())
     }
+}
+
+/// The id of a field that holds an id, or the object when the event was expanded.
+pub(crate) fn id_of(value: &serde_json::Value) -> Option<StripeId> {
+    let id = match value {
+        serde_json::Value::String(id) => Some(id.as_str()),
+        serde_json::Value::Object(o) => o.get("id").and_then(|v| v.as_str()),
+        _ => None,
+    };
+    id.and_then(|id| StripeId::parse(id).ok())
 }
 
 #[derive(Deserialize)]
@@ -109,6 +121,9 @@ struct CustomerDetails {
 /// Decides what a verified event body asks of Landlord; `plans` is the catalogue purchases must buy from.
 pub fn decide(body: &[u8], plans: &Plans) -> Result<EventDecision, WebhookError> {
     let event: Event = serde_json::from_slice(body).map_err(WebhookError::NotAnEvent)?;
+    if let Some(kind) = landlord_protocol::SubscriptionEventType::parse(&event.kind) {
+        return super::subscription::decide(&event.id, kind, event.created, event.data.object);
+    }
     if !PAID_CHECKOUT_EVENTS.contains(&event.kind.as_str()) {
         return Ok(EventDecision::Ignore(format!("event type {} is not handled", event.kind)));
     }
@@ -372,7 +387,8 @@ mod tests {
 
     #[test]
     fn a_huge_reason_is_cut_at_a_character_boundary() {
-        let purchase = Purchase { checkout_session: StripeId::parse("cs_1").unwrap(), customer: None };
+        let purchase =
+            Purchase { checkout_session: StripeId::parse("cs_1").unwrap(), customer: None, subscription: None };
         let refused = RefusedPurchase::new(purchase.clone(), &"é".repeat(5000), None);
         assert_eq!(refused.reason.chars().count(), RefusedPurchase::MAX_REASON);
         assert!(refused.reason.ends_with('…'));

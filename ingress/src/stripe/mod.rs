@@ -4,5 +4,6 @@
 
 mod checkout;
 pub mod signature;
+mod subscription;
 
 pub use checkout::{EventDecision, WebhookError, decide};

@@ -68,6 +68,10 @@ pub(crate) fn with_infra(cfg: &mut landlord_worker::WorkerConfig, infra: &Infra)
     if let Some(archive) = &infra.archive {
         cfg.archive = archive.clone();
     }
+    if let Some(base) = &infra.stripe_api_base {
+        cfg.stripe_api_base = base.clone();
+        cfg.stripe_api_key = Some("sk_test_landlord".to_owned().into());
+    }
 }
 
 /// A Landlord whose worker uses moto for AWS and the given infrastructure.

@@ -43,12 +43,12 @@ async fn each_login_reaches_only_its_own_database(engine: Engine) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_mariadb_a_login_reaches_only_its_own_database_when_names_differ_by_a_wildcard() {
-    each_login_reaches_only_its_own_database(Engine::MariaDb).await;
+    Box::pin(each_login_reaches_only_its_own_database(Engine::MariaDb)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_a_login_reaches_only_its_own_database_when_names_differ_by_a_wildcard() {
-    each_login_reaches_only_its_own_database(Engine::Postgres).await;
+    Box::pin(each_login_reaches_only_its_own_database(Engine::Postgres)).await;
 }
 
 /// `LANDLORD_TENANT_MAX_CONNECTIONS` becomes the login's own limit on the server.

@@ -20,4 +20,5 @@ mod refused;
 mod retention;
 mod secrets;
 mod settings;
+mod stripe_events;
 mod webhook_http;

@@ -121,7 +121,7 @@ async fn a_purchase_of_a_taken_subdomain_is_refused_and_the_holder_is_untouched(
 
     // A "refusal" published for a tenant that exists (a refund for a served customer) is rejected, unrecorded.
     use landlord_protocol::{Action, Command, CommandId, Purchase, RefusedPurchase, StripeId};
-    let purchase = Purchase { checkout_session: StripeId::parse(&first).unwrap(), customer: None };
+    let purchase = Purchase { checkout_session: StripeId::parse(&first).unwrap(), customer: None, subscription: None };
     let forged = Command::new(
         CommandId::parse("admin:forged-refusal").unwrap(),
         holder,

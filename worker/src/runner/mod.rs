@@ -5,6 +5,9 @@
 
 mod compensate;
 mod execute;
+mod subscription;
+
+pub use subscription::{StripeApiError, fetch_subscription};
 
 use std::time::Duration;
 
@@ -216,7 +219,12 @@ impl Runner {
                 };
                 let flow = if to == TenantStatus::Suspended { &self.flows.suspend } else { &self.flows.resume };
                 let run = Flow { plan: flow, during: from, ending: to, failed: from, repeatable: true };
-                return self.run_flow(cmd, &plan, run, delivered, alive).await;
+                let outcome = self.run_flow(cmd, &plan, run, delivered, alive).await?;
+                // An operator resuming a tenant whose subscription ended restores it: no offboarding later.
+                if to == TenantStatus::Active && outcome == Outcome::Completed && row.offboard_at.is_some() {
+                    store.set_offboard_at(&cmd.tenant_id, None).await?;
+                }
+                return Ok(outcome);
             }
             Action::Offboard => {
                 let Some(row) = store.tenant(&cmd.tenant_id).await? else {
@@ -252,6 +260,8 @@ impl Runner {
                 return self.run_flow(cmd, &plan, flow, delivered, alive).await;
             }
             Action::ChangePlan(change) => return self.change_plan(cmd, change, delivered, alive).await,
+            Action::StripeSubscription(ev) => return self.subscription_event(cmd, ev).await,
+            Action::Reconcile => return self.reconcile(cmd, delivered, alive).await,
         };
         let plan = match plan_of(&row) {
             Ok(p) => p,
@@ -264,7 +274,11 @@ impl Runner {
             failed: TenantStatus::Failed,
             repeatable: false,
         };
-        self.run_flow(cmd, &plan, flow, delivered, alive).await
+        let outcome = self.run_flow(cmd, &plan, flow, delivered, alive).await?;
+        if outcome == Outcome::Completed {
+            self.reconcile_after_provisioning(cmd).await?;
+        }
+        Ok(outcome)
     }
 
     /// A plan change: to a plan of the catalogue, for an active tenant. Asking for the plan the tenant has

@@ -33,6 +33,13 @@ pub mod tenant {
         pub stack_outputs: Option<String>,
         /// The failing resource and its reason, from the stack events.
         pub stack_failure: Option<String>,
+        /// The Stripe subscription that pays for the tenant, whose events drive its life.
+        pub stripe_subscription: Option<String>,
+        pub stripe_customer: Option<String>,
+        /// Stripe reports a failed payment it is still retrying (`past_due`); the tenant keeps serving.
+        pub payment_overdue: bool,
+        /// When the tenant is to be offboarded (its subscription was deleted); a durable timer.
+        pub offboard_at: Option<ChronoDateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -160,6 +167,32 @@ pub mod tenant_resource {
         pub name: String,
         pub tenant_id: String,
         pub claimed_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod stripe_subscription {
+    use sea_orm::entity::prelude::*;
+
+    /// The newest known snapshot of one Stripe subscription.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stripe_subscriptions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub customer: Option<String>,
+        pub status: String,
+        /// The prices of its items, as a JSON array of ids.
+        pub prices: String,
+        pub deleted: bool,
+        /// The `created` of the event (or the time of the API read) that showed this snapshot.
+        pub event_created: ChronoDateTimeUtc,
+        pub event_id: String,
+        pub updated_at: ChronoDateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

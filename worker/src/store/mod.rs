@@ -9,12 +9,14 @@ mod resources;
 mod retention;
 mod runs;
 mod steps;
+mod subscriptions;
 mod tenants;
 
 pub use refused::{Refusal, RefusalCode};
 pub use resources::ResourceKind;
 pub use runs::{RunEnd, RunStatus};
 pub use steps::StepState;
+pub use subscriptions::KnownSubscription;
 pub use tenants::{NewTenant, Rotated};
 
 use std::{sync::Arc, time::Duration};

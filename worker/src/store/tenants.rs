@@ -65,6 +65,14 @@ impl Store {
             stack_id: Set(None),
             stack_outputs: Set(None),
             stack_failure: Set(None),
+            stripe_subscription: Set(spec
+                .purchase
+                .as_ref()
+                .and_then(|p| p.subscription.as_ref())
+                .map(|s| s.to_string())),
+            stripe_customer: Set(spec.purchase.as_ref().and_then(|p| p.customer.as_ref()).map(|c| c.to_string())),
+            payment_overdue: Set(false),
+            offboard_at: Set(None),
         };
         match row.insert(self.connection()).await {
             Ok(model) => Ok(NewTenant::Created(model)),
@@ -82,7 +90,7 @@ impl Store {
     }
 
     /// Updates the fields `change` sets on a tenant, stamping `updated_at`.
-    async fn update_tenant(
+    pub(super) async fn update_tenant(
         &self,
         id: &TenantId,
         change: impl FnOnce(&mut tenant::ActiveModel),

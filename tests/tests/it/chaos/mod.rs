@@ -10,3 +10,4 @@ mod nats_restart;
 mod offboard;
 mod shutdown;
 mod suspend;
+mod timers;
