@@ -9,8 +9,12 @@ use landlord_worker::WorkerConfig;
 use crate::DEV_WEBHOOK_SECRET;
 
 pub async fn run(config: Option<&Path>) -> anyhow::Result<()> {
-    let ingress = IngressConfig::load(config, Some(DEV_WEBHOOK_SECRET))?;
+    let mut ingress = IngressConfig::load(config, Some(DEV_WEBHOOK_SECRET))?;
     let mut worker = WorkerConfig::load(config)?;
+    // One process, one control plane: the admin API reads the worker's.
+    if ingress.database_url.is_none() {
+        ingress.database_url = Some(worker.database_url.clone());
+    }
     if worker.secret_keys.is_none() {
         worker.secret_keys = Some(dev_secret_key()?);
     }

@@ -27,8 +27,11 @@ pub struct IngressConfig {
     pub duplicate_window: Duration,
     /// Stream replicas, when the ingress creates the streams (3 on a three-node cluster).
     pub replicas: usize,
-    /// Bearer tokens for the admin API; none means the admin API refuses every request.
-    pub admin_tokens: Vec<SecretString>,
+    /// Named admin tokens with their roles; none means the admin API refuses every request.
+    pub admin_tokens: Vec<crate::admin_tokens::AdminToken>,
+    /// The control plane (`LANDLORD_DATABASE_URL`, the workers' setting), read by the admin API; without it
+    /// the tenant endpoints answer 503.
+    pub database_url: Option<SecretString>,
     /// How much the HTTP edge gives one caller before refusing.
     pub limits: Limits,
     /// The plan catalogue purchases buy from (`LANDLORD_PLANS`, see `plans.toml`).
@@ -48,6 +51,7 @@ impl std::fmt::Debug for IngressConfig {
             .field("duplicate_window", &self.duplicate_window)
             .field("replicas", &self.replicas)
             .field("admin_tokens", &self.admin_tokens)
+            .field("database_url", &self.database_url.as_ref().map(|u| landlord_bus::redact_url(u.expose_secret())))
             .field("limits", &self.limits)
             .field("plans", &self.plans.source())
             .finish()
@@ -96,6 +100,7 @@ struct Raw {
     nats_duplicate_window_secs: u64,
     nats_replicas: usize,
     admin_tokens: Option<String>,
+    database_url: Option<String>,
     http_request_timeout_secs: u64,
     http_header_timeout_secs: u64,
     http_max_concurrency: usize,
@@ -120,6 +125,7 @@ impl Default for Raw {
             nats_duplicate_window_secs: 120,
             nats_replicas: 1,
             admin_tokens: None,
+            database_url: None,
             http_request_timeout_secs: limits.request_timeout.as_secs(),
             http_header_timeout_secs: limits.header_timeout.as_secs(),
             http_max_concurrency: limits.max_concurrency,
@@ -141,6 +147,8 @@ pub enum ConfigError {
     Nats(String),
     #[error("LANDLORD_PLANS: {0}")]
     Plans(#[from] landlord_protocol::PlansError),
+    #[error("{0}")]
+    AdminTokens(String),
 }
 
 impl IngressConfig {
@@ -189,7 +197,9 @@ impl IngressConfig {
             stripe_tolerance: Duration::from_secs(raw.stripe_tolerance_secs),
             duplicate_window: Duration::from_secs(raw.nats_duplicate_window_secs),
             replicas: raw.nats_replicas.max(1),
-            admin_tokens: parse_secrets(raw.admin_tokens.map(SecretString::from)),
+            admin_tokens: crate::admin_tokens::parse(raw.admin_tokens.map(SecretString::from).as_ref())
+                .map_err(ConfigError::AdminTokens)?,
+            database_url: set(raw.database_url).map(SecretString::from),
             limits,
             plans,
         })

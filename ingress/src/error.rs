@@ -19,6 +19,13 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("a valid admin token is required (Authorization: Bearer <token>)")]
     Unauthorized,
+    #[error("token {name} is a {role} token; this needs an admin token")]
+    Forbidden { name: String, role: &'static str },
+    #[error("there is no tenant {0}")]
+    TenantNotFound(landlord_protocol::TenantId),
+    /// The ingress was started without `LANDLORD_DATABASE_URL`, or cannot reach the control plane yet.
+    #[error("{0}")]
+    NoControlPlane(&'static str),
     /// This client address failed admin authentication too often; it may try again after `retry_after_secs`.
     #[error("too many failed admin authentications from this address; try again in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: u64 },
@@ -50,6 +57,9 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, *code),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::TenantNotFound(_) => (StatusCode::NOT_FOUND, "tenant_not_found"),
+            Self::NoControlPlane(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_control_plane"),
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::Timeout { .. } => (StatusCode::REQUEST_TIMEOUT, "timeout"),

@@ -3,6 +3,7 @@
 //! cost is bounded ([`config::Limits`]): header and request timeouts, a concurrency limit, a body limit,
 //! and a limit on failed admin authentications per client address.
 
+pub mod admin_tokens;
 mod auth_failures;
 pub mod config;
 mod error;
@@ -36,8 +37,12 @@ pub struct AppState {
     pub bus: Bus,
     pub stripe_secrets: Arc<[SecretString]>,
     pub stripe_tolerance: Duration,
-    /// Bearer tokens accepted on the admin API.
-    pub admin_tokens: Arc<[SecretString]>,
+    /// Tokens accepted on the admin API, with their names and roles.
+    pub admin_tokens: Arc<[admin_tokens::AdminToken]>,
+    /// The control plane, once connected (the admin API's reads and its 404s).
+    pub store: Arc<std::sync::OnceLock<landlord_worker::store::Store>>,
+    /// Whether a control plane is configured at all.
+    pub has_control_plane: bool,
     /// Failed admin authentications per client address, shared by every admin route.
     pub admin_auth_failures: Arc<AuthFailures>,
     /// One permit per request being handled ([`Limits::max_concurrency`]).
@@ -55,6 +60,8 @@ impl AppState {
             stripe_secrets: cfg.stripe_webhook_secrets.into(),
             stripe_tolerance: cfg.stripe_tolerance,
             admin_tokens: cfg.admin_tokens.into(),
+            store: Arc::default(),
+            has_control_plane: cfg.database_url.is_some(),
             admin_auth_failures: Arc::new(AuthFailures::new(cfg.limits.admin_auth_failures_per_minute)),
             in_flight: Arc::new(Semaphore::new(cfg.limits.max_concurrency)),
             request_timeout: cfg.limits.request_timeout,
@@ -69,7 +76,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         // Routes that do work count against the concurrency limit; add new ones above the route_layer.
         .route("/webhooks/stripe", post(routes::webhook::stripe_webhook))
+        .route("/v1/tenants", get(routes::tenants::list).post(routes::admin::create))
+        .route("/v1/tenants/{id}", get(routes::tenants::show).delete(routes::admin::offboard))
         .route("/v1/tenants/{id}/provision", post(routes::admin::retry))
+        .route("/v1/tenants/{id}/suspend", post(routes::admin::suspend))
+        .route("/v1/tenants/{id}/resume", post(routes::admin::resume))
+        .route("/v1/tenants/{id}/plan", post(routes::admin::change_plan))
+        .route("/v1/audit", get(routes::tenants::audit))
         .route_layer(middleware::from_fn_with_state(state.in_flight.clone(), limits::shed_load))
         // Liveness and readiness must answer while the ingress is saturated, or an orchestrator would
         // restart or unroute every busy but healthy replica at once.
@@ -90,13 +103,41 @@ pub async fn run(cfg: IngressConfig, listener: TcpListener, shutdown: Cancellati
     let settings =
         StreamSettings { duplicate_window: cfg.duplicate_window, replicas: cfg.replicas, ..StreamSettings::default() };
     tokio::spawn(ensure_streams_until_done(bus.clone(), settings, shutdown.clone()));
+    let database_url = cfg.database_url.clone();
     let limits = cfg.limits;
     let plans = format!("{} ({} plans)", cfg.plans.source(), cfg.plans.all().len());
     let state = AppState::new(bus, cfg);
+    if let Some(url) = database_url {
+        tokio::spawn(connect_store_until_done(url, state.store.clone(), shutdown.clone()));
+    }
     tracing::info!(addr = %listener.local_addr()?, ?limits, %plans, "ingress listening");
     // A request in flight at shutdown has at most its timeout left to finish.
     serve::serve(listener, router(state), limits.header_timeout, limits.request_timeout, shutdown).await;
     Ok(())
+}
+
+/// Connects the control plane in the background, so the ingress serves webhooks while it is down.
+async fn connect_store_until_done(
+    url: SecretString,
+    slot: Arc<std::sync::OnceLock<landlord_worker::store::Store>>,
+    shutdown: CancellationToken,
+) {
+    use secrecy::ExposeSecret;
+    while !shutdown.is_cancelled() {
+        match landlord_worker::store::Store::connect(url.expose_secret()).await {
+            Ok(store) => {
+                slot.set(store).ok();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control plane not reachable yet; the admin API answers 503 meanwhile")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
 }
 
 async fn ensure_streams_until_done(bus: Bus, settings: StreamSettings, shutdown: CancellationToken) {

@@ -9,6 +9,7 @@ mod m20261122_000003_leases;
 mod m20261123_000004_resources;
 mod m20261124_000005_refused_purchases;
 mod m20261124_000006_subscriptions;
+mod m20261124_000007_audit;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_resources::Migration),
             Box::new(m20261124_000005_refused_purchases::Migration),
             Box::new(m20261124_000006_subscriptions::Migration),
+            Box::new(m20261124_000007_audit::Migration),
         ]
     }
 }

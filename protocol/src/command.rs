@@ -35,7 +35,9 @@ pub enum Action {
     Retry,
     Suspend,
     Resume,
-    Offboard,
+    /// Remove the tenant: at once, or after the grace period (`LANDLORD_OFFBOARD_AFTER`) with the tenant
+    /// suspended meanwhile.
+    Offboard(OffboardRequest),
     ChangePlan(PlanChange),
     /// A paid checkout Landlord cannot turn into a tenant (its metadata is invalid): recorded for an
     /// operator and announced, never only logged, because the customer has paid.
@@ -103,6 +105,15 @@ impl RefusedPurchase {
     }
 }
 
+/// How an offboarding goes. `{"kind": "offboard"}` alone offboards at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OffboardRequest {
+    /// Suspend now and offboard when the grace period is over (an operator's resume restores the tenant
+    /// meanwhile), as a deleted subscription does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_grace: bool,
+}
+
 /// The plan a tenant moves to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanChange {
@@ -147,7 +158,7 @@ impl Action {
             Self::Retry => CommandKind::Retry,
             Self::Suspend => CommandKind::Suspend,
             Self::Resume => CommandKind::Resume,
-            Self::Offboard => CommandKind::Offboard,
+            Self::Offboard(_) => CommandKind::Offboard,
             Self::ChangePlan(_) => CommandKind::ChangePlan,
             Self::RefusedPurchase(_) => CommandKind::RefusedPurchase,
             Self::StripeSubscription(_) => CommandKind::StripeSubscription,

@@ -41,6 +41,11 @@ impl TenantId {
     pub fn for_subscription(subscription_id: &str) -> Self {
         Self(Uuid::new_v5(&CHECKOUT_NAMESPACE, format!("stripe:subscription:{subscription_id}").as_bytes()))
     }
+    /// The tenant an operator's `POST /v1/tenants` with this `Idempotency-Key` creates: a repeated request
+    /// names the same tenant.
+    pub fn from_admin_key(key: &str) -> Self {
+        Self(Uuid::new_v5(&CHECKOUT_NAMESPACE, format!("admin:tenant:{key}").as_bytes()))
+    }
     /// A fresh id, for tenants an operator creates.
     pub fn new_random() -> Self {
         Self(Uuid::new_v4())

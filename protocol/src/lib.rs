@@ -11,7 +11,9 @@ mod schema;
 pub mod subjects;
 mod subscription;
 
-pub use command::{Action, Command, CommandKind, DecodeError, PlanChange, ProvisionSpec, Purchase, RefusedPurchase};
+pub use command::{
+    Action, Command, CommandKind, DecodeError, OffboardRequest, PlanChange, ProvisionSpec, Purchase, RefusedPurchase,
+};
 pub use event::{EventError, EventKind, ProgressEvent, TenantStatus};
 pub use ids::{
     CommandId, ContactEmail, IdError, PackageId, StoreName, StripeId, SubscriptionTypeId, TenantId, TenantSlug,

@@ -26,8 +26,18 @@ use tokio_util::sync::CancellationToken;
 pub use moto::{MotoServer, sdk_config_at};
 pub use nats::{NatsServer, free_port, nats_server_binary};
 
-/// The admin token every [`TestApp`] ingress accepts.
+/// The admin token every [`TestApp`] ingress accepts (named `ops`, role admin).
 pub const ADMIN_TOKEN: &str = "test-admin-token-1f0c";
+/// A read-only token every [`TestApp`] ingress accepts (named `dash`, role viewer).
+pub const VIEWER_TOKEN: &str = "test-viewer-token-7d2e";
+
+/// `LANDLORD_ADMIN_TOKENS` of every [`TestApp`]: [`ADMIN_TOKEN`] and, as a digest, [`VIEWER_TOKEN`].
+pub fn admin_tokens() -> Vec<landlord_ingress::admin_tokens::AdminToken> {
+    use sha2::Digest;
+    let viewer = hex::encode(sha2::Sha256::digest(VIEWER_TOKEN.as_bytes()));
+    let setting = format!("ops:admin:{ADMIN_TOKEN},dash:viewer:sha256:{viewer}");
+    landlord_ingress::admin_tokens::parse(Some(&SecretString::from(setting))).expect("test tokens parse")
+}
 
 /// Which tenant database server a test provisions on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +96,8 @@ pub struct Options {
     pub tenant_db: Option<String>,
     /// The plan catalogue; [`test_plans`] unless a test brings its own.
     pub plans: landlord_protocol::Plans,
+    /// The ingress's limits.
+    pub ingress_limits: landlord_ingress::Limits,
 }
 
 /// The tests' catalogue (`tests/plans.toml`): the product's plans and packages 8 and 9 (type 10), whose
@@ -124,6 +136,7 @@ impl Options {
             replicas: 1,
             tenant_db: None,
             plans: test_plans(),
+            ingress_limits: landlord_ingress::Limits::default(),
         }
     }
 }
@@ -154,12 +167,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> Self {
+        // Boxed: the set-up's future is large, and every test awaits it.
+        Box::pin(Self::start(opts)).await
+    }
+
+    async fn start(opts: Options) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let nats = opts.external_nats.is_none().then(NatsServer::start);
         let nats_url = opts.external_nats.clone().unwrap_or_else(|| nats.as_ref().expect("private server").url.clone());
         let secret = opts.secret.clone().unwrap_or_else(|| format!("whsec_test_{}", unique_slug("s")));
         let shutdown = CancellationToken::new();
 
+        let control_plane = opts
+            .control_plane
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("landlord.db").display()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let ingress = IngressConfig {
@@ -170,16 +192,13 @@ impl TestApp {
             stripe_tolerance: Duration::from_secs(300),
             duplicate_window: opts.duplicate_window,
             replicas: opts.replicas,
-            admin_tokens: vec![SecretString::from(ADMIN_TOKEN.to_owned())],
-            limits: landlord_ingress::Limits::default(),
+            admin_tokens: admin_tokens(),
+            database_url: Some(SecretString::from(control_plane.clone())),
+            limits: opts.ingress_limits,
             plans: opts.plans.clone(),
         };
         tokio::spawn(landlord_ingress::run(ingress, listener, shutdown.clone()));
 
-        let control_plane = opts
-            .control_plane
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("landlord.db").display()));
         let secret_keys = SecretKeys::generate_entry("test");
         let mut worker_config = WorkerConfig::defaults();
         worker_config.secret_keys = Some(secret_keys.clone());
@@ -227,18 +246,24 @@ impl TestApp {
         app
     }
 
-    /// Waits until the ingress reports ready (JetStream answers and the streams exist), up to 30 s: a
-    /// three-node cluster on a loaded two-core machine can take a while to elect its JetStream leader.
+    /// Waits until the ingress reports ready (JetStream answers and the streams exist) and its admin API
+    /// has reached the control plane, up to 30 s: a three-node cluster on a loaded two-core machine can
+    /// take a while to elect its JetStream leader.
     pub async fn wait_ready(&self) {
+        let mut ready = false;
         for _ in 0..600 {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.base_url)).send().await
-                && r.status().is_success()
-            {
-                return;
+            if !ready && let Ok(r) = self.http.get(format!("{}/readyz", self.base_url)).send().await {
+                ready = r.status().is_success();
+            }
+            if ready {
+                let audit = self.http.get(format!("{}/v1/audit?limit=1", self.base_url)).bearer_auth(VIEWER_TOKEN);
+                if audit.send().await.is_ok_and(|r| r.status() != 503) {
+                    return;
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("ingress never became ready");
+        panic!("ingress never became ready (ready: {ready})");
     }
 
     /// Signs `body` with this app's secret, timestamped now.

@@ -32,7 +32,12 @@ pub async fn fire_due(worker: &Worker) -> Result<usize, crate::store::StoreError
     for row in store.due_offboardings(chrono::Utc::now()).await? {
         let (Ok(tenant), Some(at)) = (TenantId::parse(&row.id), row.offboard_at) else { continue };
         let Ok(id) = CommandId::derived(&format!("offboard-due-{tenant}-{}", at.timestamp())) else { continue };
-        let cmd = Command::new(id, tenant, "landlord (subscription ended; grace period over)", Action::Offboard);
+        let cmd = Command::new(
+            id,
+            tenant,
+            "landlord (subscription ended; grace period over)",
+            Action::Offboard(Default::default()),
+        );
         match worker.runner.progress.bus().publish_command(&cmd).await {
             Ok(stored) => {
                 if !stored.duplicate {

@@ -5,29 +5,52 @@
 
 use std::{net::SocketAddr, time::Instant};
 
+use std::collections::HashMap;
+
 use axum::{
     Json,
-    extract::{ConnectInfo, FromRequestParts, Path, State},
+    extract::{ConnectInfo, FromRequestParts, Path, Query, State, rejection::JsonRejection},
     http::{HeaderMap, StatusCode, header::AUTHORIZATION, request::Parts},
 };
-use landlord_protocol::{Action, Command, CommandId, TenantId};
-use secrecy::{ExposeSecret, SecretString};
+use landlord_protocol::{
+    Action, Command, CommandId, CommandKind, ContactEmail, OffboardRequest, PackageId, PlanChange, ProvisionSpec,
+    StoreName, SubscriptionTypeId, TenantId, TenantSlug,
+};
+use landlord_worker::store::Store;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::{
     AppState,
+    admin_tokens::{AdminToken, Role},
     auth_failures::Refusal,
     error::{ApiError, whole_secs_up},
 };
 
 /// A caller who presented a valid admin token. Extracting it enforces the failure limit, so every admin
-/// route takes it first.
+/// route takes it first; [`Caller::require_admin`] refuses a viewer.
 #[derive(Debug)]
-pub struct Admin {
-    /// What commands this caller sends record as `requested_by`.
-    pub requested_by: String,
+pub struct Caller {
+    /// The token's name: commands record `admin:<name>` as who asked.
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// What commands this caller sends record as `requested_by` (and the audit log as who).
+    pub fn requested_by(&self) -> String {
+        format!("admin:{}", self.name)
+    }
+
+    /// 403 unless the token may change tenants.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden { name: self.name.clone(), role: self.role.as_str() })
+        }
+    }
 }
 
 /// Why a request did not authenticate, for the log. It names the kind of failure, never the token.
@@ -46,14 +69,14 @@ impl AuthFailure {
     }
 }
 
-impl FromRequestParts<AppState> for Admin {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let client = client_address(parts)?;
         let check_token = || authenticate(&state.admin_tokens, &parts.headers);
         match state.admin_auth_failures.attempt(client.ip(), Instant::now(), check_token) {
-            Ok(()) => Ok(Admin { requested_by: "admin".to_owned() }),
+            Ok((name, role)) => Ok(Caller { name, role }),
             Err(Refusal::Failed { reason, failures, locked_out }) => {
                 tracing::warn!(
                     client = %client.ip(),
@@ -83,17 +106,15 @@ fn client_address(parts: &Parts) -> Result<SocketAddr, ApiError> {
     })
 }
 
-/// Checks the bearer token. Digests are compared, so neither a token's content nor its length leaks
-/// through timing.
-fn authenticate(tokens: &[SecretString], headers: &HeaderMap) -> Result<(), AuthFailure> {
+/// Checks the bearer token against the configured ones (digests, compared in constant time).
+fn authenticate(tokens: &[AdminToken], headers: &HeaderMap) -> Result<(String, Role), AuthFailure> {
     let given = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(AuthFailure::NoBearerToken)?;
-    let given = Sha256::digest(given.trim().as_bytes());
-    let known = tokens.iter().any(|t| bool::from(Sha256::digest(t.expose_secret().as_bytes()).ct_eq(&given)));
-    if known { Ok(()) } else { Err(AuthFailure::UnknownToken) }
+    let token = crate::admin_tokens::find(tokens, given.trim()).ok_or(AuthFailure::UnknownToken)?;
+    Ok((token.name.clone(), token.role))
 }
 
 /// The `{id}` of a `/v1/tenants/{id}/…` route, parsed, with a JSON error when it is not a tenant id.
@@ -111,29 +132,207 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantPath {
     }
 }
 
-/// The command id: `admin:<Idempotency-Key>` when the caller gives one (so repeated clicks are one
-/// command), a fresh one otherwise.
-fn command_id(headers: &HeaderMap) -> Result<CommandId, ApiError> {
-    match headers.get("idempotency-key").map(|v| v.to_str().unwrap_or_default()) {
-        Some(key) => {
-            CommandId::parse(&format!("admin:{key}")).map_err(|e| ApiError::bad_request("bad_idempotency_key", e))
-        }
-        None => Ok(CommandId::parse(&format!("admin:{}", uuid::Uuid::new_v4())).expect("a UUID is a valid key")),
+/// The control plane, or 503 saying why there is none.
+pub fn store(state: &AppState) -> Result<&Store, ApiError> {
+    if !state.has_control_plane {
+        return Err(ApiError::NoControlPlane(
+            "the ingress has no control plane: set LANDLORD_DATABASE_URL to the workers' database",
+        ));
     }
+    state.store.get().ok_or(ApiError::NoControlPlane("the control plane is not reachable yet; try again"))
+}
+
+/// The tenant, or 404: an unknown tenant is refused here, not later by a worker.
+async fn existing(
+    state: &AppState,
+    tenant: TenantId,
+) -> Result<landlord_worker::store::entities::tenant::Model, ApiError> {
+    let row = store(state)?.tenant(&tenant).await.map_err(|e| ApiError::Internal(e.into()))?;
+    row.ok_or(ApiError::TenantNotFound(tenant))
+}
+
+/// The command id: from the caller's `Idempotency-Key`, scoped to the kind and the tenant (so one key
+/// reused for another request is another command), a fresh one otherwise.
+fn command_id(headers: &HeaderMap, kind: CommandKind, tenant: &TenantId) -> Result<CommandId, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        Some(v) => {
+            let key =
+                v.to_str().map_err(|_| ApiError::bad_request("bad_idempotency_key", "Idempotency-Key must be text"))?;
+            if key.is_empty() || key.len() > 255 {
+                return Err(ApiError::bad_request(
+                    "bad_idempotency_key",
+                    "Idempotency-Key must be 1 to 255 characters",
+                ));
+            }
+            key.to_owned()
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let scoped = hex::encode(&Sha256::digest(format!("{}:{tenant}:{key}", kind.as_str()))[..16]);
+    CommandId::parse(&format!("admin:{}-{scoped}", kind.as_str())).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// Publishes `action` for `tenant` and answers 202 with the command id.
+async fn send(
+    state: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    headers: &HeaderMap,
+    action: Action,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = command_id(headers, action.kind(), &tenant)?;
+    let cmd = Command::new(id, tenant, caller.requested_by(), action);
+    let stored = state.bus.publish_command(&cmd).await.map_err(ApiError::Unavailable)?;
+    tracing::info!(tenant_id = %tenant, command_id = %cmd.id, kind = cmd.action.kind().as_str(), by = %caller.name, duplicate = stored.duplicate, "admin command stored");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"tenant_id": tenant, "command_id": cmd.id, "kind": cmd.action.kind().as_str(), "duplicate": stored.duplicate}),
+        ),
+    ))
 }
 
 /// `POST /v1/tenants/{id}/provision`: resume a failed tenant at its unfinished steps.
-#[tracing::instrument(name = "retry_tenant", skip_all, fields(tenant_id = %tenant))]
 pub async fn retry(
     State(state): State<AppState>,
-    admin: Admin,
+    caller: Caller,
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let cmd = Command::new(command_id(&headers)?, tenant, admin.requested_by, Action::Retry);
-    let stored = state.bus.publish_command(&cmd).await.map_err(ApiError::Unavailable)?;
-    tracing::info!(command_id = %cmd.id, duplicate = stored.duplicate, "retry requested");
-    Ok((StatusCode::ACCEPTED, Json(json!({"tenant_id": tenant, "command_id": cmd.id, "duplicate": stored.duplicate}))))
+    caller.require_admin()?;
+    existing(&state, tenant).await?;
+    send(&state, &caller, tenant, &headers, Action::Retry).await
+}
+
+/// `POST /v1/tenants/{id}/suspend`.
+pub async fn suspend(
+    State(state): State<AppState>,
+    caller: Caller,
+    TenantPath(tenant): TenantPath,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    existing(&state, tenant).await?;
+    send(&state, &caller, tenant, &headers, Action::Suspend).await
+}
+
+/// `POST /v1/tenants/{id}/resume` (also restores a tenant waiting to be offboarded).
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    TenantPath(tenant): TenantPath,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    existing(&state, tenant).await?;
+    send(&state, &caller, tenant, &headers, Action::Resume).await
+}
+
+/// `DELETE /v1/tenants/{id}`: offboard after the grace period (suspended meanwhile), or at once with
+/// `?now=true`.
+pub async fn offboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    TenantPath(tenant): TenantPath,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    let now = match query.get("now").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad_request("bad_query", "now must be true or false")),
+    };
+    existing(&state, tenant).await?;
+    send(&state, &caller, tenant, &headers, Action::Offboard(OffboardRequest { after_grace: !now })).await
+}
+
+/// A plan, as the admin API takes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanBody {
+    pub package_id: u32,
+    pub subscription_type_id: u32,
+}
+
+fn plan_of(state: &AppState, body: &PlanBody) -> Result<(PackageId, SubscriptionTypeId), ApiError> {
+    let package = PackageId::try_from(body.package_id).map_err(|e| ApiError::bad_request("unknown_plan", e))?;
+    let kind = SubscriptionTypeId::try_from(body.subscription_type_id)
+        .map_err(|e| ApiError::bad_request("unknown_plan", e))?;
+    state.plans.get(package, kind).ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_plan",
+            format!("package {package} with subscription type {kind} is not a plan in {}", state.plans.source()),
+        )
+    })?;
+    Ok((package, kind))
+}
+
+/// A JSON body, with a 400 in the usual shape when it cannot be read.
+fn body<T: serde::de::DeserializeOwned>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    json.map(|Json(b)| b).map_err(|e| ApiError::bad_request("bad_body", e.body_text()))
+}
+
+/// `POST /v1/tenants/{id}/plan` with `{"package_id", "subscription_type_id"}`.
+pub async fn change_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    TenantPath(tenant): TenantPath,
+    headers: HeaderMap,
+    json: Result<Json<PlanBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    let (package_id, subscription_type_id) = plan_of(&state, &body(json)?)?;
+    existing(&state, tenant).await?;
+    send(&state, &caller, tenant, &headers, Action::ChangePlan(PlanChange { package_id, subscription_type_id })).await
+}
+
+/// A tenant an operator creates.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenantBody {
+    pub store_name: String,
+    pub contact_email: String,
+    pub package_id: u32,
+    pub subscription_type_id: u32,
+    /// The subdomain; made from the store's name when absent.
+    pub subdomain: Option<String>,
+}
+
+/// `POST /v1/tenants`: creates and provisions a tenant. With an `Idempotency-Key`, the tenant's id is made
+/// from it, so a repeated request names the same tenant and stores one command.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    json: Result<Json<NewTenantBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    let b = body(json)?;
+    let (package_id, subscription_type_id) =
+        plan_of(&state, &PlanBody { package_id: b.package_id, subscription_type_id: b.subscription_type_id })?;
+    let store_name = StoreName::parse(&b.store_name).map_err(|e| ApiError::bad_request("bad_store_name", e))?;
+    let contact_email =
+        ContactEmail::parse(&b.contact_email).map_err(|e| ApiError::bad_request("bad_contact_email", e))?;
+    let (slug, slug_derived) = match &b.subdomain {
+        Some(s) => (TenantSlug::parse(s).map_err(|e| ApiError::bad_request("bad_subdomain", e))?, false),
+        None => (TenantSlug::derive(store_name.as_str()), true),
+    };
+    let tenant = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        Some(key) => TenantId::from_admin_key(key),
+        None => TenantId::new_random(),
+    };
+    store(&state)?;
+    let spec = ProvisionSpec {
+        slug,
+        store_name,
+        contact_email,
+        package_id,
+        subscription_type_id,
+        purchase: None,
+        slug_derived,
+    };
+    send(&state, &caller, tenant, &headers, Action::Provision(spec)).await
 }
 
 #[cfg(test)]
@@ -147,12 +346,31 @@ mod tests {
     }
 
     #[test]
-    fn only_a_configured_bearer_token_authenticates() {
-        let tokens = [SecretString::from("admin-token-1".to_owned())];
-        assert!(authenticate(&tokens, &bearer("Bearer admin-token-1")).is_ok());
+    fn only_a_configured_bearer_token_authenticates_and_carries_its_role() {
+        let tokens = crate::admin_tokens::parse(Some(&secrecy::SecretString::from(
+            "ops:admin:admin-token-1-0123456789,dash:viewer:viewer-token-0123456789".to_owned(),
+        )))
+        .unwrap();
+        assert_eq!(
+            authenticate(&tokens, &bearer("Bearer admin-token-1-0123456789")).unwrap(),
+            ("ops".into(), Role::Admin)
+        );
+        assert_eq!(authenticate(&tokens, &bearer("Bearer viewer-token-0123456789")).unwrap().1, Role::Viewer);
         assert!(matches!(authenticate(&tokens, &bearer("Bearer admin-token-2")), Err(AuthFailure::UnknownToken)));
         assert!(matches!(authenticate(&tokens, &bearer("Basic admin-token-1")), Err(AuthFailure::NoBearerToken)));
         assert!(matches!(authenticate(&tokens, &HeaderMap::new()), Err(AuthFailure::NoBearerToken)));
         assert!(matches!(authenticate(&[], &bearer("Bearer admin-token-1")), Err(AuthFailure::UnknownToken)));
+    }
+
+    #[test]
+    fn an_idempotency_key_names_one_command_per_kind_and_tenant() {
+        let mut headers = HeaderMap::new();
+        headers.insert("idempotency-key", "click-1".parse().unwrap());
+        let (a, b) = (TenantId::new_random(), TenantId::new_random());
+        let id = |kind, t| command_id(&headers, kind, t).unwrap();
+        assert_eq!(id(CommandKind::Suspend, &a), id(CommandKind::Suspend, &a));
+        assert_ne!(id(CommandKind::Suspend, &a), id(CommandKind::Resume, &a));
+        assert_ne!(id(CommandKind::Suspend, &a), id(CommandKind::Suspend, &b));
+        assert_ne!(command_id(&HeaderMap::new(), CommandKind::Suspend, &a).unwrap(), id(CommandKind::Suspend, &a));
     }
 }

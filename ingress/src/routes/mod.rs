@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod tenants;
 pub mod webhook;
 
 use crate::error::ApiError;

@@ -133,12 +133,16 @@ async fn a_script_failing_half_way_drops_the_database_and_a_nats_retry_rebuilds_
     app.drop_tenant_db(&slug).await;
 }
 
-/// A retry naming a tenant Landlord does not know is rejected with a reason and not redelivered.
+/// A retry naming a tenant Landlord does not know gets 404 at the API, and one sent on NATS is rejected
+/// with a reason and not redelivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_of_an_unknown_tenant_is_rejected() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let tenant = TenantId::new_random();
-    assert_eq!(app.request_retry(&tenant).await.status(), 202);
+    assert_eq!(app.request_retry(&tenant).await.status(), 404);
+    let id = landlord_protocol::CommandId::parse("admin:retry-unknown").unwrap();
+    let cmd = landlord_protocol::Command::new(id, tenant, "ops-test", landlord_protocol::Action::Retry);
+    app.bus.publish_command(&cmd).await.unwrap();
     let events = app.events_until(&tenant, |e| e.kind == EventKind::Rejected).await;
     let error = events.last().unwrap().error.clone().unwrap();
     assert!(error.message.contains("no tenant") && !error.retryable, "{error:?}");

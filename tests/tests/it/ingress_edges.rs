@@ -8,7 +8,6 @@ use std::{
 };
 
 use landlord_ingress::{IngressConfig, Limits};
-use landlord_protocol::TenantId;
 use landlord_tests::{ADMIN_TOKEN, Engine, TestApp, checkout_event, plan_metadata};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -33,7 +32,8 @@ async fn spawn_ingress(app: &TestApp, limits: Limits) -> SocketAddr {
         stripe_tolerance: Duration::from_secs(300),
         duplicate_window: Duration::from_secs(120),
         replicas: 1,
-        admin_tokens: vec![SecretString::from(ADMIN_TOKEN.to_owned())],
+        admin_tokens: landlord_tests::admin_tokens(),
+        database_url: Some(app.worker_config.database_url.clone()),
         limits,
         plans: landlord_tests::test_plans(),
     };
@@ -199,17 +199,21 @@ async fn a_locked_out_address_does_not_lock_out_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_outage_answers_503_without_nats_text_and_readyz_says_only_not_ready() {
     let mut app = TestApp::spawn(Engine::MariaDb).await;
+    // A tenant that exists, so a retry of it passes the API's 404 check and meets the outage.
+    let slug = landlord_tests::unique_slug("outage");
+    let tenant = app.buy(&slug, 10).await;
+    app.wait_for_status(&tenant, landlord_protocol::TenantStatus::Active).await;
     app.nats.as_mut().expect("a private NATS").kill();
     let message = "Landlord cannot take this request now; try again";
     let generic = json!({"error": {"code": "unavailable", "message": message}});
 
     let body = checkout_event("evt_outage", "cs_outage", plan_metadata("outage-shop", 10, 10));
     assert_eq!(status_and_json(app.post_signed(body).await).await, (503, generic.clone()));
-    let tenant = TenantId::from_checkout_session("cs_outage");
     assert_eq!(status_and_json(app.request_retry(&tenant).await).await, (503, generic));
 
     let readyz = app.http.get(format!("{}/readyz", app.base_url)).send().await.unwrap();
     assert_eq!(status_and_json(readyz).await, (503, json!({"status": "not ready"})));
+    app.drop_tenant_db(&slug).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Landlord end to end, against a private nats-server per test and the machine's real MariaDB and
 //! PostgreSQL. One test binary for the whole suite keeps link time down.
 
+mod admin_api;
 mod chaos;
 mod duplicates;
 mod failures;

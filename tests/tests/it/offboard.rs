@@ -48,7 +48,7 @@ async fn offboard_with_a_folder_archive(engine: Engine) {
         .await
         .unwrap();
 
-    let cmd = ask(&app, tenant, Action::Offboard).await;
+    let cmd = ask(&app, tenant, Action::Offboard(Default::default())).await;
     let gone = app.wait_for_status(&tenant, TenantStatus::Deleted).await;
     let events = app
         .events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Deleted))
@@ -96,7 +96,7 @@ async fn offboard_with_a_folder_archive(engine: Engine) {
     // The same command again, a new offboarding, or a retry change nothing: the tenant is deleted.
     assert!(app.store.is_processed(cmd.id.as_str()).await.unwrap());
     // One after the other: two commands for one tenant at once would wait on its lease.
-    for action in [Action::Offboard, Action::Retry] {
+    for action in [Action::Offboard(Default::default()), Action::Retry] {
         let cmd = ask(&app, tenant, action).await;
         landlord_tests::chaos::eventually(std::time::Duration::from_secs(30), "handled", || async {
             app.store.is_processed(cmd.id.as_str()).await.unwrap()
@@ -146,7 +146,7 @@ async fn offboarding_a_tenant_with_dns_and_a_stack_archives_to_s3() {
     assert_eq!(records(&aws, &zone, &slug).await.len(), 2);
     let db = row.db_name.clone().unwrap();
 
-    ask(&app, tenant, Action::Offboard).await;
+    ask(&app, tenant, Action::Offboard(Default::default())).await;
     app.wait_for_status(&tenant, TenantStatus::Deleted).await;
     assert!(records(&aws, &zone, &slug).await.is_empty(), "the tenant's records are deleted");
     let cfn = aws_sdk_cloudformation::Client::new(&aws);
@@ -182,7 +182,7 @@ async fn a_failed_tenant_is_offboarded_without_a_dump() {
     let slug = unique_slug("failedleave");
     let tenant = app.buy(&slug, 9).await;
     app.wait_for_status(&tenant, TenantStatus::Failed).await;
-    ask(&app, tenant, Action::Offboard).await;
+    ask(&app, tenant, Action::Offboard(Default::default())).await;
     app.wait_for_status(&tenant, TenantStatus::Deleted).await;
     let events = app
         .events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.status == Some(TenantStatus::Deleted))

@@ -59,7 +59,7 @@ fn the_worker_prints_its_settings_without_secrets_and_refuses_typos() {
 fn the_ingress_prints_its_settings_without_secrets() {
     let env = [
         ("LANDLORD_STRIPE_WEBHOOK_SECRET", "whsec_hook-s3cret"),
-        ("LANDLORD_ADMIN_TOKENS", "token-s3cret"),
+        ("LANDLORD_ADMIN_TOKENS", "ops:admin:token-s3cret-0123456789"),
         ("LANDLORD_NATS_URL", "nats://ingress:nats-s3cret@nats.internal:4222"),
     ];
     let (ok, out) = check("landlord-ingress", &env);

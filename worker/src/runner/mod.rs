@@ -116,6 +116,7 @@ impl Runner {
             self.announce_ending_again(cmd).await?;
             return Ok(Outcome::AlreadyDone);
         }
+        store.audit(cmd).await?;
         let row = match &cmd.action {
             Action::Provision(spec) => match self.create_tenant(&cmd.tenant_id, spec).await? {
                 NewTenant::Created(row) => {
@@ -226,7 +227,7 @@ impl Runner {
                 }
                 return Ok(outcome);
             }
-            Action::Offboard => {
+            Action::Offboard(request) => {
                 let Some(row) = store.tenant(&cmd.tenant_id).await? else {
                     return self.reject(cmd, format!("no tenant {}", cmd.tenant_id)).await;
                 };
@@ -242,6 +243,10 @@ impl Runner {
                             row.slug, row.status
                         );
                         return self.reject(cmd, reason).await;
+                    }
+                    // Later: suspended meanwhile, offboarded by the timer when the grace period is over.
+                    Some(TenantStatus::Active | TenantStatus::Suspended) if request.after_grace => {
+                        return self.schedule_offboarding(cmd, &row, delivered, alive).await;
                     }
                     Some(_) => {}
                 }

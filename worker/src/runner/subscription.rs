@@ -179,28 +179,45 @@ impl Runner {
                 self.move_to(cmd, &row, TenantStatus::Suspended, delivered, alive).await
             }
             (Some(TenantStatus::Active | TenantStatus::Suspended), Desired::Ended) => {
-                if row.offboard_at.is_none() {
-                    let at = chrono::Utc::now()
-                        + chrono::Duration::from_std(self.config.offboard_after).unwrap_or(chrono::Duration::days(30));
-                    store.set_offboard_at(&cmd.tenant_id, Some(at)).await?;
-                    let detail = Detail {
-                        message: Some(format!(
-                            "the subscription of tenant {} ended; it is suspended and will be offboarded at {} unless resumed first",
-                            row.slug,
-                            at.to_rfc3339()
-                        )),
-                        event_id: Some(Uuid::new_v5(&cmd.tenant_id.as_uuid(), b"landlord:offboarding-scheduled")),
-                        ..Detail::default()
-                    };
-                    self.progress.emit(Some(cmd.tenant_id), None, EventKind::OffboardingScheduled, detail).await;
-                }
-                if status == Some(TenantStatus::Active) {
-                    self.move_to(cmd, &row, TenantStatus::Suspended, delivered, alive).await
-                } else {
-                    done(Outcome::AlreadyDone).await
-                }
+                self.schedule_offboarding(cmd, &row, delivered, alive).await
             }
             (Some(TenantStatus::Suspended), Desired::Suspended) => done(Outcome::AlreadyDone).await,
+        }
+    }
+
+    /// Suspends the tenant now and sets its offboarding timer (now + `LANDLORD_OFFBOARD_AFTER`) unless one
+    /// is set: a deleted subscription, or an operator's offboarding with a grace period.
+    pub(super) async fn schedule_offboarding(
+        &self,
+        cmd: &Command,
+        row: &tenant::Model,
+        delivered: i64,
+        alive: &dyn KeepAlive,
+    ) -> Result<Outcome, StoreError> {
+        let store = &self.deps.store;
+        if row.offboard_at.is_none() {
+            let after = chrono::Duration::from_std(self.config.offboard_after).unwrap_or(chrono::Duration::days(30));
+            let at = chrono::Utc::now() + after;
+            store.set_offboard_at(&cmd.tenant_id, Some(at)).await?;
+            let detail = Detail {
+                message: Some(format!(
+                    "tenant {} is suspended and will be offboarded at {} unless resumed first",
+                    row.slug,
+                    at.to_rfc3339()
+                )),
+                event_id: Some(Uuid::new_v5(
+                    &cmd.tenant_id.as_uuid(),
+                    format!("landlord:offboarding-scheduled:{}", at.timestamp()).as_bytes(),
+                )),
+                ..Detail::default()
+            };
+            self.progress.emit(Some(cmd.tenant_id), None, EventKind::OffboardingScheduled, detail).await;
+        }
+        if row.status == TenantStatus::Active.as_str() {
+            self.move_to(cmd, row, TenantStatus::Suspended, delivered, alive).await
+        } else {
+            store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
+            Ok(Outcome::AlreadyDone)
         }
     }
 

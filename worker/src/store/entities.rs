@@ -201,6 +201,31 @@ pub mod stripe_subscription {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod audit_entry {
+    use sea_orm::entity::prelude::*;
+
+    /// One command that asked for a change, as first handled.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_log")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub command_id: String,
+        pub at: ChronoDateTimeUtc,
+        /// Who asked: `admin:<token name>`, `stripe`, Landlord itself, or what a NATS publisher wrote.
+        pub actor: String,
+        /// The command's kind.
+        pub action: String,
+        pub tenant_id: String,
+        /// What was asked beyond the kind (the plan, the subscription event), as JSON.
+        pub detail: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod refused_purchase {
     use sea_orm::entity::prelude::*;
 

@@ -1,8 +1,10 @@
 //! The control plane: what Landlord knows about tenants, their runs and steps, and the commands it has
 //! already processed. Every step outcome is written here before a message is acknowledged.
 
+mod audit;
 pub mod entities;
 mod leases;
+mod listing;
 mod processed;
 mod refused;
 mod resources;
@@ -12,6 +14,7 @@ mod steps;
 mod subscriptions;
 mod tenants;
 
+pub use listing::TenantFilter;
 pub use refused::{Refusal, RefusalCode};
 pub use resources::ResourceKind;
 pub use runs::{RunEnd, RunStatus};

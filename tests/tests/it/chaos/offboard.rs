@@ -34,7 +34,12 @@ async fn sigkill_in_the_middle_of_an_offboarding_is_resumed_by_another_worker() 
     armed.push(("LANDLORD_FAILPOINT".into(), "during:drop_database".into()));
     armed.push(("LANDLORD_FAILPOINT_FILE".into(), marker.display().to_string()));
     let mut first = WorkerProcess::spawn(&armed, log(&logs, "first"));
-    let cmd = Command::new(CommandId::parse("admin:chaos-offboard-1").unwrap(), p.tenant, "chaos", Action::Offboard);
+    let cmd = Command::new(
+        CommandId::parse("admin:chaos-offboard-1").unwrap(),
+        p.tenant,
+        "chaos",
+        Action::Offboard(Default::default()),
+    );
     app.bus.publish_command(&cmd).await.unwrap();
     let reached = marker.clone();
     eventually(Duration::from_secs(60), "the worker to drop the database", || {
