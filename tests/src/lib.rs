@@ -182,6 +182,11 @@ impl TestApp {
             .control_plane
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("landlord.db").display()));
+        let secret_keys = SecretKeys::generate_entry("test");
+        // The test's own handle first: it applies the migrations before the ingress and the worker start,
+        // so three parties never race to create the tables of a fresh SQLite file.
+        let keys = SecretKeys::parse(&secret_keys).expect("a generated key parses");
+        let store = Store::connect(&control_plane).await.expect("control plane").with_secrets(keys);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let ingress = IngressConfig {
@@ -199,7 +204,6 @@ impl TestApp {
         };
         tokio::spawn(landlord_ingress::run(ingress, listener, shutdown.clone()));
 
-        let secret_keys = SecretKeys::generate_entry("test");
         let mut worker_config = WorkerConfig::defaults();
         worker_config.secret_keys = Some(secret_keys.clone());
         worker_config.nats_url = nats_url.clone();
@@ -224,8 +228,6 @@ impl TestApp {
         }
 
         let bus = Bus::connect(&nats_url).await.expect("nats");
-        let keys = SecretKeys::parse(&secret_keys).expect("a generated key parses");
-        let store = Store::connect(&control_plane).await.expect("control plane").with_secrets(keys);
         let tenant_db = TenantDbServer::new(&tenant_db.into()).await.expect("tenant db");
         let app = Self {
             nats,

@@ -51,6 +51,7 @@ pub async fn accept_stripe_event(state: &AppState, body: &[u8]) -> Result<Value,
         let code = match e {
             crate::stripe::WebhookError::Metadata(_) => "invalid_metadata",
             crate::stripe::WebhookError::BadSessionId(_) => "bad_session",
+            crate::stripe::WebhookError::BadSubscription(_) => "bad_subscription",
             _ => "bad_event",
         };
         ApiError::bad_request(code, e)

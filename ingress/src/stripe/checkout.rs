@@ -41,6 +41,8 @@ pub enum WebhookError {
     Metadata(String),
     #[error("the checkout session id is not valid: {0}")]
     BadSessionId(landlord_protocol::IdError),
+    #[error("the subscription or invoice cannot be read: {0}")]
+    BadSubscription(String),
 }
 
 #[derive(Deserialize)]

@@ -68,17 +68,20 @@ pub fn decide(
 ) -> Result<EventDecision, WebhookError> {
     let event = StripeId::parse(event_id).map_err(WebhookError::BadEventId)?;
     let created = DateTime::<Utc>::from_timestamp(created, 0)
-        .ok_or_else(|| WebhookError::Metadata(format!("event {event_id} has an impossible created time")))?;
+        .ok_or_else(|| WebhookError::BadSubscription(format!("event {event_id} has an impossible created time")))?;
     let (subscription, customer, snapshot) = if kind.is_invoice() {
-        let invoice: Invoice = serde_json::from_value(object).map_err(WebhookError::BadSession)?;
+        let invoice: Invoice =
+            serde_json::from_value(object).map_err(|e| WebhookError::BadSubscription(e.to_string()))?;
         let nested = invoice.parent.and_then(|p| p.subscription_details).map(|d| d.subscription);
         let Some(subscription) = id_of(&invoice.subscription).or_else(|| nested.as_ref().and_then(id_of)) else {
             return Ok(EventDecision::Ignore(format!("{} for an invoice of no subscription", kind.as_str())));
         };
         (subscription, id_of(&invoice.customer), None)
     } else {
-        let sub: Subscription = serde_json::from_value(object).map_err(WebhookError::BadSession)?;
-        let id = StripeId::parse(&sub.id).map_err(WebhookError::BadSessionId)?;
+        let sub: Subscription =
+            serde_json::from_value(object).map_err(|e| WebhookError::BadSubscription(e.to_string()))?;
+        let id = StripeId::parse(&sub.id)
+            .map_err(|e| WebhookError::BadSubscription(format!("the subscription id is not valid: {e}")))?;
         let Some(status) = SubscriptionStatus::parse(&sub.status) else {
             return Ok(EventDecision::Ignore(format!(
                 "subscription status {:?} is not one Landlord knows",

@@ -206,8 +206,10 @@ async fn with_an_api_key_the_subscription_is_read_from_stripe() {
     })
     .await;
     let (slug, tenant, sub) = subscribed(&app, "apitruth").await;
+    let purchase = landlord_protocol::CommandId::stripe(&format!("evt_{}", slug.replace('-', "_"))).unwrap();
+    let after = uuid::Uuid::new_v5(&tenant.as_uuid(), purchase.as_str().as_bytes());
     eventually(Duration::from_secs(30), "the reconcile after provisioning", || async {
-        app.store.is_processed(&format!("landlord:reconcile-provisioned-{tenant}")).await.unwrap()
+        app.store.is_processed(&format!("landlord:reconcile-after-{after}")).await.unwrap()
     })
     .await;
     assert_eq!(row(&app, &tenant).await.status, "active", "Stripe said active after the purchase");
@@ -217,5 +219,35 @@ async fn with_an_api_key_the_subscription_is_read_from_stripe() {
         .await;
     app.wait_for_status(&tenant, TenantStatus::Suspended).await;
     assert_eq!(app.store.subscription(&sub).await.unwrap().unwrap().snapshot.status.as_str(), "paused");
+    app.drop_tenant_db(&slug).await;
+}
+
+/// Stripe resumes only what billing suspended: a tenant an operator suspended stays suspended when its
+/// subscription is paid, and a command naming one subscription's key but another subscription is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_suspension_is_not_undone_by_a_payment() {
+    use landlord_protocol::{Action, Command, CommandId, StripeId, SubscriptionEvent, SubscriptionEventType};
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let (slug, tenant, sub) = subscribed(&app, "opsuspend").await;
+    let suspend = Command::new(CommandId::parse("admin:ops-suspend-1").unwrap(), tenant, "admin:ops", Action::Suspend);
+    app.bus.publish_command(&suspend).await.unwrap();
+    app.wait_for_status(&tenant, TenantStatus::Suspended).await;
+    let t0 = chrono::Utc::now().timestamp() - 60;
+    deliver(&app, &format!("evt_{sub}_paid"), UPDATED, t0, &sub, "active", ESSENTIAL).await;
+    assert_eq!(row(&app, &tenant).await.status, "suspended", "the operator's suspension stands");
+
+    let forged = Action::StripeSubscription(SubscriptionEvent {
+        event_id: StripeId::parse("evt_forged").unwrap(),
+        event_type: SubscriptionEventType::Deleted,
+        event_created: chrono::Utc::now(),
+        subscription: StripeId::parse(&sub).unwrap(),
+        customer: None,
+        snapshot: None,
+    });
+    let other_key = TenantId::for_subscription("sub_someone_else");
+    let cmd = Command::new(CommandId::parse("admin:forged-1").unwrap(), other_key, "mallory", forged);
+    app.bus.publish_command(&cmd).await.unwrap();
+    let events = app.events_until(&other_key, |e| e.kind == EventKind::Rejected).await;
+    assert!(events.last().unwrap().error.clone().unwrap().message.contains("is not that of subscription"));
     app.drop_tenant_db(&slug).await;
 }

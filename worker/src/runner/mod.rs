@@ -279,11 +279,10 @@ impl Runner {
             failed: TenantStatus::Failed,
             repeatable: false,
         };
-        let outcome = self.run_flow(cmd, &plan, flow, delivered, alive).await?;
-        if outcome == Outcome::Completed {
-            self.reconcile_after_provisioning(cmd).await?;
+        if !self.reconcile_after_provisioning(cmd, &row).await {
+            return Ok(Outcome::RetryLater { delay: Duration::from_secs(5) });
         }
-        Ok(outcome)
+        self.run_flow(cmd, &plan, flow, delivered, alive).await
     }
 
     /// A plan change: to a plan of the catalogue, for an active tenant. Asking for the plan the tenant has

@@ -18,6 +18,7 @@ use super::{Flow, Outcome, Runner, plan_of};
 use crate::{
     keepalive::KeepAlive,
     progress::Detail,
+    steps::StepName,
     store::{StoreError, entities::tenant},
 };
 
@@ -34,6 +35,12 @@ impl Runner {
         ev: &SubscriptionEvent,
     ) -> Result<Outcome, StoreError> {
         let store = &self.deps.store;
+        // The subject names the subscription's key: events of one subscription share one lease, and a
+        // command cannot name one subscription in its subject and act on another.
+        if cmd.tenant_id != TenantId::for_subscription(ev.subscription.as_str()) {
+            let reason = format!("command key {} is not that of subscription {}", cmd.tenant_id, ev.subscription);
+            return self.reject(cmd, reason).await;
+        }
         if let Some(snapshot) = &ev.snapshot {
             let kept = store
                 .record_subscription(
@@ -93,15 +100,17 @@ impl Runner {
         }
     }
 
-    /// After a provisioning: a subscription whose events came before its tenant existed is applied now.
-    pub(super) async fn reconcile_after_provisioning(&self, cmd: &Command) -> Result<(), StoreError> {
-        let Some(row) = self.deps.store.tenant(&cmd.tenant_id).await? else { return Ok(()) };
-        let Some(sub) = row.stripe_subscription.as_deref() else { return Ok(()) };
-        if self.deps.store.subscription(sub).await?.is_some() || self.config.stripe_api_key.is_some() {
-            self.derive(cmd, cmd.tenant_id, &format!("reconcile-provisioned-{}", cmd.tenant_id), Action::Reconcile)
-                .await;
+    /// Before a provisioning runs, for a tenant paid by a subscription: a reconcile that waits until the
+    /// provisioning has ended, so events that came before the tenant existed (or while it was made) are
+    /// applied then. Stored before the provisioning starts, so no crash can lose it; false when JetStream
+    /// did not take it.
+    pub(super) async fn reconcile_after_provisioning(&self, cmd: &Command, row: &tenant::Model) -> bool {
+        if row.stripe_subscription.is_none() {
+            return true;
         }
-        Ok(())
+        // One per provisioning command (a purchase, each retry), the same for every delivery of it.
+        let key = Uuid::new_v5(&cmd.tenant_id.as_uuid(), cmd.id.as_str().as_bytes());
+        self.derive(cmd, cmd.tenant_id, &format!("reconcile-after-{key}"), Action::Reconcile).await
     }
 
     /// Brings the tenant to what its subscription asks for; one flow per command, and another reconcile
@@ -128,7 +137,11 @@ impl Runner {
                 }
                 Ok(None) => tracing::warn!(subscription = %sub, "Stripe does not know this subscription"),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the subscription from Stripe; trying again later");
+                    if matches!(e, StripeApiError::Refused { status: 401 | 403, .. }) {
+                        tracing::error!(error = %e, "Stripe refuses LANDLORD_STRIPE_API_KEY; reconciles wait until it is fixed");
+                    } else {
+                        tracing::warn!(error = %e, "cannot read the subscription from Stripe; trying again later");
+                    }
                     return Ok(Outcome::RetryLater { delay: self.config.retry.redelivery_delay(delivered) });
                 }
             }
@@ -144,12 +157,14 @@ impl Runner {
             Ok(outcome)
         };
         match (status, desired) {
-            // Not settled yet (a provisioning reconciles when it ends) or past the point of return.
+            // A provisioning under way: this waits for it to end.
+            (Some(TenantStatus::Pending | TenantStatus::Provisioning), _) => {
+                Ok(Outcome::RetryLater { delay: Duration::from_secs(5) })
+            }
+            // Past the point of return, or for a person to settle.
             (
                 Some(
-                    TenantStatus::Pending
-                    | TenantStatus::Provisioning
-                    | TenantStatus::Failed
+                    TenantStatus::Failed
                     | TenantStatus::AwaitingOperator
                     | TenantStatus::Offboarding
                     | TenantStatus::Deleted,
@@ -163,17 +178,39 @@ impl Runner {
                 }
                 match self.plan_bought(&row, &known.snapshot) {
                     Some(change) => self.change_plan(cmd, &change, delivered, alive).await,
+                    // This command's own plan change recorded the plan and stopped before its last step.
+                    None if store
+                        .step_settled_by_command(&cmd.tenant_id, StepName::RecordPlan, cmd.id.as_str())
+                        .await? =>
+                    {
+                        let current = PlanChange {
+                            package_id: landlord_protocol::PackageId::try_from(row.package_id as u32)
+                                .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?,
+                            subscription_type_id: landlord_protocol::SubscriptionTypeId::try_from(
+                                row.subscription_type_id as u32,
+                            )
+                            .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?,
+                        };
+                        self.change_plan(cmd, &current, delivered, alive).await
+                    }
                     None => done(Outcome::AlreadyDone).await,
                 }
             }
             (Some(TenantStatus::Suspended), Desired::Active { payment_overdue }) => {
                 store.set_payment_overdue(&cmd.tenant_id, payment_overdue).await?;
-                let outcome = self.move_to(cmd, &row, TenantStatus::Active, delivered, alive).await?;
-                if outcome == Outcome::Completed && self.plan_bought(&row, &known.snapshot).is_some() {
-                    let key = format!("{}-again", cmd.id.as_str().replace(':', "-"));
-                    self.derive(cmd, cmd.tenant_id, &key, Action::Reconcile).await;
+                // Stripe resumes only what billing suspended; an operator's suspension is the operator's.
+                if store.kind_that_ran(&cmd.tenant_id, StepName::LockLogin).await?.as_deref() == Some("suspend") {
+                    tracing::info!("the subscription is paid, but an operator suspended the tenant; left suspended");
+                    return done(Outcome::AlreadyDone).await;
                 }
-                Ok(outcome)
+                // A plan change may follow the resume: its reconcile is stored first, and waits for this one.
+                if self.plan_bought(&row, &known.snapshot).is_some() {
+                    let key = format!("{}-again", cmd.id.as_str().replace(':', "-"));
+                    if !self.derive(cmd, cmd.tenant_id, &key, Action::Reconcile).await {
+                        return Ok(Outcome::RetryLater { delay: REPUBLISH_DELAY });
+                    }
+                }
+                self.move_to(cmd, &row, TenantStatus::Active, delivered, alive).await
             }
             (Some(TenantStatus::Active), Desired::Suspended) => {
                 self.move_to(cmd, &row, TenantStatus::Suspended, delivered, alive).await

@@ -153,8 +153,8 @@ pub fn offboarding() -> Plan {
     ])
 }
 
-/// A plan change: the database is upgraded before the new plan is recorded (a tenant never records a
-/// plan its schema does not have), and the stack learns the new plan last.
+/// A plan change: the database is upgraded (when an upgrade script exists) before the new plan is
+/// recorded, so a failed upgrade leaves the old plan recorded; the stack learns the new plan last.
 pub fn plan_change() -> Plan {
     use StepName::*;
     Plan::new(vec![

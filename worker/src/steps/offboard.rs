@@ -35,6 +35,8 @@ async fn archive(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
         return Ok(StepDone::Skipped(format!("no database {db} of Landlord's for this tenant; nothing to archive")));
     }
     let deps = ctx.deps;
+    // The tool first: a worker without it must not lock the tenant out and then stop.
+    let mut command = deps.tenant_db.dump_command(&db)?;
     // Nothing may change while it is dumped: the tenant's login is locked and its sessions ended first.
     let login = LoginName::for_slug(&ctx.tenant.slug);
     if ownership::is_ours(ctx, ResourceKind::Login, login.as_str()).await? {
@@ -42,7 +44,7 @@ async fn archive(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     }
     let name = format!("{}/{db}.sql", ctx.tenant.id);
     let location = deps.archive.location(&name);
-    let mut child = deps.tenant_db.dump_command(&db)?.spawn().map_err(|e| {
+    let mut child = command.spawn().map_err(|e| {
         StepError::permanent(ErrorCode::ArchiveTool, format!("cannot start the dump tool for {db}: {e}"))
     })?;
     let (mut stdout, mut stderr) =
@@ -72,11 +74,17 @@ async fn archive(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     let status: std::io::Result<ExitStatus> = child.wait().await;
     let complaint = complaint.await.unwrap_or_default();
     let dump_ok = status.as_ref().is_ok_and(ExitStatus::success);
+    // The archive failing first makes the tool fail too (a closed pipe): the archive's error is the cause.
+    if let Err(mut e) = stored {
+        if !dump_ok {
+            let _ = deps.archive.delete(&location).await;
+        }
+        e.message = format!("{} (the dump of {db} stopped with it)", e.message);
+        return Err(e);
+    }
     if !dump_ok {
         // What was stored is a broken dump: it must not be taken for the tenant's last state.
-        if stored.is_ok()
-            && let Err(e) = deps.archive.delete(&location).await
-        {
+        if let Err(e) = deps.archive.delete(&location).await {
             tracing::warn!(error = %e, %location, "could not delete an incomplete dump");
         }
         let how = match status {
@@ -93,7 +101,7 @@ async fn archive(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
         err.redact(deps.tenant_db.admin_password().unwrap_or_default().as_str());
         return Err(err);
     }
-    let archived = stored?;
+    let archived = stored.expect("an archive error returned above");
     deps.store.claim_resource(&ctx.tenant.id, ResourceKind::Archive, &archived.location).await?;
     Ok(StepDone::Done(format!(
         "database {db} dumped to {} ({} bytes, sha256 {})",

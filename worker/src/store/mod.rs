@@ -108,7 +108,8 @@ impl Store {
         loop {
             match Migrator::up(&db, None).await {
                 Ok(()) => break,
-                Err(e) if attempt < 3 => {
+                // An ingress and several workers may start together on a fresh database.
+                Err(e) if attempt < 8 => {
                     tracing::warn!(error = %e, "migration failed, retrying (another worker may be migrating)");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(300 * attempt)).await;

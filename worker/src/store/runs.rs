@@ -94,15 +94,20 @@ impl Store {
     /// unfinished, so a redelivery arriving in between never finds a half-recorded ending.
     pub async fn end_run(&self, end: RunEnd<'_>) -> Result<(), StoreError> {
         let txn = self.connection().begin().await?;
-        tenant::ActiveModel {
+        let mut row = tenant::ActiveModel {
             id: Set(end.tenant.to_string()),
             status: Set(end.status.as_str().into()),
             last_error: Set(end.last_error.map(str::to_owned)),
             updated_at: Set(Utc::now()),
             ..Default::default()
+        };
+        // An active tenant is to be offboarded by nobody: a resume restores it, and a suspension that failed
+        // leaves the next reconcile to schedule again. Cleared with the status, so no crash can leave a
+        // timer behind that a later, ordinary suspension would set off.
+        if end.status == landlord_protocol::TenantStatus::Active {
+            row.offboard_at = Set(None);
         }
-        .update(&txn)
-        .await?;
+        row.update(&txn).await?;
         run::ActiveModel {
             id: Set(end.run.to_string()),
             status: Set(end.outcome.as_str().to_owned()),
@@ -114,5 +119,16 @@ impl Store {
         insert_processed(&txn, end.command_id, end.tenant, end.kind).await?;
         txn.commit().await?;
         Ok(())
+    }
+
+    /// The kind of the command whose run last settled `step` for the tenant (who suspended it: an
+    /// operator's `suspend` or a `reconcile`).
+    pub async fn kind_that_ran(
+        &self,
+        id: &TenantId,
+        step: crate::step_name::StepName,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(row) = self.step(id, step).await? else { return Ok(None) };
+        Ok(run::Entity::find_by_id(row.run_id).one(self.connection()).await?.map(|r| r.kind))
     }
 }

@@ -80,6 +80,10 @@ impl TenantDbServer {
                     && !mode.eq_ignore_ascii_case("preferred")
                 {
                     cmd.arg("--ssl");
+                    // The verifying modes verify here too: the dump is the whole tenant database.
+                    if mode.to_ascii_lowercase().starts_with("verify") {
+                        cmd.arg("--ssl-verify-server-cert");
+                    }
                 }
                 if let Some(ca) = query(&["ssl-ca", "sslca"]) {
                     cmd.arg(format!("--ssl-ca={ca}"));
@@ -92,6 +96,8 @@ impl TenantDbServer {
             }
             Dialect::Postgres => {
                 let port = url.port().unwrap_or(5432);
+                // No ~/.pgpass or service file: only the URL's credentials.
+                cmd.env("PGPASSFILE", "/dev/null").env("PGSERVICEFILE", "/dev/null");
                 cmd.args(["--format=plain", "--no-owner", "--no-privileges", "--quote-all-identifiers"])
                     .arg(format!("--host={host}"))
                     .arg(format!("--port={port}"));
