@@ -46,6 +46,9 @@ pub struct WorkerConfig {
     pub dns_target: Option<String>,
     /// Domain for tenant hostnames when it differs from the hosted zone's.
     pub tenant_domain: Option<String>,
+    /// `LANDLORD_SUSPENDED_DNS_TARGET`: where a suspended tenant's names point (a "suspended" page); they
+    /// stay as they are without it.
+    pub suspended_dns_target: Option<String>,
     pub dns_budget: Duration,
     /// How often pending DNS is retried in the background.
     pub dns_retry_interval: Duration,
@@ -110,6 +113,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("route53_zone_id", &self.route53_zone_id)
             .field("dns_target", &self.dns_target)
             .field("tenant_domain", &self.tenant_domain)
+            .field("suspended_dns_target", &self.suspended_dns_target)
             .field("dns_budget", &self.dns_budget)
             .field("dns_retry_interval", &self.dns_retry_interval)
             .field("stack_template", &self.stack_template)
@@ -157,6 +161,7 @@ struct Raw {
     route53_zone_id: Option<String>,
     dns_target: Option<String>,
     tenant_domain: Option<String>,
+    suspended_dns_target: Option<String>,
     dns_budget_secs: u64,
     dns_retry_interval_secs: u64,
     stack_template: Option<String>,
@@ -203,6 +208,7 @@ impl Default for Raw {
             route53_zone_id: None,
             dns_target: None,
             tenant_domain: None,
+            suspended_dns_target: None,
             dns_budget_secs: 120,
             dns_retry_interval_secs: 60,
             stack_template: None,
@@ -292,6 +298,7 @@ impl WorkerConfig {
             route53_zone_id: set(raw.route53_zone_id),
             dns_target: set(raw.dns_target),
             tenant_domain: set(raw.tenant_domain),
+            suspended_dns_target: set(raw.suspended_dns_target),
             dns_budget: Duration::from_secs(raw.dns_budget_secs),
             dns_retry_interval: Duration::from_secs(raw.dns_retry_interval_secs.max(1)),
             stack_template: set(raw.stack_template),

@@ -102,6 +102,19 @@ fn infra_from(
             .ok_or_else(|| anyhow::anyhow!("LANDLORD_DNS_TARGET is required with LANDLORD_ROUTE53_ZONE_ID"))?;
         infra.dns_target_label = target.to_owned();
         let target = infra::dns::DnsTarget::parse(target).map_err(|e| anyhow::anyhow!(e))?;
+        if let Some(parked) = cfg.suspended_dns_target.as_deref() {
+            let parked_target = infra::dns::DnsTarget::parse(parked)
+                .map_err(|e| anyhow::anyhow!("LANDLORD_SUSPENDED_DNS_TARGET: {e}"))?;
+            // A name's record changes its value, never its type: a CNAME cannot become an alias A record in place.
+            if std::mem::discriminant(&parked_target) != std::mem::discriminant(&target) {
+                anyhow::bail!(
+                    "LANDLORD_SUSPENDED_DNS_TARGET must be of the same kind as LANDLORD_DNS_TARGET (both hostnames, or both alias:…)"
+                );
+            }
+            infra.parked_target_label = parked.to_owned();
+            infra.parked_dns =
+                Some(infra::dns::Dns::new(aws_sdk_route53::Client::new(aws), zone.clone(), parked_target));
+        }
         infra.dns = Some(infra::dns::Dns::new(aws_sdk_route53::Client::new(aws), zone.clone(), target));
     }
     if let (Some(template), Some(aws)) = (&cfg.stack_template, aws) {

@@ -27,10 +27,12 @@ pub enum StepName {
     UpgradeSchema,
     RecordPlan,
     UpdateStack,
+    ParkDns,
+    RestoreDns,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 16] = [
+    pub const ALL: [StepName; 18] = [
         Self::CreateDatabase,
         Self::ApplySchema,
         Self::ConfigureDns,
@@ -47,6 +49,8 @@ impl StepName {
         Self::UpgradeSchema,
         Self::RecordPlan,
         Self::UpdateStack,
+        Self::ParkDns,
+        Self::RestoreDns,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +71,8 @@ impl StepName {
             Self::UpgradeSchema => "upgrade_schema",
             Self::RecordPlan => "record_plan",
             Self::UpdateStack => "update_stack",
+            Self::ParkDns => "park_dns",
+            Self::RestoreDns => "restore_dns",
         }
     }
 

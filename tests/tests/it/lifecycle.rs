@@ -81,3 +81,41 @@ async fn resuming_an_active_tenant_does_nothing_and_an_unknown_tenant_is_rejecte
     assert!(events.last().unwrap().error.clone().unwrap().message.contains("no tenant"));
     app.drop_tenant_db(&slug).await;
 }
+
+/// With `LANDLORD_SUSPENDED_DNS_TARGET`, a suspended tenant's names point at it, and resuming points them
+/// back; both changes are confirmed in Route 53 (moto).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_tenants_names_point_at_the_suspended_target_and_back() {
+    use crate::infra::{TARGET, create_zone, records, with_infra};
+    let moto = landlord_tests::MotoServer::start();
+    let aws = moto.sdk_config().await;
+    let zone = create_zone(&aws, "tenants.example.com").await;
+    let infra = landlord_tests::Infra { zone_id: Some(zone.clone()), ..landlord_tests::Infra::default() };
+    let app = TestApp::spawn_with(landlord_tests::Options {
+        aws: Some(aws.clone()),
+        worker: |cfg, infra| {
+            with_infra(cfg, infra);
+            cfg.suspended_dns_target = Some("suspended.tenants.example.net".into());
+        },
+        infra,
+        ..landlord_tests::Options::new(Engine::MariaDb)
+    })
+    .await;
+    let slug = unique_slug("parked");
+    let tenant = app.buy(&slug, 10).await;
+    app.wait_for_status(&tenant, TenantStatus::Active).await;
+    let values = || async {
+        let mut v: Vec<String> = records(&aws, &zone, &slug).await.into_iter().flat_map(|r| r.3).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    assert_eq!(values().await, vec![TARGET.to_owned()]);
+    ask(&app, tenant, Action::Suspend).await;
+    app.wait_for_status(&tenant, TenantStatus::Suspended).await;
+    assert_eq!(values().await, vec!["suspended.tenants.example.net".to_owned()]);
+    ask(&app, tenant, Action::Resume).await;
+    app.wait_for_status(&tenant, TenantStatus::Active).await;
+    assert_eq!(values().await, vec![TARGET.to_owned()]);
+    app.drop_tenant_db(&slug).await;
+}

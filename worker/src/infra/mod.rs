@@ -25,6 +25,9 @@ pub struct Infra {
     pub dns: Option<dns::Dns>,
     /// How the DNS target is described in progress messages.
     pub dns_target_label: String,
+    /// The same zone with `LANDLORD_SUSPENDED_DNS_TARGET`: where a suspended tenant's names point.
+    pub parked_dns: Option<dns::Dns>,
+    pub parked_target_label: String,
     /// Domain for tenant hostnames when it is not the hosted zone's own.
     pub tenant_domain: Option<String>,
     /// How long `configure_dns` tries before deferring to the background.
@@ -47,6 +50,8 @@ impl Infra {
         Self {
             dns: None,
             dns_target_label: String::new(),
+            parked_dns: None,
+            parked_target_label: String::new(),
             tenant_domain: None,
             dns_budget: Duration::from_secs(120),
             stacks: None,

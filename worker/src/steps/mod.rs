@@ -11,6 +11,7 @@ mod health_check;
 mod login_lock;
 mod offboard;
 pub mod ownership;
+mod park_dns;
 mod plan;
 
 use futures::future::BoxFuture;
@@ -25,6 +26,7 @@ pub use deploy_stack::DeployStack;
 pub use health_check::HealthCheck;
 pub use login_lock::{LockLogin, UnlockLogin};
 pub use offboard::{ArchiveDatabase, DeleteStack, DropDatabase, ForgetCredentials, RemoveDns};
+pub use park_dns::{ParkDns, RestoreDns};
 pub use plan::{Plan, PlannedStep};
 
 pub use crate::{
@@ -129,14 +131,15 @@ pub fn provisioning() -> Plan {
     ])
 }
 
-/// Suspending a tenant: its login is locked and its sessions ended.
+/// Suspending a tenant: its login is locked and its sessions ended, and its names point at the suspended
+/// target when one is configured.
 pub fn suspension() -> Plan {
-    Plan::new(vec![PlannedStep::new(StepName::LockLogin, &[])])
+    Plan::new(vec![PlannedStep::new(StepName::LockLogin, &[]), PlannedStep::new(StepName::ParkDns, &[])])
 }
 
 /// Resuming a suspended tenant: exactly what suspension did, undone.
 pub fn resumption() -> Plan {
-    Plan::new(vec![PlannedStep::new(StepName::UnlockLogin, &[])])
+    Plan::new(vec![PlannedStep::new(StepName::UnlockLogin, &[]), PlannedStep::new(StepName::RestoreDns, &[])])
 }
 
 /// Offboarding, provisioning in reverse: the final dump first (with the login locked, so nothing changes
@@ -205,5 +208,7 @@ pub fn step(name: StepName) -> Box<dyn Step> {
         StepName::UpgradeSchema => Box::new(UpgradeSchema),
         StepName::RecordPlan => Box::new(RecordPlan),
         StepName::UpdateStack => Box::new(UpdateStack),
+        StepName::ParkDns => Box::new(ParkDns),
+        StepName::RestoreDns => Box::new(RestoreDns),
     }
 }
