@@ -251,3 +251,29 @@ async fn an_operators_suspension_is_not_undone_by_a_payment() {
     assert!(events.last().unwrap().error.clone().unwrap().message.contains("is not that of subscription"));
     app.drop_tenant_db(&slug).await;
 }
+
+/// `.paused` and `.resumed` move the tenant; invoice events carry no subscription state and only ask for a
+/// reconcile of what is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_and_resumed_move_the_tenant_and_invoices_only_trigger() {
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let (slug, tenant, sub) = subscribed(&app, "pause").await;
+    let t0 = chrono::Utc::now().timestamp() - 600;
+    deliver(&app, &format!("evt_{sub}_p"), "customer.subscription.paused", t0, &sub, "paused", ESSENTIAL).await;
+    app.wait_for_status(&tenant, TenantStatus::Suspended).await;
+    deliver(&app, &format!("evt_{sub}_r"), "customer.subscription.resumed", t0 + 5, &sub, "active", ESSENTIAL).await;
+    app.wait_for_status(&tenant, TenantStatus::Active).await;
+    for (i, kind) in ["invoice.payment_failed", "invoice.paid", "invoice.payment_succeeded"].into_iter().enumerate() {
+        let path = landlord_tests::repo_root().join("ingress/tests/vectors/stripe_invoice.json");
+        let mut invoice: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        invoice["subscription"] = sub.clone().into();
+        let event_id = format!("evt_{sub}_inv{i}");
+        let body = serde_json::json!({"id": event_id, "object": "event", "type": kind, "created": t0 + 10, "data": {"object": invoice}});
+        assert_eq!(app.post_signed(serde_json::to_vec(&body).unwrap()).await.status(), 200);
+        settle(&app, &event_id).await;
+    }
+    let known = app.store.subscription(&sub).await.unwrap().unwrap();
+    assert_eq!(known.seen_at.timestamp(), t0 + 5, "invoices carry no snapshot");
+    assert_eq!(row(&app, &tenant).await.status, "active");
+    app.drop_tenant_db(&slug).await;
+}
