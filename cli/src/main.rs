@@ -1,6 +1,7 @@
 //! `landlord`: run everything locally, send a demo purchase, watch progress, inspect tenants, check
 //! plan scripts.
 
+mod api;
 mod demo;
 mod dev;
 mod nats_child;
@@ -36,9 +37,18 @@ enum Command {
     DemoCheckout(demo::Args),
     /// Prints progress events (history first, then live).
     Watch(watch::Args),
-    /// Tenants in the control plane.
-    #[command(subcommand)]
-    Tenants(tenants::Command),
+    /// Tenants, through the admin API (LANDLORD_API_URL, LANDLORD_ADMIN_TOKEN).
+    Tenants(tenants::Args),
+    /// Who asked for what, newest first, through the admin API.
+    Audit {
+        #[command(flatten)]
+        api: api::ApiArgs,
+        /// One tenant's entries.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// Paid purchases that did not become a tenant, for an operator to settle.
     #[command(subcommand)]
     Purchases(purchases::Command),
@@ -59,7 +69,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev => dev::run(config).await,
         Command::DemoCheckout(args) => demo::run(args).await,
         Command::Watch(args) => watch::run(config, args).await,
-        Command::Tenants(cmd) => tenants::run(config, cmd).await,
+        Command::Tenants(args) => tenants::run(config, args).await,
+        Command::Audit { api, tenant, limit } => tenants::audit(&api, tenant, limit).await,
         Command::Purchases(cmd) => purchases::run(config, cmd).await,
         Command::Scripts(cmd) => scripts::run(cmd).await,
         Command::Secrets(cmd) => secrets::run(config, cmd).await,

@@ -1,37 +1,264 @@
-//! `landlord tenants list|show|retry`: the control plane's view of tenants (passwords are never printed),
-//! and asking for a failed tenant to be resumed.
+//! `landlord tenants …`: tenants through the admin API (list, show, create, retry, suspend, resume, plan,
+//! offboard), so the CLI needs only the ingress's address and a token, and every change it makes is
+//! audited as that token's. `repair-grants` is the one command that talks to the databases directly.
 
 use std::path::Path;
 
-use landlord_protocol::{Action, Command as WireCommand, CommandId, TenantId};
 use landlord_worker::{WorkerConfig, store::Store};
+use reqwest::Method;
 use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::api::{Api, ApiArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    List,
+    /// Every tenant (all pages), narrowed by the filters.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        package: Option<u32>,
+        #[arg(long = "type")]
+        subscription_type: Option<u32>,
+        /// Only tenants whose step of this name failed.
+        #[arg(long)]
+        failing_step: Option<String>,
+        #[arg(long)]
+        dns_pending: bool,
+        #[arg(long)]
+        payment_overdue: bool,
+    },
+    /// One tenant, its steps and what Landlord made.
     Show {
         id: String,
     },
-    /// Resumes a failed tenant at its unfinished steps (publishes a retry command).
+    /// Creates and provisions a tenant.
+    Create {
+        #[arg(long)]
+        store_name: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        package: u32,
+        #[arg(long = "type")]
+        subscription_type: u32,
+        /// Made from the store's name when absent.
+        #[arg(long)]
+        subdomain: Option<String>,
+        /// Running the same command again with the same key makes no second tenant.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Resumes a failed tenant at its unfinished steps.
     Retry {
         id: String,
+    },
+    Suspend {
+        id: String,
+    },
+    /// Resumes a suspended tenant (also restores one waiting to be offboarded).
+    Resume {
+        id: String,
+    },
+    /// Moves the tenant to another plan of the catalogue.
+    Plan {
+        id: String,
+        #[arg(long)]
+        package: u32,
+        #[arg(long = "type")]
+        subscription_type: u32,
+    },
+    /// Offboards the tenant after the grace period (suspended meanwhile), or at once with --now.
+    Offboard {
+        id: String,
+        #[arg(long)]
+        now: bool,
     },
     /// Once after upgrading: replaces the wildcard database grants earlier versions gave MariaDB/MySQL
     /// logins (`tenant_ab_c`.* also opened `tenant_abxc`) with escaped ones, on LANDLORD_TENANT_DB_URL.
     RepairGrants,
 }
 
-pub async fn run(config: Option<&Path>, cmd: Command) -> anyhow::Result<()> {
-    let cfg = WorkerConfig::load(config)?;
-    match cmd {
-        Command::List => list(&Store::connect(cfg.database_url.expose_secret()).await?).await,
-        Command::Show { id } => {
-            show(&Store::connect(cfg.database_url.expose_secret()).await?, &TenantId::parse(&id)?).await
-        }
-        Command::Retry { id } => retry(&cfg, TenantId::parse(&id)?).await,
-        Command::RepairGrants => repair_grants(&cfg).await,
+pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
+    if let Command::RepairGrants = args.command {
+        return repair_grants(&WorkerConfig::load(config)?).await;
     }
+    let api = Api::new(&args.api)?;
+    let tenant_path = |id: &str, end: &str| -> anyhow::Result<String> {
+        let id = landlord_protocol::TenantId::parse(id)?;
+        Ok(format!("/v1/tenants/{id}{end}"))
+    };
+    match args.command {
+        Command::List { status, package, subscription_type, failing_step, dns_pending, payment_overdue } => {
+            let mut query = Vec::new();
+            let mut push = |k: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    query.push(format!("{k}={v}"));
+                }
+            };
+            push("status", status);
+            push("package_id", package.map(|p| p.to_string()));
+            push("subscription_type_id", subscription_type.map(|p| p.to_string()));
+            push("failing_step", failing_step);
+            push("dns_pending", dns_pending.then(|| "true".into()));
+            push("payment_overdue", payment_overdue.then(|| "true".into()));
+            list(&api, query).await
+        }
+        Command::Show { id } => show(&api.call(Method::GET, &tenant_path(&id, "")?, None, None).await?),
+        Command::Create { store_name, email, package, subscription_type, subdomain, idempotency_key } => {
+            let body = json!({
+                "store_name": store_name, "contact_email": email, "package_id": package,
+                "subscription_type_id": subscription_type, "subdomain": subdomain,
+            });
+            let answer = api.call(Method::POST, "/v1/tenants", Some(body), idempotency_key.as_deref()).await?;
+            accepted(&answer, "creation");
+            Ok(())
+        }
+        Command::Retry { id } => change(&api, Method::POST, tenant_path(&id, "/provision")?, None, "retry").await,
+        Command::Suspend { id } => change(&api, Method::POST, tenant_path(&id, "/suspend")?, None, "suspension").await,
+        Command::Resume { id } => change(&api, Method::POST, tenant_path(&id, "/resume")?, None, "resumption").await,
+        Command::Plan { id, package, subscription_type } => {
+            let body = json!({"package_id": package, "subscription_type_id": subscription_type});
+            change(&api, Method::POST, tenant_path(&id, "/plan")?, Some(body), "plan change").await
+        }
+        Command::Offboard { id, now } => {
+            let path = tenant_path(&id, if now { "?now=true" } else { "" })?;
+            change(&api, Method::DELETE, path, None, "offboarding").await
+        }
+        Command::RepairGrants => unreachable!("handled above"),
+    }
+}
+
+async fn change(api: &Api, method: Method, path: String, body: Option<Value>, what: &str) -> anyhow::Result<()> {
+    accepted(&api.call(method, &path, body, None).await?, what);
+    Ok(())
+}
+
+fn accepted(answer: &Value, what: &str) {
+    let tenant = answer["tenant_id"].as_str().unwrap_or_default();
+    let again = if answer["duplicate"] == true { " (already requested)" } else { "" };
+    println!("{what} of {tenant} requested{again}: command {}", answer["command_id"].as_str().unwrap_or_default());
+    println!("follow it with: landlord watch {tenant}");
+}
+
+async fn list(api: &Api, query: Vec<String>) -> anyhow::Result<()> {
+    println!("{:<36}  {:<24}  {:<13}  {:<8}  flags", "tenant", "subdomain", "status", "plan");
+    let mut after: Option<String> = None;
+    loop {
+        let mut q = query.clone();
+        q.push("limit=500".into());
+        if let Some(a) = &after {
+            q.push(format!("after={a}"));
+        }
+        let page = api.call(Method::GET, &format!("/v1/tenants?{}", q.join("&")), None, None).await?;
+        for t in page["tenants"].as_array().into_iter().flatten() {
+            let mut flags = Vec::new();
+            if t["dns_pending"] == true {
+                flags.push("dns_pending");
+            }
+            if t["payment_overdue"] == true {
+                flags.push("payment_overdue");
+            }
+            if !t["offboard_at"].is_null() {
+                flags.push("offboarding_scheduled");
+            }
+            println!(
+                "{:<36}  {:<24}  {:<13}  {:<8}  {}",
+                t["id"].as_str().unwrap_or_default(),
+                t["subdomain"].as_str().unwrap_or_default(),
+                t["status"].as_str().unwrap_or_default(),
+                format!("{}-{}", t["plan"]["package_id"], t["plan"]["subscription_type_id"]),
+                flags.join(",")
+            );
+        }
+        match page["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return Ok(()),
+        }
+    }
+}
+
+fn show(t: &Value) -> anyhow::Result<()> {
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    println!(
+        "tenant     {}\nsubdomain  {}\nstore      {}\ncontact    {}",
+        s(&t["id"]),
+        s(&t["subdomain"]),
+        s(&t["store_name"]),
+        s(&t["contact_email"])
+    );
+    println!(
+        "plan       package {} type {} ({})\nstatus     {}",
+        t["plan"]["package_id"],
+        t["plan"]["subscription_type_id"],
+        s(&t["plan"]["name"]),
+        s(&t["status"])
+    );
+    if !t["database"]["name"].is_null() {
+        println!(
+            "database   {} on {}, login {}",
+            s(&t["database"]["name"]),
+            s(&t["database"]["engine"]),
+            s(&t["database"]["login"])
+        );
+    }
+    if !t["hostname"].is_null() {
+        let pending = if t["dns_pending"] == true { " (DNS pending)" } else { "" };
+        println!("hostnames  {}, {}{pending}", s(&t["hostname"]), s(&t["api_hostname"]));
+    }
+    if !t["stack"]["id"].is_null() {
+        println!("stack      {}", s(&t["stack"]["id"]));
+    }
+    if t["payment_overdue"] == true {
+        println!("payment    overdue (Stripe is retrying)");
+    }
+    if !t["offboard_at"].is_null() {
+        println!("offboard   at {}", s(&t["offboard_at"]));
+    }
+    if !t["last_error"].is_null() {
+        println!("last error {}", s(&t["last_error"]));
+    }
+    println!("steps:");
+    for step in t["steps"].as_array().into_iter().flatten() {
+        let took = step["duration_ms"].as_i64().map(|d| format!("{d} ms")).unwrap_or_default();
+        println!(
+            "  {:<18} {:<10} attempt {:<2} {took} {}",
+            s(&step["step"]),
+            s(&step["status"]),
+            step["attempts"],
+            step["error"]["message"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `landlord audit [--tenant ID]`: who asked for what, newest first.
+pub async fn audit(api: &ApiArgs, tenant: Option<String>, limit: u32) -> anyhow::Result<()> {
+    let api = Api::new(api)?;
+    let mut q = vec![format!("limit={limit}")];
+    if let Some(t) = tenant {
+        q.push(format!("tenant={}", landlord_protocol::TenantId::parse(&t)?));
+    }
+    let page = api.call(Method::GET, &format!("/v1/audit?{}", q.join("&")), None, None).await?;
+    for e in page["entries"].as_array().into_iter().flatten() {
+        println!(
+            "{}  {:<16}  {:<36}  {}",
+            e["at"].as_str().unwrap_or_default(),
+            e["action"].as_str().unwrap_or_default(),
+            e["tenant_id"].as_str().unwrap_or_default(),
+            e["actor"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 async fn repair_grants(cfg: &WorkerConfig) -> anyhow::Result<()> {
@@ -52,59 +279,5 @@ async fn repair_grants(cfg: &WorkerConfig) -> anyhow::Result<()> {
         repaired += 1;
     }
     println!("{repaired} tenant login(s) hold an escaped grant on their own database only");
-    Ok(())
-}
-
-async fn list(store: &Store) -> anyhow::Result<()> {
-    println!("{:<36}  {:<24}  {:<13}  plan", "tenant", "subdomain", "status");
-    for t in store.tenants().await? {
-        println!("{:<36}  {:<24}  {:<13}  {}-{}", t.id, t.slug, t.status, t.package_id, t.subscription_type_id);
-    }
-    let refused = store.refused_purchases(false).await?.len();
-    if refused > 0 {
-        println!("\n{refused} paid purchase(s) refused and waiting for an operator: landlord purchases refused");
-    }
-    Ok(())
-}
-
-async fn show(store: &Store, id: &TenantId) -> anyhow::Result<()> {
-    let Some(t) = store.tenant(id).await? else { anyhow::bail!("no tenant {id}") };
-    println!(
-        "tenant     {}\nsubdomain  {}\nstore      {}\ncontact    {}\nplan       package {} type {}\nstatus     {}",
-        t.id, t.slug, t.store_name, t.contact_email, t.package_id, t.subscription_type_id, t.status
-    );
-    if let (Some(engine), Some(db), Some(login)) = (&t.db_engine, &t.db_name, &t.db_login) {
-        println!("database   {db} on {engine}, login {login} (password stored in the control plane)");
-    }
-    if let (Some(host), Some(api)) = (&t.hostname, &t.api_hostname) {
-        println!("hostnames  {host}, {api}{}", if t.dns_pending { " (DNS pending)" } else { "" });
-    }
-    if let Some(stack) = &t.stack_id {
-        println!("stack      {stack}");
-    }
-    if let Some(e) = t.last_error.as_ref().or(t.stack_failure.as_ref()) {
-        println!("last error {e}");
-    }
-    println!("steps:");
-    for s in store.steps(id).await? {
-        let took = s.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default();
-        println!(
-            "  {:<16} {:<10} attempt {:<2} {took} {}",
-            s.step,
-            s.status,
-            s.attempts,
-            s.error_message.unwrap_or_default()
-        );
-    }
-    Ok(())
-}
-
-async fn retry(cfg: &WorkerConfig, id: TenantId) -> anyhow::Result<()> {
-    let bus = landlord_bus::Bus::connect_with(&cfg.nats_settings()).await?;
-    let command_id = CommandId::parse(&format!("admin:cli-{}", uuid::Uuid::new_v4()))?;
-    let requested_by = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-    let cmd = WireCommand::new(command_id, id, requested_by, Action::Retry);
-    bus.publish_command(&cmd).await?;
-    println!("retry of {id} requested ({}); follow it with: landlord watch {id}", cmd.id);
     Ok(())
 }

@@ -12,6 +12,20 @@ use axum::{
 use landlord_bus::BusError;
 use serde_json::json;
 
+/// Every error's body: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, to search for or to branch on: `unauthorized`, `forbidden`, `tenant_not_found`, `bad_query`, …
+    pub code: String,
+    /// What happened and what to do, for a person.
+    pub message: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The caller sent something wrong; `code` is stable, `message` says what to fix.

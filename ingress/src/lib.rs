@@ -8,6 +8,7 @@ mod auth_failures;
 pub mod config;
 mod error;
 mod limits;
+pub mod openapi;
 mod routes;
 mod serve;
 pub mod stripe;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         // restart or unroute every busy but healthy replica at once.
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/openapi.json", get(openapi::serve))
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(routes::webhook::MAX_BODY))

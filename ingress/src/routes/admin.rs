@@ -17,8 +17,7 @@ use landlord_protocol::{
     StoreName, SubscriptionTypeId, TenantId, TenantSlug,
 };
 use landlord_worker::store::Store;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -172,6 +171,17 @@ fn command_id(headers: &HeaderMap, kind: CommandKind, tenant: &TenantId) -> Resu
     CommandId::parse(&format!("admin:{}-{scoped}", kind.as_str())).map_err(|e| ApiError::Internal(e.into()))
 }
 
+/// A change accepted: stored as a command on NATS for a worker.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub tenant_id: String,
+    /// The command's id; the same for a repeated request with the same `Idempotency-Key`.
+    pub command_id: String,
+    pub kind: String,
+    /// JetStream already held this command (a repeated request).
+    pub duplicate: bool,
+}
+
 /// Publishes `action` for `tenant` and answers 202 with the command id.
 async fn send(
     state: &AppState,
@@ -179,50 +189,98 @@ async fn send(
     tenant: TenantId,
     headers: &HeaderMap,
     action: Action,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let id = command_id(headers, action.kind(), &tenant)?;
     let cmd = Command::new(id, tenant, caller.requested_by(), action);
     let stored = state.bus.publish_command(&cmd).await.map_err(ApiError::Unavailable)?;
     tracing::info!(tenant_id = %tenant, command_id = %cmd.id, kind = cmd.action.kind().as_str(), by = %caller.name, duplicate = stored.duplicate, "admin command stored");
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            json!({"tenant_id": tenant, "command_id": cmd.id, "kind": cmd.action.kind().as_str(), "duplicate": stored.duplicate}),
-        ),
+        Json(Accepted {
+            tenant_id: tenant.to_string(),
+            command_id: cmd.id.to_string(),
+            kind: cmd.action.kind().as_str().to_owned(),
+            duplicate: stored.duplicate,
+        }),
     ))
 }
 
 /// `POST /v1/tenants/{id}/provision`: resume a failed tenant at its unfinished steps.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/provision",
+    tag = "tenants",
+    params(("id" = String, Path, description = "the tenant's id"), ("Idempotency-Key" = Option<String>, Header, description = "makes a repeated request the same command")),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+        (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.require_admin()?;
     existing(&state, tenant).await?;
     send(&state, &caller, tenant, &headers, Action::Retry).await
 }
 
 /// `POST /v1/tenants/{id}/suspend`.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/suspend",
+    tag = "tenants",
+    params(("id" = String, Path, description = "the tenant's id"), ("Idempotency-Key" = Option<String>, Header, description = "makes a repeated request the same command")),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+        (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn suspend(
     State(state): State<AppState>,
     caller: Caller,
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.require_admin()?;
     existing(&state, tenant).await?;
     send(&state, &caller, tenant, &headers, Action::Suspend).await
 }
 
 /// `POST /v1/tenants/{id}/resume` (also restores a tenant waiting to be offboarded).
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/resume",
+    tag = "tenants",
+    params(("id" = String, Path, description = "the tenant's id"), ("Idempotency-Key" = Option<String>, Header, description = "makes a repeated request the same command")),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+        (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn resume(
     State(state): State<AppState>,
     caller: Caller,
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.require_admin()?;
     existing(&state, tenant).await?;
     send(&state, &caller, tenant, &headers, Action::Resume).await
@@ -230,13 +288,28 @@ pub async fn resume(
 
 /// `DELETE /v1/tenants/{id}`: offboard after the grace period (suspended meanwhile), or at once with
 /// `?now=true`.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, description = "the tenant's id"), ("now" = Option<bool>, Query, description = "offboard at once instead of after the grace period"), ("Idempotency-Key" = Option<String>, Header, description = "makes a repeated request the same command")),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+        (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn offboard(
     State(state): State<AppState>,
     caller: Caller,
     TenantPath(tenant): TenantPath,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.require_admin()?;
     let now = match query.get("now").map(String::as_str) {
         None | Some("false") => false,
@@ -248,7 +321,7 @@ pub async fn offboard(
 }
 
 /// A plan, as the admin API takes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanBody {
     pub package_id: u32,
@@ -274,13 +347,29 @@ fn body<T: serde::de::DeserializeOwned>(json: Result<Json<T>, JsonRejection>) ->
 }
 
 /// `POST /v1/tenants/{id}/plan` with `{"package_id", "subscription_type_id"}`.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/plan",
+    tag = "tenants",
+    params(("id" = String, Path, description = "the tenant's id"), ("Idempotency-Key" = Option<String>, Header, description = "makes a repeated request the same command")),
+    request_body = PlanBody,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+        (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn change_plan(
     State(state): State<AppState>,
     caller: Caller,
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
     json: Result<Json<PlanBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.require_admin()?;
     let (package_id, subscription_type_id) = plan_of(&state, &body(json)?)?;
     existing(&state, tenant).await?;
@@ -288,7 +377,7 @@ pub async fn change_plan(
 }
 
 /// A tenant an operator creates.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenantBody {
     pub store_name: String,
@@ -301,12 +390,27 @@ pub struct NewTenantBody {
 
 /// `POST /v1/tenants`: creates and provisions a tenant. With an `Idempotency-Key`, the tenant's id is made
 /// from it, so a repeated request names the same tenant and stores one command.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "tenants",
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes a repeated request the same command and the same tenant")),
+    request_body = NewTenantBody,
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
+        (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     json: Result<Json<NewTenantBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.require_admin()?;
     let b = body(json)?;
     let (package_id, subscription_type_id) =

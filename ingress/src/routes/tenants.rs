@@ -8,12 +8,15 @@ use axum::{
     Json,
     extract::{Query, State},
 };
+use chrono::{DateTime, Utc};
 use landlord_protocol::{PackageId, SubscriptionTypeId, TenantId, TenantStatus};
 use landlord_worker::{
     steps::StepName,
     store::{TenantFilter, entities::tenant},
 };
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::admin::{Caller, TenantPath, store};
 use crate::{AppState, error::ApiError};
@@ -25,32 +28,146 @@ fn internal(e: impl Into<anyhow::Error>) -> ApiError {
     ApiError::Internal(e.into())
 }
 
-/// A tenant as the API shows it.
-fn view(state: &AppState, t: &tenant::Model) -> Value {
-    let plan_name = PackageId::try_from(t.package_id as u32)
+/// A tenant as the API shows it; never a secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantView {
+    pub id: String,
+    pub subdomain: String,
+    pub store_name: String,
+    pub contact_email: String,
+    /// `pending`, `provisioning`, `active`, `suspended`, `awaiting_operator`, `failed`, `offboarding`, `deleted`.
+    pub status: String,
+    pub plan: PlanView,
+    pub hostname: Option<String>,
+    pub api_hostname: Option<String>,
+    /// DNS is not confirmed yet; workers keep trying.
+    pub dns_pending: bool,
+    /// Stripe reports a failed payment it is still retrying.
+    pub payment_overdue: bool,
+    /// When the tenant is to be offboarded, if it is.
+    pub offboard_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub database: DatabaseView,
+    pub stack: StackView,
+    pub stripe: StripeView,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Each step's state (`GET /v1/tenants/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<StepView>>,
+    /// What Landlord made and claimed for the tenant (`GET /v1/tenants/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<ResourceView>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanView {
+    pub package_id: i32,
+    pub subscription_type_id: i32,
+    /// The catalogue's name for the plan, when the catalogue has it.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DatabaseView {
+    pub engine: Option<String>,
+    pub name: Option<String>,
+    pub login: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StackView {
+    pub id: Option<String>,
+    /// The failing resource and its reason, when the stack failed.
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StripeView {
+    pub subscription: Option<String>,
+    pub customer: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepView {
+    pub step: String,
+    /// `running`, `succeeded`, `failed`, `skipped`, `deferred`, `undone`.
+    pub status: String,
+    pub attempts: i32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<StepErrorView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepErrorView {
+    pub code: String,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceView {
+    /// `database`, `login`, `dns_record`, `stack`, `archive`.
+    pub kind: String,
+    pub name: String,
+}
+
+/// One page of tenants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantPage {
+    pub tenants: Vec<TenantView>,
+    /// Pass as `after` for the next page; absent on the last one.
+    pub next_after: Option<String>,
+}
+
+/// One audit entry: who asked for what, for which tenant, when.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// `admin:<token name>`, `stripe`, Landlord itself, or what a NATS publisher wrote.
+    pub actor: String,
+    /// The command's kind.
+    pub action: String,
+    pub tenant_id: String,
+    pub command_id: String,
+    /// What was asked beyond the kind.
+    #[schema(value_type = Object)]
+    pub detail: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+}
+
+fn view(state: &AppState, t: &tenant::Model) -> TenantView {
+    let name = PackageId::try_from(t.package_id as u32)
         .ok()
         .zip(SubscriptionTypeId::try_from(t.subscription_type_id as u32).ok())
         .and_then(|(p, k)| state.plans.get(p, k))
         .map(|p| p.name.clone());
-    json!({
-        "id": t.id,
-        "subdomain": t.slug,
-        "store_name": t.store_name,
-        "contact_email": t.contact_email,
-        "status": t.status,
-        "plan": {"package_id": t.package_id, "subscription_type_id": t.subscription_type_id, "name": plan_name},
-        "hostname": t.hostname,
-        "api_hostname": t.api_hostname,
-        "dns_pending": t.dns_pending,
-        "payment_overdue": t.payment_overdue,
-        "offboard_at": t.offboard_at,
-        "last_error": t.last_error,
-        "database": {"engine": t.db_engine, "name": t.db_name, "login": t.db_login},
-        "stack": {"id": t.stack_id, "failure": t.stack_failure},
-        "stripe": {"subscription": t.stripe_subscription, "customer": t.stripe_customer},
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-    })
+    TenantView {
+        id: t.id.clone(),
+        subdomain: t.slug.clone(),
+        store_name: t.store_name.clone(),
+        contact_email: t.contact_email.clone(),
+        status: t.status.clone(),
+        plan: PlanView { package_id: t.package_id, subscription_type_id: t.subscription_type_id, name },
+        hostname: t.hostname.clone(),
+        api_hostname: t.api_hostname.clone(),
+        dns_pending: t.dns_pending,
+        payment_overdue: t.payment_overdue,
+        offboard_at: t.offboard_at,
+        last_error: t.last_error.clone(),
+        database: DatabaseView { engine: t.db_engine.clone(), name: t.db_name.clone(), login: t.db_login.clone() },
+        stack: StackView { id: t.stack_id.clone(), failure: t.stack_failure.clone() },
+        stripe: StripeView { subscription: t.stripe_subscription.clone(), customer: t.stripe_customer.clone() },
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+        steps: None,
+        resources: None,
+    }
 }
 
 fn flag(query: &HashMap<String, String>, key: &str) -> Result<Option<bool>, ApiError> {
@@ -89,12 +206,34 @@ fn only(query: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError>
     }
 }
 
-/// `GET /v1/tenants?status=&package_id=&subscription_type_id=&failing_step=&dns_pending=&payment_overdue=&limit=&after=`.
+/// Tenants, filtered, in pages ordered by id.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    tag = "tenants",
+    params(
+        ("status" = Option<String>, Query, description = "only tenants of this status"),
+        ("package_id" = Option<u32>, Query),
+        ("subscription_type_id" = Option<u32>, Query),
+        ("failing_step" = Option<String>, Query, description = "only tenants whose step of this name failed"),
+        ("dns_pending" = Option<bool>, Query),
+        ("payment_overdue" = Option<bool>, Query),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
+        ("after" = Option<String>, Query, description = "the previous page's next_after"),
+    ),
+    responses(
+        (status = 200, body = TenantPage),
+        (status = 400, body = crate::error::ErrorBody, description = "an unknown parameter or value"),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody, description = "no control plane"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantPage>, ApiError> {
     only(
         &query,
         &[
@@ -134,51 +273,79 @@ pub async fn list(
         limit: limit(&query)?,
     };
     let rows = store(&state)?.tenant_page(&filter).await.map_err(internal)?;
-    let next = (rows.len() as u64 == filter.limit).then(|| rows.last().map(|t| t.id.clone())).flatten();
-    let tenants: Vec<Value> = rows.iter().map(|t| view(&state, t)).collect();
-    Ok(Json(json!({"tenants": tenants, "next_after": next})))
+    let next_after = (rows.len() as u64 == filter.limit).then(|| rows.last().map(|t| t.id.clone())).flatten();
+    let tenants = rows.iter().map(|t| view(&state, t)).collect();
+    Ok(Json(TenantPage { tenants, next_after }))
 }
 
-/// `GET /v1/tenants/{id}`: the tenant, each step's state, attempts and last error, and what Landlord made.
+/// The tenant, each step's state, attempts and last error, and what Landlord made.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}",
+    tag = "tenants",
+    params(("id" = String, Path, description = "the tenant's id")),
+    responses(
+        (status = 200, body = TenantView),
+        (status = 400, body = crate::error::ErrorBody, description = "not a tenant id"),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
     TenantPath(id): TenantPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantView>, ApiError> {
     let store = store(&state)?;
     let row = store.tenant(&id).await.map_err(internal)?.ok_or(ApiError::TenantNotFound(id))?;
-    let steps: Vec<Value> = store
+    let steps = store
         .steps(&id)
         .await
         .map_err(internal)?
         .into_iter()
-        .map(|s| {
-            json!({
-                "step": s.step, "status": s.status, "attempts": s.attempts, "started_at": s.started_at,
-                "finished_at": s.finished_at, "duration_ms": s.duration_ms,
-                "error": s.error_code.map(|code| json!({"code": code, "message": s.error_message})),
-            })
+        .map(|s| StepView {
+            step: s.step,
+            status: s.status,
+            attempts: s.attempts,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            duration_ms: s.duration_ms,
+            error: s.error_code.map(|code| StepErrorView { code, message: s.error_message }),
         })
         .collect();
-    let resources: Vec<Value> = store
+    let resources = store
         .resources_of(&id)
         .await
         .map_err(internal)?
         .into_iter()
-        .map(|(kind, name)| json!({"kind": kind, "name": name}))
+        .map(|(kind, name)| ResourceView { kind, name })
         .collect();
-    let mut tenant = view(&state, &row);
-    tenant["steps"] = steps.into();
-    tenant["resources"] = resources.into();
-    Ok(Json(tenant))
+    Ok(Json(TenantView { steps: Some(steps), resources: Some(resources), ..view(&state, &row) }))
 }
 
-/// `GET /v1/audit?tenant=&before=&limit=`: who asked for what, newest first.
+/// Who asked for what, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    params(
+        ("tenant" = Option<String>, Query, description = "one tenant's entries"),
+        ("before" = Option<String>, Query, description = "entries before this RFC 3339 time (the previous page's last `at`)"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
+    ),
+    responses(
+        (status = 200, body = AuditPage),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn audit(
     State(state): State<AppState>,
     _caller: Caller,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     only(&query, &["tenant", "before", "limit"])?;
     let tenant = query
         .get("tenant")
@@ -193,12 +360,16 @@ pub async fn audit(
         })
         .transpose()?;
     let rows = store(&state)?.audit_entries(tenant.as_ref(), before, limit(&query)?).await.map_err(internal)?;
-    let entries: Vec<Value> = rows
+    let entries = rows
         .into_iter()
-        .map(|a| {
-            let detail = a.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok());
-            json!({"at": a.at, "actor": a.actor, "action": a.action, "tenant_id": a.tenant_id, "command_id": a.command_id, "detail": detail})
+        .map(|a| AuditEntry {
+            detail: a.detail.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()),
+            at: a.at,
+            actor: a.actor,
+            action: a.action,
+            tenant_id: a.tenant_id,
+            command_id: a.command_id,
         })
         .collect();
-    Ok(Json(json!({"entries": entries})))
+    Ok(Json(AuditPage { entries }))
 }

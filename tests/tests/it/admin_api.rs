@@ -204,3 +204,49 @@ async fn an_operator_runs_a_tenants_life_through_the_api_and_the_audit_log_says_
         ]
     );
 }
+
+/// `landlord tenants …` and `landlord audit` go through the admin API with the operator's token; the
+/// OpenAPI document the ingress serves is the checked-in one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_uses_the_admin_api_and_the_served_openapi_is_the_checked_in_one() {
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let slug = unique_slug("cli");
+    let tenant = app.buy(&slug, 10).await;
+    app.wait_for_status(&tenant, TenantStatus::Active).await;
+    let landlord = |args: &[&str], token: &str| {
+        let out = std::process::Command::new(landlord_tests::chaos::workspace_bin("landlord"))
+            .args(args)
+            .env("LANDLORD_API_URL", &app.base_url)
+            .env("LANDLORD_ADMIN_TOKEN", token)
+            .output()
+            .expect("landlord runs");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let id = tenant.to_string();
+    let (ok, out) = tokio::task::block_in_place(|| landlord(&["tenants", "list", "--status", "active"], VIEWER_TOKEN));
+    assert!(ok && out.contains(&id) && out.contains(&slug), "{out}");
+    let (ok, out) = tokio::task::block_in_place(|| landlord(&["tenants", "show", &id], VIEWER_TOKEN));
+    assert!(ok && out.contains("apply_schema") && out.contains("Essential General"), "{out}");
+    let (ok, out) = tokio::task::block_in_place(|| landlord(&["tenants", "suspend", &id], VIEWER_TOKEN));
+    assert!(!ok && out.contains("403") && out.contains("forbidden"), "a viewer cannot suspend: {out}");
+    let (ok, out) = tokio::task::block_in_place(|| landlord(&["tenants", "suspend", &id], ADMIN_TOKEN));
+    assert!(ok && out.contains("suspension of"), "{out}");
+    app.wait_for_status(&tenant, TenantStatus::Suspended).await;
+    let (ok, out) = tokio::task::block_in_place(|| landlord(&["audit", "--tenant", &id], VIEWER_TOKEN));
+    assert!(ok && out.contains("suspend") && out.contains("admin:ops"), "{out}");
+    let (ok, out) = tokio::task::block_in_place(|| {
+        landlord(&["tenants", "show", &TenantId::new_random().to_string()], ADMIN_TOKEN)
+    });
+    assert!(!ok && out.contains("tenant_not_found"), "{out}");
+
+    let served: Value =
+        app.http.get(format!("{}/openapi.json", app.base_url)).send().await.unwrap().json().await.unwrap();
+    let checked_in: Value =
+        serde_json::from_slice(&std::fs::read(landlord_tests::repo_root().join("ingress/openapi.json")).unwrap())
+            .unwrap();
+    assert_eq!(served, checked_in);
+    app.drop_tenant_db(&slug).await;
+}
