@@ -134,12 +134,18 @@ impl SubscriptionStatus {
         }
     }
 
-    /// Which of two snapshots stamped in the same second is kept: a subscription only ever moves on to
-    /// `canceled` (it cannot be revived), so the more final status wins; the rest keep the one stored.
-    pub fn finality(self) -> u8 {
+    /// Which of two snapshots stamped in the same second is kept: Stripe's one-second stamps cannot say
+    /// which is later, so the one that restricts the tenant more wins, whichever arrives first (an ended
+    /// subscription most, then an unpaid, a paused, an overdue one, then the serving statuses). With
+    /// `LANDLORD_STRIPE_API_KEY` the API says which is current.
+    pub fn restrictiveness(self) -> u8 {
         match self {
-            Self::Canceled | Self::IncompleteExpired => 2,
-            _ => 0,
+            Self::Canceled => 5,
+            Self::IncompleteExpired => 4,
+            Self::Unpaid => 3,
+            Self::Paused | Self::Incomplete => 2,
+            Self::PastDue => 1,
+            Self::Active | Self::Trialing => 0,
         }
     }
 }
@@ -184,6 +190,10 @@ mod tests {
             assert_eq!(st.desired(false), Desired::Suspended, "{st:?}");
         }
         assert_eq!(Active.desired(true), Desired::Ended);
+        assert!(Canceled.restrictiveness() > Unpaid.restrictiveness());
+        assert!(Unpaid.restrictiveness() > Paused.restrictiveness());
+        assert!(Paused.restrictiveness() > PastDue.restrictiveness());
+        assert!(PastDue.restrictiveness() > Active.restrictiveness());
         for st in [Active, Trialing, PastDue, Unpaid, Paused, Canceled, Incomplete, IncompleteExpired] {
             assert_eq!(SubscriptionStatus::parse(st.as_str()), Some(st));
         }

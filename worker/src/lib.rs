@@ -181,7 +181,8 @@ pub async fn run_with(
     // Both stop within the grace: the retrier at once (it obeys `worker.runner.shutdown`), the consumer
     // after letting in-flight runs reach a checkpoint; the consumer's lease release frees the retrier's too.
     let dns = dns_retry::run(&worker, cfg.dns_retry_interval);
-    let prune = retention::run(&worker.runner.deps.store, &cfg.retention, shutdown.clone());
+    let deps = &worker.runner.deps;
+    let prune = retention::run(&deps.store, &deps.archive, &cfg.retention, shutdown.clone());
     let timers = timers::run(&worker, cfg.timer_interval, shutdown.clone());
     let consume = consumer::consume(&worker, &consumer, cfg.concurrency, cfg.shutdown_grace, shutdown);
     let (_, _, _, consumed) = tokio::join!(dns, prune, timers, consume);

@@ -1,14 +1,17 @@
 //! How long the control plane keeps what it no longer needs, and the hourly pruning that enforces it.
 //! Processed-command ids are what turns a Stripe retry days later into a no-op, so they are kept well past
 //! Stripe's three days of retries; finished runs are history for operators; progress events age out of
-//! their stream.
+//! their stream; offboarded tenants' final dumps are deleted after `archive_days`.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::{
+    archive::ArchiveTarget,
+    store::{ResourceKind, Store},
+};
 
 /// `LANDLORD_RETENTION__*`: days to keep each kind of record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,10 +71,33 @@ impl Retention {
         let now = chrono::Utc::now();
         store.prune(now - Self::days(self.processed_commands_days), now - Self::days(self.runs_days)).await
     }
+
+    /// Deletes final dumps older than `archive_days` (each recorded as an `archive` claim when it was made)
+    /// and forgets their claims; returns how many. One that cannot be deleted now is tried again next time.
+    pub async fn prune_archives(
+        &self,
+        store: &Store,
+        archive: &ArchiveTarget,
+    ) -> Result<usize, crate::store::StoreError> {
+        let cutoff = chrono::Utc::now() - Self::days(self.archive_days);
+        let mut deleted = 0;
+        for (tenant, location) in store.claims_older_than(ResourceKind::Archive, cutoff).await? {
+            match archive.delete(&location).await {
+                Ok(()) => {
+                    store.release_resource(&tenant, ResourceKind::Archive, &location).await?;
+                    deleted += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %location, "a final dump past its retention could not be deleted yet")
+                }
+            }
+        }
+        Ok(deleted)
+    }
 }
 
 /// Prunes once an hour (the first time a minute after start) until `shutdown`.
-pub async fn run(store: &Store, policy: &Retention, shutdown: CancellationToken) {
+pub async fn run(store: &Store, archive: &ArchiveTarget, policy: &Retention, shutdown: CancellationToken) {
     let mut wait = Duration::from_secs(60);
     loop {
         tokio::select! {
@@ -82,6 +108,11 @@ pub async fn run(store: &Store, policy: &Retention, shutdown: CancellationToken)
         match policy.prune(store).await {
             Ok((commands, runs)) => tracing::info!(commands, runs, "pruned records past their retention"),
             Err(e) => tracing::warn!(error = %e, "pruning failed; trying again in an hour"),
+        }
+        match policy.prune_archives(store, archive).await {
+            Ok(0) => {}
+            Ok(dumps) => tracing::info!(dumps, "deleted final dumps past their retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning final dumps failed; trying again in an hour"),
         }
     }
 }

@@ -138,13 +138,15 @@ pub fn decide(body: &[u8], plans: &Plans) -> Result<EventDecision, WebhookError>
     let id = CommandId::stripe(&event.id).map_err(WebhookError::BadEventId)?;
     let purchase = session.purchase()?;
     let tenant = TenantId::from_checkout_session(&session.id);
+    // Who asked, for the audit log: Stripe, by this event.
+    let by = format!("stripe:{}", event.id);
     match provision_spec(&session, purchase.clone(), plans) {
-        Ok(spec) => Ok(EventDecision::Provision(Box::new(Command::new(id, tenant, "stripe", Action::Provision(spec))))),
+        Ok(spec) => Ok(EventDecision::Provision(Box::new(Command::new(id, tenant, by, Action::Provision(spec))))),
         Err(WebhookError::Metadata(reason)) => {
             let email = session.email().and_then(|e| ContactEmail::parse(&e).ok());
             let refused = RefusedPurchase::new(purchase, &format!("invalid or missing metadata: {reason}"), email);
             let reason = refused.reason.clone();
-            let command = Box::new(Command::new(id, tenant, "stripe", Action::RefusedPurchase(refused)));
+            let command = Box::new(Command::new(id, tenant, by, Action::RefusedPurchase(refused)));
             Ok(EventDecision::Refuse { command, reason })
         }
         Err(other) => Err(other),
@@ -265,6 +267,7 @@ mod tests {
             panic!("expected a provision")
         };
         assert_eq!(cmd.id.as_str(), "stripe:evt_1");
+        assert_eq!(cmd.requested_by, "stripe:evt_1", "the audit log names the event");
         assert_eq!(cmd.tenant_id, TenantId::from_checkout_session("cs_test_1"));
         let Action::Provision(spec) = &cmd.action else { panic!() };
         assert_eq!((spec.slug.as_str(), spec.package_id.get(), spec.subscription_type_id.get()), ("acme", 10, 20));

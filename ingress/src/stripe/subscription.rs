@@ -107,7 +107,7 @@ pub fn decide(
         customer,
         snapshot,
     });
-    Ok(EventDecision::Subscription(Box::new(Command::new(id, key, "stripe", action))))
+    Ok(EventDecision::Subscription(Box::new(Command::new(id, key, format!("stripe:{event_id}"), action))))
 }
 
 #[cfg(test)]

@@ -107,6 +107,20 @@ async fn offboard_with_a_folder_archive(engine: Engine) {
     assert!(events.last().unwrap().error.clone().unwrap().message.contains("is deleted"), "{events:#?}");
     assert_eq!(app.store.tenant(&tenant).await.unwrap().unwrap().status, "deleted");
     assert_eq!(count_databases(&app, engine, &db).await, 0, "{engine:?}: nothing was made again");
+
+    // Past its retention the dump is deleted and its record forgotten; a younger one is kept.
+    let policy = landlord_worker::retention::Retention { archive_days: 30, ..Default::default() };
+    let target = landlord_worker::archive::ArchiveTarget::Folder(app.worker_config.archive.clone().into());
+    assert_eq!(policy.prune_archives(&app.store, &target).await.unwrap(), 0, "a fresh dump is kept");
+    let aged = sea_orm::Statement::from_sql_and_values(
+        app.store.connection().get_database_backend(),
+        "UPDATE tenant_resources SET claimed_at = ? WHERE kind = 'archive' AND name = ?",
+        [(chrono::Utc::now() - chrono::Duration::days(31)).into(), archive.clone().into()],
+    );
+    app.store.connection().execute_raw(aged).await.unwrap();
+    assert_eq!(policy.prune_archives(&app.store, &target).await.unwrap(), 1);
+    assert!(!dump.exists(), "{engine:?}: the dump past its retention is deleted");
+    assert_eq!(app.store.resource_owner(ResourceKind::Archive, &archive).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

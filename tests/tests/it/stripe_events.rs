@@ -121,9 +121,10 @@ async fn a_new_price_changes_the_plan_and_a_deleted_subscription_is_offboarded_a
     let _ = slug;
 }
 
-/// Both orders of a deletion and an update stamped in the same second: the deletion wins either way.
+/// Both orders of conflicting events stamped in the same second end the same: a deletion wins over an
+/// update, an unpaid subscription over a paid one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deletion_and_an_update_in_the_same_second_end_deleted_in_either_order() {
+async fn conflicting_events_in_the_same_second_end_the_same_in_either_order() {
     let app = TestApp::spawn(Engine::MariaDb).await;
     let t0 = chrono::Utc::now().timestamp() - 3600;
     for (i, order) in [[DELETED, UPDATED], [UPDATED, DELETED]].into_iter().enumerate() {
@@ -136,6 +137,17 @@ async fn a_deletion_and_an_update_in_the_same_second_end_deleted_in_either_order
         assert!(known.snapshot.deleted, "order {order:?}: {known:?}");
         let r = app.wait_for_status(&tenant, TenantStatus::Suspended).await;
         assert!(r.offboard_at.is_some(), "order {order:?}");
+        app.drop_tenant_db(&slug).await;
+    }
+    // Paid and unpaid in the same second: the more restrictive wins in either order.
+    for (i, order) in [["active", "unpaid"], ["unpaid", "active"]].into_iter().enumerate() {
+        let (slug, tenant, sub) = subscribed(&app, &format!("tie{i}")).await;
+        for (j, status) in order.into_iter().enumerate() {
+            deliver(&app, &format!("evt_{sub}_{j}"), UPDATED, t0, &sub, status, ESSENTIAL).await;
+        }
+        let known = app.store.subscription(&sub).await.unwrap().unwrap();
+        assert_eq!(known.snapshot.status.as_str(), "unpaid", "order {order:?}");
+        app.wait_for_status(&tenant, TenantStatus::Suspended).await;
         app.drop_tenant_db(&slug).await;
     }
 }

@@ -87,4 +87,20 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Claims of `kind` made before `cutoff`: (tenant, name), oldest first.
+    pub async fn claims_older_than(
+        &self,
+        kind: ResourceKind,
+        cutoff: chrono::DateTime<Utc>,
+    ) -> Result<Vec<(TenantId, String)>, StoreError> {
+        use sea_orm::QueryOrder;
+        let rows = tenant_resource::Entity::find()
+            .filter(tenant_resource::Column::Kind.eq(kind.as_str()))
+            .filter(tenant_resource::Column::ClaimedAt.lt(cutoff))
+            .order_by_asc(tenant_resource::Column::ClaimedAt)
+            .all(self.connection())
+            .await?;
+        Ok(rows.into_iter().filter_map(|r| TenantId::parse(&r.tenant_id).ok().map(|t| (t, r.name))).collect())
+    }
 }

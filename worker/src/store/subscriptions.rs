@@ -1,5 +1,5 @@
 //! Stripe subscriptions in the control plane: the newest snapshot of each (an older event never overwrites
-//! a newer one; within one second the more final status wins), the tenant a subscription pays for, the
+//! a newer one; within one second the more restrictive status wins, whichever came first), the tenant a subscription pays for, the
 //! `payment_overdue` flag, and the durable offboarding timer.
 
 use chrono::{DateTime, Utc};
@@ -47,9 +47,10 @@ impl Store {
             row.insert(self.connection()).await?;
             return Ok(true);
         };
-        let old_finality =
-            SubscriptionStatus::parse(&old.status).map_or(0, SubscriptionStatus::finality) + u8::from(old.deleted) * 4;
-        let new_finality = snapshot.status.finality() + u8::from(snapshot.deleted) * 4;
+        let rank = |status: u8, deleted: bool| u16::from(status) + u16::from(deleted) * 10;
+        let old_rank =
+            rank(SubscriptionStatus::parse(&old.status).map_or(0, SubscriptionStatus::restrictiveness), old.deleted);
+        let new_rank = rank(snapshot.status.restrictiveness(), snapshot.deleted);
         // A deletion is final whenever it came: nothing after it can bring the subscription back.
         let newer = if from_api {
             true
@@ -58,7 +59,7 @@ impl Store {
         } else if seen_at != old.event_created {
             seen_at > old.event_created || (snapshot.deleted && !old.deleted)
         } else {
-            new_finality > old_finality
+            new_rank > old_rank
         };
         if !newer {
             return Ok(false);
