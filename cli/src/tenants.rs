@@ -102,7 +102,7 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
             let mut query = Vec::new();
             let mut push = |k: &str, v: Option<String>| {
                 if let Some(v) = v {
-                    query.push(format!("{k}={v}"));
+                    query.push((k.to_owned(), v));
                 }
             };
             push("status", status);
@@ -119,7 +119,14 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
                 "store_name": store_name, "contact_email": email, "package_id": package,
                 "subscription_type_id": subscription_type, "subdomain": subdomain,
             });
-            let answer = api.call(Method::POST, "/v1/tenants", Some(body), idempotency_key.as_deref()).await?;
+            // Always a key: a request that timed out can be sent again without making a second tenant.
+            let key = idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let answer = match api.call(Method::POST, "/v1/tenants", Some(body), Some(&key)).await {
+                Ok(a) => a,
+                Err(e) => {
+                    anyhow::bail!("{e}\nto try again without making a second tenant, add --idempotency-key {key}")
+                }
+            };
             accepted(&answer, "creation");
             Ok(())
         }
@@ -150,16 +157,16 @@ fn accepted(answer: &Value, what: &str) {
     println!("follow it with: landlord watch {tenant}");
 }
 
-async fn list(api: &Api, query: Vec<String>) -> anyhow::Result<()> {
+async fn list(api: &Api, query: Vec<(String, String)>) -> anyhow::Result<()> {
     println!("{:<36}  {:<24}  {:<13}  {:<8}  flags", "tenant", "subdomain", "status", "plan");
     let mut after: Option<String> = None;
     loop {
-        let mut q = query.clone();
-        q.push("limit=500".into());
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.extend_pairs(&query).append_pair("limit", "500");
         if let Some(a) = &after {
-            q.push(format!("after={a}"));
+            q.append_pair("after", a);
         }
-        let page = api.call(Method::GET, &format!("/v1/tenants?{}", q.join("&")), None, None).await?;
+        let page = api.call(Method::GET, &format!("/v1/tenants?{}", q.finish()), None, None).await?;
         for t in page["tenants"].as_array().into_iter().flatten() {
             let mut flags = Vec::new();
             if t["dns_pending"] == true {

@@ -58,6 +58,11 @@ pub fn parse(list: Option<&SecretString>) -> Result<Vec<AdminToken>, String> {
         {
             return Err(format!("{at}: the name must be 1 to 64 letters, digits, - _ . @"));
         }
+        if tokens.iter().any(|t| t.name == name) {
+            return Err(format!(
+                "{at} repeats the name {name:?}; each token needs its own name (the audit log records it; bare tokens are named admin)"
+            ));
+        }
         if tokens.iter().any(|t| bool::from(t.digest.ct_eq(&digest))) {
             return Err(format!("{at} repeats a token given before; each token must be different"));
         }
@@ -130,7 +135,8 @@ mod tests {
             ("ops:viewer:sha256:xyz", "not hex"),
             ("ops:viewer:sha256:abcd", "64 hex digits"),
             ("o ps:admin:secret-token-0123456789", "the name"),
-            ("a:admin:secret-token-0123456789,b:viewer:secret-token-0123456789", "repeats"),
+            ("a:admin:secret-token-0123456789,b:viewer:secret-token-0123456789", "repeats a token"),
+            ("a:admin:secret-token-0123456789,a:viewer:other-token-0123456789", "repeats the name"),
         ] {
             let err = tokens(bad).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");

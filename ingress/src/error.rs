@@ -37,6 +37,9 @@ pub enum ApiError {
     Forbidden { name: String, role: &'static str },
     #[error("there is no tenant {0}")]
     TenantNotFound(landlord_protocol::TenantId),
+    /// The tenant is not in a state this change applies to; nothing was sent.
+    #[error("{0}")]
+    Conflict(String),
     /// The ingress was started without `LANDLORD_DATABASE_URL`, or cannot reach the control plane yet.
     #[error("{0}")]
     NoControlPlane(&'static str),
@@ -73,6 +76,7 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             Self::TenantNotFound(_) => (StatusCode::NOT_FOUND, "tenant_not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "wrong_status"),
             Self::NoControlPlane(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_control_plane"),
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),

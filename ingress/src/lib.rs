@@ -84,12 +84,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/resume", post(routes::admin::resume))
         .route("/v1/tenants/{id}/plan", post(routes::admin::change_plan))
         .route("/v1/audit", get(routes::tenants::audit))
+        .route("/openapi.json", get(openapi::serve))
         .route_layer(middleware::from_fn_with_state(state.in_flight.clone(), limits::shed_load))
         // Liveness and readiness must answer while the ingress is saturated, or an orchestrator would
         // restart or unroute every busy but healthy replica at once.
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
-        .route("/openapi.json", get(openapi::serve))
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(routes::webhook::MAX_BODY))
@@ -126,7 +126,7 @@ async fn connect_store_until_done(
 ) {
     use secrecy::ExposeSecret;
     while !shutdown.is_cancelled() {
-        match landlord_worker::store::Store::connect(url.expose_secret()).await {
+        match landlord_worker::store::Store::connect_existing(url.expose_secret()).await {
             Ok(store) => {
                 slot.set(store).ok();
                 return;

@@ -2,7 +2,7 @@
 //! `GET /openapi.json` and checked in as `ingress/openapi.json`; a test fails when the two differ
 //! (`LANDLORD_UPDATE_SCHEMA=1` rewrites the file).
 
-use axum::{Json, response::IntoResponse};
+use axum::response::IntoResponse;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
@@ -47,9 +47,10 @@ pub fn document() -> String {
     ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
 }
 
-/// `GET /openapi.json`.
+/// `GET /openapi.json`: rendered once.
 pub async fn serve() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(document);
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str())
 }
 
 #[cfg(test)]

@@ -150,6 +150,25 @@ async fn existing(
     row.ok_or(ApiError::TenantNotFound(tenant))
 }
 
+/// 409 unless the tenant's status is one of `allowed`: a change that cannot apply is refused here, with the
+/// reason, instead of being accepted and then rejected by a worker. (A worker checks again when it runs.)
+fn require_status(
+    row: &landlord_worker::store::entities::tenant::Model,
+    allowed: &[&str],
+    what: &str,
+) -> Result<(), ApiError> {
+    if allowed.contains(&row.status.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict(format!(
+            "tenant {} is {}; {what} applies to a tenant that is {}",
+            row.slug,
+            row.status,
+            allowed.join(" or ")
+        )))
+    }
+}
+
 /// The command id: from the caller's `Idempotency-Key`, scoped to the kind and the tenant (so one key
 /// reused for another request is another command), a fresh one otherwise.
 fn command_id(headers: &HeaderMap, kind: CommandKind, tenant: &TenantId) -> Result<CommandId, ApiError> {
@@ -217,6 +236,7 @@ async fn send(
         (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
         (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+        (status = 409, body = crate::error::ErrorBody, description = "the change does not apply to the tenant's status"),
         (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
     ),
     security(("bearer" = []))
@@ -228,7 +248,8 @@ pub async fn retry(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.require_admin()?;
-    existing(&state, tenant).await?;
+    let row = existing(&state, tenant).await?;
+    require_status(&row, &["failed", "provisioning", "pending"], "a retry")?;
     send(&state, &caller, tenant, &headers, Action::Retry).await
 }
 
@@ -244,6 +265,7 @@ pub async fn retry(
         (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
         (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+        (status = 409, body = crate::error::ErrorBody, description = "the change does not apply to the tenant's status"),
         (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
     ),
     security(("bearer" = []))
@@ -255,7 +277,8 @@ pub async fn suspend(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.require_admin()?;
-    existing(&state, tenant).await?;
+    let row = existing(&state, tenant).await?;
+    require_status(&row, &["active", "suspended"], "suspending")?;
     send(&state, &caller, tenant, &headers, Action::Suspend).await
 }
 
@@ -271,6 +294,7 @@ pub async fn suspend(
         (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
         (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+        (status = 409, body = crate::error::ErrorBody, description = "the change does not apply to the tenant's status"),
         (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
     ),
     security(("bearer" = []))
@@ -282,7 +306,8 @@ pub async fn resume(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.require_admin()?;
-    existing(&state, tenant).await?;
+    let row = existing(&state, tenant).await?;
+    require_status(&row, &["suspended", "active"], "resuming")?;
     send(&state, &caller, tenant, &headers, Action::Resume).await
 }
 
@@ -299,6 +324,7 @@ pub async fn resume(
         (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
         (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+        (status = 409, body = crate::error::ErrorBody, description = "the change does not apply to the tenant's status"),
         (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
     ),
     security(("bearer" = []))
@@ -316,7 +342,18 @@ pub async fn offboard(
         Some("true") => true,
         Some(_) => return Err(ApiError::bad_request("bad_query", "now must be true or false")),
     };
-    existing(&state, tenant).await?;
+    let row = existing(&state, tenant).await?;
+    if now {
+        require_status(&row, &["active", "suspended", "failed", "offboarding", "deleted"], "offboarding")?;
+    } else {
+        // A grace period keeps a tenant suspended meanwhile; one that never became active has nothing to
+        // keep, so it is offboarded only when asked to be, at once.
+        require_status(
+            &row,
+            &["active", "suspended", "deleted"],
+            "offboarding after the grace period (?now=true offboards any other at once)",
+        )?;
+    }
     send(&state, &caller, tenant, &headers, Action::Offboard(OffboardRequest { after_grace: !now })).await
 }
 
@@ -359,6 +396,7 @@ fn body<T: serde::de::DeserializeOwned>(json: Result<Json<T>, JsonRejection>) ->
         (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
         (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
+        (status = 409, body = crate::error::ErrorBody, description = "the change does not apply to the tenant's status"),
         (status = 503, body = crate::error::ErrorBody, description = "NATS or the control plane cannot take it"),
     ),
     security(("bearer" = []))
@@ -372,7 +410,8 @@ pub async fn change_plan(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     caller.require_admin()?;
     let (package_id, subscription_type_id) = plan_of(&state, &body(json)?)?;
-    existing(&state, tenant).await?;
+    let row = existing(&state, tenant).await?;
+    require_status(&row, &["active"], "a plan change")?;
     send(&state, &caller, tenant, &headers, Action::ChangePlan(PlanChange { package_id, subscription_type_id })).await
 }
 

@@ -85,6 +85,21 @@ async fn every_endpoint_needs_a_token_changes_need_an_admin_and_unknown_tenants_
         json!({"store_name": "Shop", "contact_email": "a@b.example", "package_id": 99, "subscription_type_id": 10});
     let (status, answer) = call(&app, Method::POST, "/v1/tenants", Some(ADMIN_TOKEN), Some(bad_plan)).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("unknown_plan")), "{answer}");
+    // A change that cannot apply to the tenant's status is refused with the reason, and nothing is sent.
+    let failed_slug = unique_slug("apifailed");
+    let failed = app.buy(&failed_slug, 9).await;
+    app.wait_for_status(&failed, TenantStatus::Failed).await;
+    for (method, end) in [(Method::POST, "/suspend"), (Method::POST, "/plan"), (Method::DELETE, "")] {
+        let body = (end == "/plan").then(|| json!({"package_id": 20, "subscription_type_id": 10}));
+        let (status, answer) =
+            call(&app, method.clone(), &format!("/v1/tenants/{failed}{end}"), Some(ADMIN_TOKEN), body).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("wrong_status")), "{method} {end}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("is failed"), "{answer}");
+    }
+    let (status, _) =
+        call(&app, Method::DELETE, &format!("/v1/tenants/{failed}?now=true"), Some(ADMIN_TOKEN), None).await;
+    assert_eq!(status, 202, "a failed tenant is offboarded at once when asked to be");
+    app.wait_for_status(&failed, TenantStatus::Deleted).await;
     let hostile = json!({"store_name": "Shop", "contact_email": "a@b.example", "package_id": 10, "subscription_type_id": 10, "subdomain": "x'; DROP TABLE tenants; --"});
     let (status, answer) = call(&app, Method::POST, "/v1/tenants", Some(ADMIN_TOKEN), Some(hostile)).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_subdomain")), "{answer}");

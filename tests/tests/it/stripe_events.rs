@@ -248,6 +248,18 @@ async fn an_operators_suspension_is_not_undone_by_a_payment() {
     deliver(&app, &format!("evt_{sub}_paid"), UPDATED, t0, &sub, "active", ESSENTIAL).await;
     assert_eq!(row(&app, &tenant).await.status, "suspended", "the operator's suspension stands");
 
+    // Nor is an operator's offboarding with a grace period: the tenant stays suspended, the timer set.
+    let (slug2, tenant2, sub2) = subscribed(&app, "opleave").await;
+    let later = landlord_protocol::OffboardRequest { after_grace: true };
+    let leave =
+        Command::new(CommandId::parse("admin:ops-leave-1").unwrap(), tenant2, "admin:ops", Action::Offboard(later));
+    app.bus.publish_command(&leave).await.unwrap();
+    app.wait_for_status(&tenant2, TenantStatus::Suspended).await;
+    deliver(&app, &format!("evt_{sub2}_upd"), UPDATED, t0 + 1, &sub2, "active", ESSENTIAL).await;
+    let r = row(&app, &tenant2).await;
+    assert_eq!((r.status.as_str(), r.offboard_at.is_some()), ("suspended", true), "the operator's offboarding stands");
+    app.drop_tenant_db(&slug2).await;
+
     let forged = Action::StripeSubscription(SubscriptionEvent {
         event_id: StripeId::parse("evt_forged").unwrap(),
         event_type: SubscriptionEventType::Deleted,

@@ -248,6 +248,14 @@ impl Runner {
                     Some(TenantStatus::Active | TenantStatus::Suspended) if request.after_grace => {
                         return self.schedule_offboarding(cmd, &row, delivered, alive).await;
                     }
+                    // Nothing runs to suspend: asked for a grace period, such a tenant is not removed at once.
+                    Some(_) if request.after_grace => {
+                        let reason = format!(
+                            "tenant {} is {}; only an active or suspended tenant waits out a grace period: offboard it now instead",
+                            row.slug, row.status
+                        );
+                        return self.reject(cmd, reason).await;
+                    }
                     Some(_) => {}
                 }
                 let plan = match plan_of(&row) {

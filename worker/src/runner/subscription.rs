@@ -199,7 +199,11 @@ impl Runner {
             (Some(TenantStatus::Suspended), Desired::Active { payment_overdue }) => {
                 store.set_payment_overdue(&cmd.tenant_id, payment_overdue).await?;
                 // Stripe resumes only what billing suspended; an operator's suspension is the operator's.
-                if store.kind_that_ran(&cmd.tenant_id, StepName::LockLogin).await?.as_deref() == Some("suspend") {
+                // (`suspend`, or `offboard` with a grace period: both an operator's, never undone by a payment).
+                if matches!(
+                    store.kind_that_ran(&cmd.tenant_id, StepName::LockLogin).await?.as_deref(),
+                    Some("suspend" | "offboard")
+                ) {
                     tracing::info!("the subscription is paid, but an operator suspended the tenant; left suspended");
                     return done(Outcome::AlreadyDone).await;
                 }

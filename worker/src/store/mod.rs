@@ -120,6 +120,18 @@ impl Store {
         Ok(Self { db, secrets: None })
     }
 
+    /// Connects without migrating, with a small pool: for the ingress's admin API, which only reads (and
+    /// can run with a SELECT-only role). The workers own the schema.
+    pub async fn connect_existing(url: &str) -> Result<Self, StoreError> {
+        let db = crate::connect::connect(&SecretString::from(url.to_owned()), |o| {
+            o.max_connections(4).acquire_timeout(Duration::from_secs(3));
+        })
+        .await?;
+        // The tables must be there: a control plane no worker has set up yet is not reachable for the API.
+        db.execute_unprepared("SELECT 1 FROM audit_log WHERE 1 = 0").await?;
+        Ok(Self { db, secrets: None })
+    }
+
     /// The same store, able to encrypt and decrypt tenant secrets with `keys`.
     pub fn with_secrets(mut self, keys: SecretKeys) -> Self {
         self.secrets = Some(Arc::new(keys));
