@@ -57,8 +57,12 @@ async fn retry_each(worker: &Worker) -> usize {
                 continue;
             }
         };
-        // Read again under the lease: a run may have undone the records since the list was read.
-        if !matches!(deps.store.tenant(&id).await, Ok(Some(t)) if t.dns_pending) {
+        // Read again under the lease: a run may have undone the records since the list was read. A tenant
+        // that is not serving (suspended: its names may be parked; offboarding, deleted) is left alone.
+        let serving = |t: &crate::store::entities::tenant::Model| {
+            !matches!(t.status.as_str(), "suspended" | "offboarding" | "deleted")
+        };
+        if !matches!(deps.store.tenant(&id).await, Ok(Some(t)) if t.dns_pending && serving(&t)) {
             lease.release().await;
             continue;
         }

@@ -23,7 +23,14 @@ async fn point(ctx: &StepContext<'_>, parked: bool) -> Result<StepDone, StepErro
         ));
     };
     let (dns, label) = if parked { (parking, &infra.parked_target_label) } else { (normal, &infra.dns_target_label) };
-    let (host, api) = hostnames(&ctx.tenant.slug, &dns.domain().await?);
+    let domain = match tokio::time::timeout(infra.dns_budget, dns.domain()).await {
+        Ok(Ok(domain)) => domain,
+        Ok(Err(e)) => {
+            return Ok(StepDone::Deferred(format!("the zone could not be read ({e}); the names stay as they are")));
+        }
+        Err(_) => return Ok(StepDone::Deferred("Route 53 did not answer; the names stay as they are".into())),
+    };
+    let (host, api) = hostnames(&ctx.tenant.slug, &domain);
     let mut ours = Vec::new();
     for name in [host, api] {
         if ownership::is_ours(ctx, ResourceKind::DnsRecord, &name).await? {
@@ -34,9 +41,23 @@ async fn point(ctx: &StepContext<'_>, parked: bool) -> Result<StepDone, StepErro
         return Ok(StepDone::Skipped("no DNS record of this tenant was made by Landlord".into()));
     }
     let names: Vec<&str> = ours.iter().map(String::as_str).collect();
-    let change = dns.upsert(&names).await?;
-    dns.wait_in_sync(&change, &infra.poll, Instant::now() + infra.dns_budget).await?;
-    Ok(StepDone::Done(format!("{} point at {label}", names.join(" and "))))
+    let changed = async {
+        let change = dns.upsert(&names).await?;
+        dns.wait_in_sync(&change, &infra.poll, Instant::now() + infra.dns_budget).await
+    };
+    match tokio::time::timeout(infra.dns_budget, changed).await {
+        Ok(Ok(())) => Ok(StepDone::Done(format!("{} point at {label}", names.join(" and ")))),
+        // DNS never fails a suspension or a resume: the login is what locks a tenant out, and a run that
+        // failed here would leave the tenant's status and its login disagreeing.
+        Ok(Err(e)) => Ok(StepDone::Deferred(format!(
+            "{} could not be pointed at {label} ({e}); suspend or resume again to try once more",
+            names.join(" and ")
+        ))),
+        Err(_) => Ok(StepDone::Deferred(format!(
+            "Route 53 did not confirm {} at {label} within LANDLORD_DNS_BUDGET_SECS; suspend or resume again to try once more",
+            names.join(" and ")
+        ))),
+    }
 }
 
 impl Step for ParkDns {
