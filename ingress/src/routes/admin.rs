@@ -224,6 +224,22 @@ async fn send(
     ))
 }
 
+/// An admin's change of an existing tenant whose status is one of `allowed`, sent as a command.
+async fn checked_change(
+    state: &AppState,
+    caller: &Caller,
+    tenant: TenantId,
+    headers: &HeaderMap,
+    allowed: &[&str],
+    what: &str,
+    action: Action,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    caller.require_admin()?;
+    let row = existing(state, tenant).await?;
+    require_status(&row, allowed, what)?;
+    send(state, caller, tenant, headers, action).await
+}
+
 /// `POST /v1/tenants/{id}/provision`: resume a failed tenant at its unfinished steps.
 #[utoipa::path(
     post,
@@ -247,10 +263,8 @@ pub async fn retry(
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    caller.require_admin()?;
-    let row = existing(&state, tenant).await?;
-    require_status(&row, &["failed", "provisioning", "pending"], "a retry")?;
-    send(&state, &caller, tenant, &headers, Action::Retry).await
+    checked_change(&state, &caller, tenant, &headers, &["failed", "provisioning", "pending"], "a retry", Action::Retry)
+        .await
 }
 
 /// `POST /v1/tenants/{id}/suspend`.
@@ -276,10 +290,7 @@ pub async fn suspend(
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    caller.require_admin()?;
-    let row = existing(&state, tenant).await?;
-    require_status(&row, &["active", "suspended"], "suspending")?;
-    send(&state, &caller, tenant, &headers, Action::Suspend).await
+    checked_change(&state, &caller, tenant, &headers, &["active", "suspended"], "suspending", Action::Suspend).await
 }
 
 /// `POST /v1/tenants/{id}/resume` (also restores a tenant waiting to be offboarded).
@@ -305,10 +316,7 @@ pub async fn resume(
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    caller.require_admin()?;
-    let row = existing(&state, tenant).await?;
-    require_status(&row, &["suspended", "active"], "resuming")?;
-    send(&state, &caller, tenant, &headers, Action::Resume).await
+    checked_change(&state, &caller, tenant, &headers, &["suspended", "active"], "resuming", Action::Resume).await
 }
 
 /// `DELETE /v1/tenants/{id}`: offboard after the grace period (suspended meanwhile), or at once with
