@@ -125,20 +125,24 @@ async fn connect_store_until_done(
     shutdown: CancellationToken,
 ) {
     use secrecy::ExposeSecret;
+    // Soon after start, a worker may be creating the tables: look again quickly at first, then every 2 s.
+    let mut wait = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
         match landlord_worker::store::Store::connect_existing(url.expose_secret()).await {
             Ok(store) => {
                 slot.set(store).ok();
                 return;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "control plane not reachable yet; the admin API answers 503 meanwhile")
-            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "control plane not reachable yet (or no worker has created its tables); the admin API answers 503 meanwhile"
+            ),
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => return,
         }
+        wait = (wait * 2).min(Duration::from_secs(2));
     }
 }
 
