@@ -199,7 +199,7 @@ async fn a_locked_out_address_does_not_lock_out_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_outage_answers_503_without_nats_text_and_readyz_says_only_not_ready() {
     let mut app = TestApp::spawn(Engine::MariaDb).await;
-    // A tenant that exists, so a retry of it passes the API's 404 check and meets the outage.
+    // An active tenant, so suspending it passes the API's checks and meets the outage.
     let slug = landlord_tests::unique_slug("outage");
     let tenant = app.buy(&slug, 10).await;
     app.wait_for_status(&tenant, landlord_protocol::TenantStatus::Active).await;
@@ -209,7 +209,14 @@ async fn a_nats_outage_answers_503_without_nats_text_and_readyz_says_only_not_re
 
     let body = checkout_event("evt_outage", "cs_outage", plan_metadata("outage-shop", 10, 10));
     assert_eq!(status_and_json(app.post_signed(body).await).await, (503, generic.clone()));
-    assert_eq!(status_and_json(app.request_retry(&tenant).await).await, (503, generic));
+    let suspend = app
+        .http
+        .post(format!("{}/v1/tenants/{tenant}/suspend", app.base_url))
+        .bearer_auth(landlord_tests::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_and_json(suspend).await, (503, generic));
 
     let readyz = app.http.get(format!("{}/readyz", app.base_url)).send().await.unwrap();
     assert_eq!(status_and_json(readyz).await, (503, json!({"status": "not ready"})));
