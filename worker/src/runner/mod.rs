@@ -214,18 +214,8 @@ impl Runner {
                     );
                     return self.reject(cmd, reason).await;
                 }
-                let plan = match plan_of(&row) {
-                    Ok(p) => p,
-                    Err(reason) => return self.reject(cmd, reason).await,
-                };
-                let flow = if to == TenantStatus::Suspended { &self.flows.suspend } else { &self.flows.resume };
-                let run = Flow { plan: flow, during: from, ending: to, failed: from, repeatable: true };
-                let outcome = self.run_flow(cmd, &plan, run, delivered, alive).await?;
-                // An operator resuming a tenant whose subscription ended restores it: no offboarding later.
-                if to == TenantStatus::Active && outcome == Outcome::Completed && row.offboard_at.is_some() {
-                    store.set_offboard_at(&cmd.tenant_id, None).await?;
-                }
-                return Ok(outcome);
+                // (Ending active also clears an offboarding timer: a resume restores the tenant.)
+                return self.move_to(cmd, &row, to, delivered, alive).await;
             }
             Action::Offboard(request) => {
                 let Some(row) = store.tenant(&cmd.tenant_id).await? else {

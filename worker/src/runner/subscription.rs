@@ -271,8 +271,8 @@ impl Runner {
             .then_some(PlanChange { package_id: plan.package_id, subscription_type_id: plan.subscription_type_id })
     }
 
-    /// Suspends or resumes the tenant as the operator's commands do.
-    async fn move_to(
+    /// Suspends or resumes the tenant: the flow of an operator's `suspend`/`resume` and of a reconcile.
+    pub(super) async fn move_to(
         &self,
         cmd: &Command,
         row: &tenant::Model,
