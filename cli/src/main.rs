@@ -8,6 +8,7 @@ mod nats_child;
 mod purchases;
 mod scripts;
 mod secrets;
+mod servers;
 mod tenants;
 mod watch;
 
@@ -49,6 +50,13 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// The database servers tenants are placed on, through the admin API.
+    Servers(servers::Args),
+    /// Everything waiting for a person: tenants in awaiting_operator and refused purchases.
+    Queue {
+        #[command(flatten)]
+        api: api::ApiArgs,
+    },
     /// Paid purchases that did not become a tenant, for an operator to settle.
     #[command(subcommand)]
     Purchases(purchases::Command),
@@ -71,6 +79,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Watch(args) => watch::run(config, args).await,
         Command::Tenants(args) => tenants::run(config, args).await,
         Command::Audit { api, tenant, limit } => tenants::audit(&api, tenant, limit).await,
+        Command::Servers(args) => servers::run(args).await,
+        Command::Queue { api } => tenants::queue(&api).await,
         Command::Purchases(cmd) => purchases::run(config, cmd).await,
         Command::Scripts(cmd) => scripts::run(cmd).await,
         Command::Secrets(cmd) => secrets::run(config, cmd).await,

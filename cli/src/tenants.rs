@@ -58,7 +58,15 @@ pub enum Command {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
-    /// Resumes a failed tenant at its unfinished steps.
+    /// Hands a tenant waiting for a dedicated server its server; the admin URL (`mysql://…` or
+    /// `postgres://…`) is read from standard input. Landlord checks it can connect, then resumes the tenant.
+    HandOver {
+        id: String,
+        /// The name to register the server under (default `dedicated-<subdomain>`).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Resumes a failed (or waiting) tenant at its unfinished steps.
     Retry {
         id: String,
     },
@@ -129,6 +137,11 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
             };
             accepted(&answer, "creation");
             Ok(())
+        }
+        Command::HandOver { id, name } => {
+            let admin_url = crate::servers::admin_url_from_stdin()?;
+            let body = json!({"admin_url": admin_url, "name": name});
+            change(&api, Method::POST, tenant_path(&id, "/database")?, Some(body), "hand-over").await
         }
         Command::Retry { id } => change(&api, Method::POST, tenant_path(&id, "/provision")?, None, "retry").await,
         Command::Suspend { id } => change(&api, Method::POST, tenant_path(&id, "/suspend")?, None, "suspension").await,
@@ -218,6 +231,12 @@ fn show(t: &Value) -> anyhow::Result<()> {
             s(&t["database"]["login"])
         );
     }
+    if !t["database"]["server"].is_null() {
+        println!("server     {}", s(&t["database"]["server"]));
+    }
+    if !t["awaiting"].is_null() {
+        println!("waiting    since {}: {}", s(&t["awaiting"]["since"]), s(&t["awaiting"]["reason"]));
+    }
     if !t["hostname"].is_null() {
         let pending = if t["dns_pending"] == true { " (DNS pending)" } else { "" };
         println!("hostnames  {}, {}{pending}", s(&t["hostname"]), s(&t["api_hostname"]));
@@ -286,5 +305,30 @@ async fn repair_grants(cfg: &WorkerConfig) -> anyhow::Result<()> {
         repaired += 1;
     }
     println!("{repaired} tenant login(s) hold an escaped grant on their own database only");
+    Ok(())
+}
+
+/// `landlord queue`: what waits for a person, oldest first.
+pub async fn queue(api: &ApiArgs) -> anyhow::Result<()> {
+    let api = Api::new(api)?;
+    let q = api.call(Method::GET, "/v1/operator-queue", None, None).await?;
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let tenants = q["waiting_tenants"].as_array().cloned().unwrap_or_default();
+    let refused = q["refused_purchases"].as_array().cloned().unwrap_or_default();
+    println!("tenants waiting for an operator: {}", tenants.len());
+    for t in &tenants {
+        println!("  {}  {:<24}  since {}", text(&t["id"]), text(&t["subdomain"]), text(&t["awaiting"]["since"]));
+        println!("      {}", text(&t["awaiting"]["reason"]));
+    }
+    println!("refused purchases: {}", refused.len());
+    for r in &refused {
+        println!(
+            "  {}  {:<16}  {}  {}",
+            text(&r["refused_at"]),
+            text(&r["code"]),
+            text(&r["checkout_session"]),
+            text(&r["reason"])
+        );
+    }
     Ok(())
 }

@@ -32,6 +32,9 @@ pub struct IngressConfig {
     /// The control plane (`LANDLORD_DATABASE_URL`, the workers' setting), read by the admin API; without it
     /// the tenant endpoints answer 503.
     pub database_url: Option<SecretString>,
+    /// `LANDLORD_SECRET_KEYS` (the workers' setting): the admin API encrypts the admin URLs of database
+    /// servers it registers or is handed with it; without it those endpoints answer 503.
+    pub secret_keys: Option<SecretString>,
     /// How much the HTTP edge gives one caller before refusing.
     pub limits: Limits,
     /// The plan catalogue purchases buy from (`LANDLORD_PLANS`, see `plans.toml`).
@@ -52,6 +55,7 @@ impl std::fmt::Debug for IngressConfig {
             .field("replicas", &self.replicas)
             .field("admin_tokens", &self.admin_tokens)
             .field("database_url", &self.database_url.as_ref().map(|u| landlord_bus::redact_url(u.expose_secret())))
+            .field("secret_keys", &self.secret_keys.as_ref().map(|_| "[REDACTED]"))
             .field("limits", &self.limits)
             .field("plans", &self.plans.source())
             .finish()
@@ -101,6 +105,7 @@ struct Raw {
     nats_replicas: usize,
     admin_tokens: Option<String>,
     database_url: Option<String>,
+    secret_keys: Option<String>,
     http_request_timeout_secs: u64,
     http_header_timeout_secs: u64,
     http_max_concurrency: usize,
@@ -126,6 +131,7 @@ impl Default for Raw {
             nats_replicas: 1,
             admin_tokens: None,
             database_url: None,
+            secret_keys: None,
             http_request_timeout_secs: limits.request_timeout.as_secs(),
             http_header_timeout_secs: limits.header_timeout.as_secs(),
             http_max_concurrency: limits.max_concurrency,
@@ -149,6 +155,8 @@ pub enum ConfigError {
     Plans(#[from] landlord_protocol::PlansError),
     #[error("{0}")]
     AdminTokens(String),
+    #[error("LANDLORD_SECRET_KEYS: {0}")]
+    SecretKeys(String),
 }
 
 impl IngressConfig {
@@ -189,6 +197,10 @@ impl IngressConfig {
         )
         .map_err(ConfigError::Nats)?;
         let plans = landlord_protocol::Plans::load(raw.plans.as_deref())?;
+        let secret_keys = set(raw.secret_keys).map(SecretString::from);
+        if let Some(keys) = &secret_keys {
+            landlord_worker::secret_box::SecretKeys::parse(keys).map_err(|e| ConfigError::SecretKeys(e.to_string()))?;
+        }
         Ok(Self {
             http_addr: raw.http_addr,
             nats_auth,
@@ -200,6 +212,7 @@ impl IngressConfig {
             admin_tokens: crate::admin_tokens::parse(raw.admin_tokens.map(SecretString::from).as_ref())
                 .map_err(ConfigError::AdminTokens)?,
             database_url: set(raw.database_url).map(SecretString::from),
+            secret_keys,
             limits,
             plans,
         })

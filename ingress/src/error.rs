@@ -40,6 +40,16 @@ pub enum ApiError {
     /// The tenant is not in a state this change applies to; nothing was sent.
     #[error("{0}")]
     Conflict(String),
+    /// A database server is already registered under that name.
+    #[error("{0}")]
+    ServerExists(String),
+    #[error("there is no database server named {0}")]
+    ServerNotFound(String),
+    /// Landlord could not connect to (or use) a database server it was given; nothing was registered.
+    #[error("{0}")]
+    ServerUnreachable(String),
+    #[error("the ingress cannot encrypt a database server's admin URL: set LANDLORD_SECRET_KEYS to the workers' keys")]
+    NoSecretKeys,
     /// The ingress was started without `LANDLORD_DATABASE_URL`, or cannot reach the control plane yet.
     #[error("{0}")]
     NoControlPlane(&'static str),
@@ -78,6 +88,10 @@ impl ApiError {
             Self::TenantNotFound(_) => (StatusCode::NOT_FOUND, "tenant_not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "wrong_status"),
             Self::NoControlPlane(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_control_plane"),
+            Self::ServerExists(_) => (StatusCode::CONFLICT, "server_exists"),
+            Self::ServerNotFound(_) => (StatusCode::NOT_FOUND, "server_not_found"),
+            Self::ServerUnreachable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "server_unreachable"),
+            Self::NoSecretKeys => (StatusCode::SERVICE_UNAVAILABLE, "no_secret_keys"),
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::Timeout { .. } => (StatusCode::REQUEST_TIMEOUT, "timeout"),

@@ -83,6 +83,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tenants/{id}/suspend", post(routes::admin::suspend))
         .route("/v1/tenants/{id}/resume", post(routes::admin::resume))
         .route("/v1/tenants/{id}/plan", post(routes::admin::change_plan))
+        .route("/v1/tenants/{id}/database", post(routes::servers::hand_over))
+        .route("/v1/servers", get(routes::servers::list).post(routes::servers::register))
+        .route("/v1/servers/{name}", axum::routing::patch(routes::servers::change))
+        .route("/v1/operator-queue", get(routes::tenants::operator_queue))
         .route("/v1/audit", get(routes::tenants::audit))
         .route("/openapi.json", get(openapi::serve))
         .route_layer(middleware::from_fn_with_state(state.in_flight.clone(), limits::shed_load))
@@ -106,11 +110,15 @@ pub async fn run(cfg: IngressConfig, listener: TcpListener, shutdown: Cancellati
         StreamSettings { duplicate_window: cfg.duplicate_window, replicas: cfg.replicas, ..StreamSettings::default() };
     tokio::spawn(ensure_streams_until_done(bus.clone(), settings, shutdown.clone()));
     let database_url = cfg.database_url.clone();
+    let keys = match &cfg.secret_keys {
+        Some(text) => Some(landlord_worker::secret_box::SecretKeys::parse(text)?),
+        None => None,
+    };
     let limits = cfg.limits;
     let plans = format!("{} ({} plans)", cfg.plans.source(), cfg.plans.all().len());
     let state = AppState::new(bus, cfg);
     if let Some(url) = database_url {
-        tokio::spawn(connect_store_until_done(url, state.store.clone(), shutdown.clone()));
+        tokio::spawn(connect_store_until_done(url, keys, state.store.clone(), shutdown.clone()));
     }
     tracing::info!(addr = %listener.local_addr()?, ?limits, %plans, "ingress listening");
     // A request in flight at shutdown has at most its timeout left to finish.
@@ -121,6 +129,7 @@ pub async fn run(cfg: IngressConfig, listener: TcpListener, shutdown: Cancellati
 /// Connects the control plane in the background, so the ingress serves webhooks while it is down.
 async fn connect_store_until_done(
     url: SecretString,
+    keys: Option<landlord_worker::secret_box::SecretKeys>,
     slot: Arc<std::sync::OnceLock<landlord_worker::store::Store>>,
     shutdown: CancellationToken,
 ) {
@@ -130,6 +139,10 @@ async fn connect_store_until_done(
     while !shutdown.is_cancelled() {
         match landlord_worker::store::Store::connect_existing(url.expose_secret()).await {
             Ok(store) => {
+                let store = match keys {
+                    Some(keys) => store.with_secrets(keys),
+                    None => store,
+                };
                 slot.set(store).ok();
                 return;
             }

@@ -14,18 +14,23 @@ use crate::{error, routes};
 #[openapi(
     info(
         title = "Landlord admin API",
-        description = "Tenants of a multi-tenant product: listed, shown, created, suspended, resumed, moved to another plan and offboarded. Every change is a command a worker carries out; follow it on landlord.progress.<tenant_id>. Tokens: LANDLORD_ADMIN_TOKENS (role admin changes, viewer reads)."
+        description = "Tenants of a multi-tenant product: listed, shown, created, suspended, resumed, moved to another plan and offboarded; the database servers they are placed on. Every change is a command a worker carries out; follow it on landlord.progress.<tenant_id>. Tokens: LANDLORD_ADMIN_TOKENS (role admin changes, viewer reads)."
     ),
     paths(
         routes::tenants::list,
         routes::tenants::show,
         routes::tenants::audit,
+        routes::tenants::operator_queue,
         routes::admin::create,
         routes::admin::retry,
         routes::admin::suspend,
         routes::admin::resume,
         routes::admin::change_plan,
         routes::admin::offboard,
+        routes::servers::hand_over,
+        routes::servers::list,
+        routes::servers::register,
+        routes::servers::change,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerToken),

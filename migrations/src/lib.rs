@@ -10,6 +10,7 @@ mod m20261123_000004_resources;
 mod m20261124_000005_refused_purchases;
 mod m20261124_000006_subscriptions;
 mod m20261124_000007_audit;
+mod m20261125_000008_placement;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_refused_purchases::Migration),
             Box::new(m20261124_000006_subscriptions::Migration),
             Box::new(m20261124_000007_audit::Migration),
+            Box::new(m20261125_000008_placement::Migration),
         ]
     }
 }

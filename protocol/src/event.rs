@@ -56,6 +56,9 @@ pub enum EventKind {
     /// The subscription ended; the tenant is suspended and will be offboarded at the time the message
     /// gives, unless an operator resumes it first.
     OffboardingScheduled,
+    /// A tenant still waits for an operator (`awaiting_operator`); sent again every
+    /// `LANDLORD_OPERATOR_REMINDER` until someone acts. The message says what to do.
+    OperatorReminder,
 }
 
 /// A tenant's lifecycle state (see ARCHITECTURE.md for the transitions).

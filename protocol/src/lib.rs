@@ -18,7 +18,7 @@ pub use event::{EventError, EventKind, ProgressEvent, TenantStatus};
 pub use ids::{
     CommandId, ContactEmail, IdError, PackageId, StoreName, StripeId, SubscriptionTypeId, TenantId, TenantSlug,
 };
-pub use plans::{Plan, Plans, PlansError};
+pub use plans::{DbEngine, Placement, Plan, Plans, PlansError};
 pub use schema::{command_schema, progress_schema};
 pub use subscription::{Desired, SubscriptionEvent, SubscriptionEventType, SubscriptionSnapshot, SubscriptionStatus};
 

@@ -23,6 +23,67 @@ pub struct Plan {
     /// For people: the plan's own name, or "<package> <subscription type>".
     pub name: String,
     pub stripe_prices: Vec<StripeId>,
+    /// Where its tenants' databases live: on a shared server with others, or on a server of their own.
+    pub placement: Placement,
+    /// The database engine its tenants get; `None`: the engine of the default server
+    /// (`LANDLORD_TENANT_DB_URL`).
+    pub engine: Option<DbEngine>,
+}
+
+/// Where a plan's tenants' databases live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// The least-loaded open shared server of the plan's engine with room.
+    #[default]
+    Shared,
+    /// A server of the tenant's own, made from `LANDLORD_DEDICATED_TEMPLATE` or handed over by an operator.
+    Dedicated,
+}
+
+impl Placement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Dedicated => "dedicated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Shared, Self::Dedicated].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// A tenant database server's engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DbEngine {
+    /// MySQL or MariaDB.
+    Mysql,
+    Postgres,
+}
+
+impl DbEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mysql => "mysql",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Mysql, Self::Postgres].into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The engine an admin URL's scheme names (`mysql://`, `mariadb://`, `postgres://`, `postgresql://`).
+    pub fn of_url(url: &str) -> Option<Self> {
+        let scheme = url.split_once("://")?.0;
+        match scheme {
+            "mysql" | "mariadb" => Some(Self::Mysql),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
 }
 
 /// A consistent catalogue and where it came from.
@@ -59,6 +120,9 @@ struct RawPlan {
     name: Option<String>,
     #[serde(default)]
     stripe_prices: Vec<String>,
+    #[serde(default)]
+    placement: Placement,
+    engine: Option<DbEngine>,
 }
 
 /// Longest display name a package, type or plan may have.
@@ -126,7 +190,14 @@ impl Plans {
                 }
                 prices.push(id);
             }
-            plans.push(Plan { package_id, subscription_type_id, name, stripe_prices: prices });
+            plans.push(Plan {
+                package_id,
+                subscription_type_id,
+                name,
+                stripe_prices: prices,
+                placement: p.placement,
+                engine: p.engine,
+            });
         }
         if plans.is_empty() {
             return Err(invalid("it lists no [[plans]]".into()));
@@ -205,6 +276,24 @@ mod tests {
         let plan = plans.for_price(&yearly).unwrap();
         assert_eq!((plan.package_id, plan.subscription_type_id), (pkg(30), kind(10)));
         assert!(plans.for_price(&StripeId::parse("price_unknown").unwrap()).is_none());
+        assert_eq!(plans.get(pkg(10), kind(10)).unwrap().placement, Placement::Shared);
+        assert_eq!(plans.get(pkg(40), kind(10)).unwrap().placement, Placement::Dedicated);
+    }
+
+    #[test]
+    fn a_plan_names_its_placement_and_engine() {
+        let plan = "[[plans]]\npackage_id = 10\nsubscription_type_id = 10\n";
+        let parsed =
+            Plans::parse(&format!("{HEAD}{plan}placement = \"dedicated\"\nengine = \"postgres\"\n"), "t").unwrap();
+        let p = parsed.get(pkg(10), kind(10)).unwrap();
+        assert_eq!((p.placement, p.engine), (Placement::Dedicated, Some(DbEngine::Postgres)));
+        let default = Plans::parse(&format!("{HEAD}{plan}"), "t").unwrap();
+        assert_eq!(default.get(pkg(10), kind(10)).unwrap().placement, Placement::Shared);
+        assert!(err(&format!("{plan}placement = \"cloud\"\n")).contains("unknown variant"));
+        assert!(err(&format!("{plan}engine = \"oracle\"\n")).contains("unknown variant"));
+        assert_eq!(DbEngine::of_url("mariadb://root@h"), Some(DbEngine::Mysql));
+        assert_eq!(DbEngine::of_url("postgresql://u@h/db"), Some(DbEngine::Postgres));
+        assert_eq!(DbEngine::of_url("http://h"), None);
     }
 
     const HEAD: &str = "[packages]\n10 = \"A\"\n[subscription_types]\n10 = \"G\"\n";

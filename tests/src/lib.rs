@@ -199,6 +199,7 @@ impl TestApp {
             replicas: opts.replicas,
             admin_tokens: admin_tokens(),
             database_url: Some(SecretString::from(control_plane.clone())),
+            secret_keys: Some(secret_keys.clone()),
             limits: opts.ingress_limits,
             plans: opts.plans.clone(),
         };

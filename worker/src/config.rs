@@ -27,6 +27,15 @@ pub struct WorkerConfig {
     /// Connections one tenant login may hold at once (PostgreSQL `CONNECTION LIMIT`, MySQL
     /// `MAX_USER_CONNECTIONS`), so one tenant cannot exhaust a shared server.
     pub tenant_max_connections: u32,
+    /// How many tenants the default server takes when it is registered (`LANDLORD_TENANT_DB_CAPACITY`).
+    pub default_server_capacity: u32,
+    /// How often operators are reminded of a tenant waiting for them (`LANDLORD_OPERATOR_REMINDER`).
+    pub operator_reminder: Duration,
+    /// CloudFormation template a new shared server is made from when every one is full
+    /// (`LANDLORD_POOL_TEMPLATE`); its outputs give the admin URL.
+    pub pool_template: Option<String>,
+    /// CloudFormation template a dedicated tenant's server is made from (`LANDLORD_DEDICATED_TEMPLATE`).
+    pub dedicated_template: Option<String>,
     /// `LANDLORD_SECRET_KEYS`: keys that encrypt tenant secrets in the control plane (see `secret_box`).
     /// Required by the worker; `landlord dev` makes a development key when it is unset.
     pub secret_keys: Option<SecretString>,
@@ -103,6 +112,10 @@ impl std::fmt::Debug for WorkerConfig {
             .field("database_url", &masked_url(self.database_url.expose_secret()))
             .field("tenant_db_url", &masked_url(self.tenant_db_url.expose_secret()))
             .field("tenant_max_connections", &self.tenant_max_connections)
+            .field("default_server_capacity", &self.default_server_capacity)
+            .field("operator_reminder", &self.operator_reminder)
+            .field("pool_template", &self.pool_template)
+            .field("dedicated_template", &self.dedicated_template)
             .field("secret_keys", &self.secret_keys.as_ref().map(|_| "[REDACTED]"))
             .field("scripts", &self.scripts)
             .field("archive", &self.archive)
@@ -151,6 +164,10 @@ struct Raw {
     database_url: String,
     tenant_db_url: String,
     tenant_max_connections: u32,
+    tenant_db_capacity: u32,
+    operator_reminder: String,
+    pool_template: Option<String>,
+    dedicated_template: Option<String>,
     secret_keys: Option<String>,
     scripts: String,
     archive: String,
@@ -198,6 +215,10 @@ impl Default for Raw {
             database_url: "sqlite://landlord.db?mode=rwc".into(),
             tenant_db_url: "mysql://root@127.0.0.1:3306".into(),
             tenant_max_connections: crate::tenant_db::DEFAULT_LOGIN_CONNECTION_LIMIT,
+            tenant_db_capacity: 1000,
+            operator_reminder: "4h".into(),
+            pool_template: None,
+            dedicated_template: None,
             secret_keys: None,
             scripts: "./sql-scripts".into(),
             archive: "./archive".into(),
@@ -288,6 +309,17 @@ impl WorkerConfig {
             database_url: raw.database_url.into(),
             tenant_db_url: raw.tenant_db_url.into(),
             tenant_max_connections: raw.tenant_max_connections,
+            default_server_capacity: raw.tenant_db_capacity,
+            operator_reminder: parse_duration(&raw.operator_reminder).ok().filter(|d| !d.is_zero()).ok_or_else(
+                || {
+                    format!(
+                        "LANDLORD_OPERATOR_REMINDER {:?}: expected a duration such as 4h or 30m",
+                        raw.operator_reminder
+                    )
+                },
+            )?,
+            pool_template: set(raw.pool_template),
+            dedicated_template: set(raw.dedicated_template),
             secret_keys: set(raw.secret_keys).map(SecretString::from),
             scripts: raw.scripts,
             archive: raw.archive,
@@ -352,6 +384,8 @@ impl WorkerConfig {
             || self.archive.starts_with("s3://")
             || self.route53_zone_id.is_some()
             || self.stack_template.is_some()
+            || self.pool_template.is_some()
+            || self.dedicated_template.is_some()
     }
 }
 
@@ -426,6 +460,7 @@ fn check(raw: &Raw) -> Result<(), String> {
         ("LANDLORD_LEASE_TTL_SECS", raw.lease_ttl_secs),
         ("LANDLORD_NATS_REPLICAS", raw.nats_replicas as u64),
         ("LANDLORD_TENANT_MAX_CONNECTIONS", u64::from(raw.tenant_max_connections)),
+        ("LANDLORD_TENANT_DB_CAPACITY", u64::from(raw.tenant_db_capacity)),
         ("LANDLORD_DNS_BUDGET_SECS", raw.dns_budget_secs),
     ] {
         if value == 0 {

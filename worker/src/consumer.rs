@@ -119,9 +119,11 @@ impl Worker {
         let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
         let outcome = Box::pin(self.handle_with(msg.subject.as_str(), &msg.payload, delivered, &msg)).await;
         let ack = match &outcome {
-            Outcome::Completed | Outcome::AlreadyDone | Outcome::Failed { .. } | Outcome::Refused { .. } => {
-                AckKind::Ack
-            }
+            Outcome::Completed
+            | Outcome::AlreadyDone
+            | Outcome::Failed { .. }
+            | Outcome::Refused { .. }
+            | Outcome::AwaitingOperator { .. } => AckKind::Ack,
             Outcome::Rejected { .. } => AckKind::Term,
             Outcome::RetryLater { delay } | Outcome::Busy { delay } => AckKind::Nak(Some(*delay)),
             Outcome::Interrupted => AckKind::Nak(Some(Duration::from_millis(200))),

@@ -14,6 +14,9 @@ pub enum Retry {
     Transient,
     /// Bad script, conflicting resource, invalid input: stop, mark failed, wait for a person.
     Permanent,
+    /// Nothing is wrong, but only a person can go on (a server must be handed over, a pool is full): the
+    /// run pauses in `awaiting_operator` with the reason and resumes where it stopped once they act.
+    Operator,
 }
 
 /// Every code a step error may carry. The strings are part of the public contract (progress events, the
@@ -57,10 +60,13 @@ pub enum ErrorCode {
     ArchiveTool,
     ArchiveFailed,
     ArchiveStore,
+    NoRoom,
+    DedicatedServerNeeded,
+    ServerTemplate,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 37] = [
+    pub const ALL: [ErrorCode; 40] = [
         Self::ControlPlane,
         Self::ControlPlaneSecret,
         Self::DatabaseUnavailable,
@@ -98,6 +104,9 @@ impl ErrorCode {
         Self::ArchiveTool,
         Self::ArchiveFailed,
         Self::ArchiveStore,
+        Self::NoRoom,
+        Self::DedicatedServerNeeded,
+        Self::ServerTemplate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -139,6 +148,9 @@ impl ErrorCode {
             Self::ArchiveTool => "archive_tool",
             Self::ArchiveFailed => "archive_failed",
             Self::ArchiveStore => "archive_store",
+            Self::NoRoom => "no_room",
+            Self::DedicatedServerNeeded => "dedicated_server_needed",
+            Self::ServerTemplate => "server_template",
         }
     }
 }
@@ -185,8 +197,15 @@ impl StepError {
         self.cause = Some(std::sync::Arc::new(cause));
         self
     }
+    /// Waits for a person: see [`Retry::Operator`].
+    pub fn awaiting_operator(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { retry: Retry::Operator, code, message: message.into(), cause: None }
+    }
     pub fn is_transient(&self) -> bool {
         self.retry == Retry::Transient
+    }
+    pub fn waits_for_operator(&self) -> bool {
+        self.retry == Retry::Operator
     }
     /// Removes `secret` from the message, for errors of statements that carried one, and drops the cause,
     /// whose text may hold it too.

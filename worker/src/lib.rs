@@ -12,6 +12,7 @@ pub mod failpoint;
 pub mod infra;
 pub mod keepalive;
 pub mod names;
+pub mod placement;
 mod progress;
 pub mod retention;
 mod retry;
@@ -50,6 +51,9 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?
         .with_login_connection_limit(cfg.tenant_max_connections);
+    // The zero-configuration default: an empty registry gets LANDLORD_TENANT_DB_URL as its one shared server.
+    store.ensure_default_server(&cfg.tenant_db_url, tenant_db.engine(), cfg.default_server_capacity).await?;
+    let servers = placement::Servers::new(store.clone(), tenant_db, cfg.tenant_max_connections);
     let loaded;
     let aws = match aws {
         Some(aws) => Some(aws),
@@ -65,11 +69,12 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
     let infra = infra_from(cfg, aws, s3)?;
     let deps = steps::Deps {
         store,
-        tenant_db,
+        servers,
         scripts,
         infra: std::sync::Arc::new(infra),
         archive,
         archive_days: cfg.retention.archive_days,
+        plans: cfg.plans.clone(),
     };
     let progress = Progress::new(bus.clone());
     let runner = Runner {
@@ -164,9 +169,10 @@ pub async fn run_with(
     let mut worker = build(&cfg, &bus, aws.as_ref()).await?;
     worker.runner.shutdown = shutdown.clone();
     let deps = &worker.runner.deps;
-    if !control_plane_guard::guard_before_work(&deps.store, &deps.tenant_db, &shutdown).await? {
+    if !control_plane_guard::guard_before_work(&deps.store, deps.servers.default_server(), &shutdown).await? {
         return Ok(());
     }
+
     let consumer = loop {
         match consumer::ensure_consumer(&bus, cfg.ack_wait).await {
             Ok(c) => break c,

@@ -29,10 +29,11 @@ pub enum StepName {
     UpdateStack,
     ParkDns,
     RestoreDns,
+    PlaceDatabase,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 18] = [
+    pub const ALL: [StepName; 19] = [
         Self::CreateDatabase,
         Self::ApplySchema,
         Self::ConfigureDns,
@@ -51,6 +52,7 @@ impl StepName {
         Self::UpdateStack,
         Self::ParkDns,
         Self::RestoreDns,
+        Self::PlaceDatabase,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +75,7 @@ impl StepName {
             Self::UpdateStack => "update_stack",
             Self::ParkDns => "park_dns",
             Self::RestoreDns => "restore_dns",
+            Self::PlaceDatabase => "place_database",
         }
     }
 

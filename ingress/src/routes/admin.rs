@@ -142,7 +142,7 @@ pub fn store(state: &AppState) -> Result<&Store, ApiError> {
 }
 
 /// The tenant, or 404: an unknown tenant is refused here, not later by a worker.
-async fn existing(
+pub(crate) async fn existing(
     state: &AppState,
     tenant: TenantId,
 ) -> Result<landlord_worker::store::entities::tenant::Model, ApiError> {
@@ -152,7 +152,7 @@ async fn existing(
 
 /// 409 unless the tenant's status is one of `allowed`: a change that cannot apply is refused here, with the
 /// reason, instead of being accepted and then rejected by a worker. (A worker checks again when it runs.)
-fn require_status(
+pub(crate) fn require_status(
     row: &landlord_worker::store::entities::tenant::Model,
     allowed: &[&str],
     what: &str,
@@ -202,7 +202,7 @@ pub struct Accepted {
 }
 
 /// Publishes `action` for `tenant` and answers 202 with the command id.
-async fn send(
+pub(crate) async fn send(
     state: &AppState,
     caller: &Caller,
     tenant: TenantId,
@@ -240,7 +240,7 @@ async fn checked_change(
     send(state, caller, tenant, headers, action).await
 }
 
-/// `POST /v1/tenants/{id}/provision`: resume a failed tenant at its unfinished steps.
+/// `POST /v1/tenants/{id}/provision`: resume a failed (or waiting) tenant at its unfinished steps.
 #[utoipa::path(
     post,
     path = "/v1/tenants/{id}/provision",
@@ -263,8 +263,8 @@ pub async fn retry(
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    checked_change(&state, &caller, tenant, &headers, &["failed", "provisioning", "pending"], "a retry", Action::Retry)
-        .await
+    let allowed = ["failed", "provisioning", "pending", "awaiting_operator"];
+    checked_change(&state, &caller, tenant, &headers, &allowed, "a retry", Action::Retry).await
 }
 
 /// `POST /v1/tenants/{id}/suspend`.
@@ -352,7 +352,8 @@ pub async fn offboard(
     };
     let row = existing(&state, tenant).await?;
     if now {
-        require_status(&row, &["active", "suspended", "failed", "offboarding", "deleted"], "offboarding")?;
+        let allowed = ["active", "suspended", "failed", "awaiting_operator", "offboarding", "deleted"];
+        require_status(&row, &allowed, "offboarding")?;
     } else {
         // A grace period keeps a tenant suspended meanwhile; one that never became active has nothing to
         // keep, so it is offboarded only when asked to be, at once.
@@ -387,7 +388,7 @@ fn plan_of(state: &AppState, body: &PlanBody) -> Result<(PackageId, Subscription
 }
 
 /// A JSON body, with a 400 in the usual shape when it cannot be read.
-fn body<T: serde::de::DeserializeOwned>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn body<T: serde::de::DeserializeOwned>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     json.map(|Json(b)| b).map_err(|e| ApiError::bad_request("bad_body", e.body_text()))
 }
 

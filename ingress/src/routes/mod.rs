@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod servers;
 pub mod tenants;
 pub mod webhook;
 

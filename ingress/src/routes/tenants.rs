@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use landlord_protocol::{PackageId, SubscriptionTypeId, TenantId, TenantStatus};
 use landlord_worker::{
     steps::StepName,
-    store::{TenantFilter, entities::tenant},
+    store::{Store, TenantFilter, entities::tenant},
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -47,6 +47,8 @@ pub struct TenantView {
     /// When the tenant is to be offboarded, if it is.
     pub offboard_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Why and since when the tenant waits for an operator (`awaiting_operator` only).
+    pub awaiting: Option<AwaitingView>,
     pub database: DatabaseView,
     pub stack: StackView,
     pub stripe: StripeView,
@@ -69,7 +71,18 @@ pub struct PlanView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct AwaitingView {
+    /// What a person must do.
+    pub reason: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// When operators were last reminded.
+    pub reminded_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DatabaseView {
+    /// The registered database server it is placed on (`GET /v1/servers`).
+    pub server: Option<String>,
     pub engine: Option<String>,
     pub name: Option<String>,
     pub login: Option<String>,
@@ -141,7 +154,12 @@ pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
 }
 
-fn view(state: &AppState, t: &tenant::Model) -> TenantView {
+/// Server names by id, to show where tenants are placed.
+pub(crate) async fn server_names(store: &Store) -> Result<HashMap<String, String>, ApiError> {
+    Ok(store.servers().await.map_err(internal)?.into_iter().map(|s| (s.id, s.name)).collect())
+}
+
+pub(crate) fn view(state: &AppState, servers: &HashMap<String, String>, t: &tenant::Model) -> TenantView {
     let name = PackageId::try_from(t.package_id as u32)
         .ok()
         .zip(SubscriptionTypeId::try_from(t.subscription_type_id as u32).ok())
@@ -160,7 +178,17 @@ fn view(state: &AppState, t: &tenant::Model) -> TenantView {
         payment_overdue: t.payment_overdue,
         offboard_at: t.offboard_at,
         last_error: t.last_error.clone(),
-        database: DatabaseView { engine: t.db_engine.clone(), name: t.db_name.clone(), login: t.db_login.clone() },
+        awaiting: (t.status == TenantStatus::AwaitingOperator.as_str()).then(|| AwaitingView {
+            reason: t.awaiting_reason.clone(),
+            since: t.awaiting_since,
+            reminded_at: t.operator_reminded_at,
+        }),
+        database: DatabaseView {
+            server: t.db_server.as_ref().map(|id| servers.get(id).cloned().unwrap_or_else(|| id.clone())),
+            engine: t.db_engine.clone(),
+            name: t.db_name.clone(),
+            login: t.db_login.clone(),
+        },
         stack: StackView { id: t.stack_id.clone(), failure: t.stack_failure.clone() },
         stripe: StripeView { subscription: t.stripe_subscription.clone(), customer: t.stripe_customer.clone() },
         created_at: t.created_at,
@@ -272,9 +300,11 @@ pub async fn list(
         after,
         limit: limit(&query)?,
     };
-    let rows = store(&state)?.tenant_page(&filter).await.map_err(internal)?;
+    let store = store(&state)?;
+    let rows = store.tenant_page(&filter).await.map_err(internal)?;
     let next_after = (rows.len() as u64 == filter.limit).then(|| rows.last().map(|t| t.id.clone())).flatten();
-    let tenants = rows.iter().map(|t| view(&state, t)).collect();
+    let servers = server_names(store).await?;
+    let tenants = rows.iter().map(|t| view(&state, &servers, t)).collect();
     Ok(Json(TenantPage { tenants, next_after }))
 }
 
@@ -321,7 +351,8 @@ pub async fn show(
         .into_iter()
         .map(|(kind, name)| ResourceView { kind, name })
         .collect();
-    Ok(Json(TenantView { steps: Some(steps), resources: Some(resources), ..view(&state, &row) }))
+    let servers = server_names(store).await?;
+    Ok(Json(TenantView { steps: Some(steps), resources: Some(resources), ..view(&state, &servers, &row) }))
 }
 
 /// Who asked for what, newest first.
@@ -372,4 +403,63 @@ pub async fn audit(
         })
         .collect();
     Ok(Json(AuditPage { entries }))
+}
+
+/// A paid purchase that made no tenant, waiting for an operator to settle it with the customer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefusedPurchaseView {
+    /// The tenant id the purchase would have had.
+    pub tenant_id: String,
+    /// `invalid_metadata`, `subdomain_taken`, …
+    pub code: String,
+    pub reason: String,
+    pub checkout_session: Option<String>,
+    pub customer: Option<String>,
+    pub contact_email: Option<String>,
+    pub subdomain: Option<String>,
+    pub refused_at: DateTime<Utc>,
+}
+
+/// Everything that waits for a person, oldest first: tenants paused in `awaiting_operator` and paid
+/// purchases that could not become tenants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorQueue {
+    pub waiting_tenants: Vec<TenantView>,
+    pub refused_purchases: Vec<RefusedPurchaseView>,
+}
+
+/// What waits for an operator: tenants paused for a person (a server to hand over, no room on shared
+/// servers) and refused purchases not yet dismissed.
+#[utoipa::path(
+    get,
+    path = "/v1/operator-queue",
+    tag = "tenants",
+    responses(
+        (status = 200, body = OperatorQueue),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody, description = "no control plane"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn operator_queue(State(state): State<AppState>, _caller: Caller) -> Result<Json<OperatorQueue>, ApiError> {
+    let store = store(&state)?;
+    let servers = server_names(store).await?;
+    let waiting_tenants =
+        store.awaiting_tenants().await.map_err(internal)?.iter().map(|t| view(&state, &servers, t)).collect();
+    let mut refused = store.refused_purchases(false).await.map_err(internal)?;
+    refused.sort_by_key(|r| r.refused_at);
+    let refused_purchases = refused
+        .into_iter()
+        .map(|r| RefusedPurchaseView {
+            tenant_id: r.tenant_id,
+            code: r.code,
+            reason: r.reason,
+            checkout_session: r.checkout_session,
+            customer: r.customer,
+            contact_email: r.contact_email,
+            subdomain: r.subdomain,
+            refused_at: r.refused_at,
+        })
+        .collect();
+    Ok(Json(OperatorQueue { waiting_tenants, refused_purchases }))
 }

@@ -34,6 +34,7 @@ async fn spawn_ingress(app: &TestApp, limits: Limits) -> SocketAddr {
         replicas: 1,
         admin_tokens: landlord_tests::admin_tokens(),
         database_url: Some(app.worker_config.database_url.clone()),
+        secret_keys: None,
         limits,
         plans: landlord_tests::test_plans(),
     };

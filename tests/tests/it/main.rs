@@ -15,6 +15,7 @@ mod lifecycle;
 mod nats_auth;
 mod offboard;
 mod ownership;
+mod placement;
 mod plan_change;
 mod provision;
 mod refused;

@@ -96,7 +96,10 @@ async fn passwords_are_encrypted_at_rest_and_rotate_to_a_new_key() {
     let both = format!("{},{}", new_entry.expose_secret(), app.secret_keys.expose_secret());
     let rotated_store = app.store.clone().with_secrets(SecretKeys::parse(&both.into()).unwrap());
     let done = rotated_store.rotate_secrets().await.unwrap();
-    assert_eq!((done.rewritten, done.current), (2, 0));
+    // Both tenants' passwords and the default database server's admin URL.
+    assert_eq!((done.rewritten, done.current), (3, 0));
+    let server = rotated_store.server_named("default").await.unwrap().unwrap();
+    assert!(server.admin_url.as_deref().unwrap_or_default().starts_with("v1:k2:"), "{server:?}");
     assert_eq!(rotated_store.rotate_secrets().await.unwrap().rewritten, 0, "a second rotation has nothing to do");
 
     // The old key can go: the new one alone reads both.

@@ -49,6 +49,9 @@ pub enum Outcome {
     Busy { delay: Duration },
     /// The worker is shutting down; the run stopped at a checkpoint and resumes elsewhere.
     Interrupted,
+    /// A step needs a person (a server to hand over, a full pool): the tenant waits in
+    /// `awaiting_operator` with the reason, and a later command resumes it.
+    AwaitingOperator { step: StepName, reason: String },
 }
 
 /// One flow as a run of it goes: its plan, the tenant's status while it runs, when it succeeds and when it
@@ -72,6 +75,8 @@ enum Stop {
     Transient(StepName, StepError),
     /// A step failed for good.
     Permanent(StepName, StepError),
+    /// A step needs a person.
+    Operator(StepName, StepError),
 }
 
 pub struct Runner {
@@ -478,6 +483,10 @@ impl Runner {
                 Err(e) if e.is_transient() => {
                     stop.get_or_insert(Stop::Transient(name, e));
                 }
+                // The steps beside it finish (DNS and the stack are made while the tenant waits).
+                Err(e) if e.waits_for_operator() => {
+                    stop.get_or_insert(Stop::Operator(name, e));
+                }
                 // A permanent failure wins over anything else that stopped the run: it needs compensation.
                 Err(e) => {
                     if !matches!(stop, Some(Stop::Permanent(..))) {
@@ -513,6 +522,7 @@ impl Runner {
                 return Ok(Outcome::RetryLater { delay });
             }
             Some(Stop::Permanent(name, e)) => return self.fail(cmd, plan, run, ctx, &flow, name, e).await,
+            Some(Stop::Operator(name, e)) => return self.await_operator(cmd, plan, run, name, e).await,
         }
         // The tenant takes its new status together with its run's record, in one transaction.
         self.end(cmd, plan, run, flow.ending, RunStatus::Succeeded, None).await?;
@@ -570,6 +580,25 @@ impl Runner {
         Ok(Outcome::Failed { step: name, code: e.code, undone })
     }
 
+    /// Pauses the run for a person: the tenant waits in `awaiting_operator` with the reason (the tenant list
+    /// shows since when), operators are told with a progress event, and the command is done; whatever the
+    /// person does (a hand-over, a new server) sends a command that resumes the run where it stopped.
+    async fn await_operator(
+        &self,
+        cmd: &Command,
+        plan: &TenantPlan,
+        run: Uuid,
+        name: StepName,
+        e: StepError,
+    ) -> Result<Outcome, StoreError> {
+        let status = TenantStatus::AwaitingOperator;
+        self.end(cmd, plan, run, status, RunStatus::Waiting, Some(&e.message)).await?;
+        tracing::warn!(step = %name, reason = %e.message, "the tenant waits for an operator");
+        let message = format!("tenant {} waits for an operator at {name}: {}", plan.slug, e.message);
+        self.announce_status(plan, run, status, Some(&e), message, Some(ending_event_id(&plan.id, cmd))).await;
+        Ok(Outcome::AwaitingOperator { step: name, reason: e.message })
+    }
+
     /// Records the run's end, the tenant's status and the command processed, in one transaction.
     async fn end(
         &self,
@@ -591,7 +620,7 @@ impl Runner {
     async fn announce_ending_again(&self, cmd: &Command) -> Result<(), StoreError> {
         let Some(row) = self.deps.store.tenant(&cmd.tenant_id).await? else { return Ok(()) };
         let status = TenantStatus::parse(&row.status);
-        if !matches!(status, Some(TenantStatus::Active | TenantStatus::Failed)) {
+        if !matches!(status, Some(TenantStatus::Active | TenantStatus::Failed | TenantStatus::AwaitingOperator)) {
             return Ok(());
         }
         let Ok(plan) = plan_of(&row) else { return Ok(()) };

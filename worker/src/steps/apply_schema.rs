@@ -19,7 +19,7 @@ impl Step for ApplySchema {
 
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {
         async move {
-            let server = &ctx.deps.tenant_db;
+            let server = &ctx.server().await?;
             let script = ctx
                 .deps
                 .scripts

@@ -29,7 +29,7 @@ async fn upgrade(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     if !super::ownership::is_ours(ctx, ResourceKind::Database, db.as_str()).await? {
         return Ok(StepDone::Skipped(format!("no database {db} of Landlord's to upgrade")));
     }
-    let server = &ctx.deps.tenant_db;
+    let server = &ctx.server().await?;
     let script = match ctx.deps.scripts.load_upgrade(server.dialect(), from, to).await {
         Ok(script) => script,
         Err(ScriptError::Missing(looked)) => {

@@ -30,7 +30,7 @@ impl Step for CreateDatabase {
             let db = DatabaseName::for_slug(&ctx.tenant.slug);
             let login = LoginName::for_slug(&ctx.tenant.slug);
             let password = new_password();
-            let server = &ctx.deps.tenant_db;
+            let server = &ctx.server().await?;
             // Claimed before they are created; an existing one without a claim is someone else's. Both are
             // looked at before either is claimed, so a refused login leaves no claim on the database behind.
             let (db_exists, login_exists) = (server.database_exists(&db).await?, server.login_exists(&login).await?);
@@ -53,7 +53,7 @@ impl Step for CreateDatabase {
             async move {
                 let db = DatabaseName::for_slug(&ctx.tenant.slug);
                 let login = LoginName::for_slug(&ctx.tenant.slug);
-                let server = &ctx.deps.tenant_db;
+                let server = &ctx.server().await?;
                 let mut dropped = Vec::new();
                 if ownership::is_ours(ctx, ResourceKind::Database, db.as_str()).await? {
                     server.drop_db(&db).await?;

@@ -18,7 +18,7 @@ async fn set_locked(ctx: &StepContext<'_>, locked: bool) -> Result<StepDone, Ste
     if !ownership::is_ours(ctx, ResourceKind::Login, login.as_str()).await? {
         return Err(ownership::not_ours(ResourceKind::Login, login.as_str()));
     }
-    ctx.deps.tenant_db.set_login_locked(&login, locked).await?;
+    ctx.server().await?.set_login_locked(&login, locked).await?;
     Ok(StepDone::Done(if locked {
         format!("login {login} locked and its sessions ended")
     } else {

@@ -53,13 +53,16 @@ pub enum StepDone {
 #[derive(Debug, Clone)]
 pub struct Deps {
     pub store: Store,
-    pub tenant_db: TenantDbServer,
+    /// The tenant database servers: the default one and every registered one.
+    pub servers: crate::placement::Servers,
     pub scripts: ScriptSource,
     pub infra: std::sync::Arc<Infra>,
     /// Where offboarded tenants' final dumps go (`LANDLORD_ARCHIVE`).
     pub archive: ArchiveTarget,
     /// How many days a final dump is kept (`LANDLORD_RETENTION__ARCHIVE_DAYS`).
     pub archive_days: u32,
+    /// The plan catalogue: where each plan's tenants are placed.
+    pub plans: landlord_protocol::Plans,
 }
 
 /// The tenant a run is for, read back from the control plane as valid types.
@@ -91,6 +94,13 @@ pub struct StepContext<'a> {
     pub checkpoint: Checkpoint<'a>,
 }
 
+impl StepContext<'_> {
+    /// The server the tenant's database is placed on (the default server until it is placed).
+    pub async fn server(&self) -> Result<TenantDbServer, StepError> {
+        self.deps.servers.of_tenant(&self.tenant.id).await
+    }
+}
+
 impl std::fmt::Debug for StepContext<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StepContext").field("tenant", self.tenant).finish_non_exhaustive()
@@ -114,20 +124,24 @@ pub trait Step: Send + Sync {
     }
 }
 
-/// Provisioning, the whole flow at once: each step with the steps whose results it reads. The database
-/// (then its schema), the DNS records and the stack do not wait for one another: the stack is given the
+/// Provisioning, the whole flow at once: each step with the steps whose results it reads. The database's
+/// server is chosen first (then the database, then its schema), the DNS records and the stack do not wait for one another: the stack is given the
 /// database's name and the hostnames, both known from the slug and the zone. The health check needs the
 /// tenant reachable (its records and its stack) and able to answer (its schema); `activate` needs
 /// everything.
 pub fn provisioning() -> Plan {
     use StepName::*;
     Plan::new(vec![
-        PlannedStep::new(CreateDatabase, &[]),
+        PlannedStep::new(PlaceDatabase, &[]),
+        PlannedStep::new(CreateDatabase, &[PlaceDatabase]),
         PlannedStep::new(ApplySchema, &[CreateDatabase]),
         PlannedStep::new(ConfigureDns, &[]),
         PlannedStep::new(DeployStack, &[]),
         PlannedStep::new(HealthCheck, &[ApplySchema, ConfigureDns, DeployStack]),
-        PlannedStep::new(Activate, &[CreateDatabase, ApplySchema, ConfigureDns, DeployStack, HealthCheck]),
+        PlannedStep::new(
+            Activate,
+            &[PlaceDatabase, CreateDatabase, ApplySchema, ConfigureDns, DeployStack, HealthCheck],
+        ),
     ])
 }
 
@@ -210,5 +224,6 @@ pub fn step(name: StepName) -> Box<dyn Step> {
         StepName::UpdateStack => Box::new(UpdateStack),
         StepName::ParkDns => Box::new(ParkDns),
         StepName::RestoreDns => Box::new(RestoreDns),
+        StepName::PlaceDatabase => Box::new(crate::placement::place::PlaceDatabase),
     }
 }

@@ -35,12 +35,13 @@ async fn archive(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
         return Ok(StepDone::Skipped(format!("no database {db} of Landlord's for this tenant; nothing to archive")));
     }
     let deps = ctx.deps;
+    let server = ctx.server().await?;
     // The tool first: a worker without it must not lock the tenant out and then stop.
-    let mut command = deps.tenant_db.dump_command(&db)?;
+    let mut command = server.dump_command(&db)?;
     // Nothing may change while it is dumped: the tenant's login is locked and its sessions ended first.
     let login = LoginName::for_slug(&ctx.tenant.slug);
     if ownership::is_ours(ctx, ResourceKind::Login, login.as_str()).await? {
-        deps.tenant_db.set_login_locked(&login, true).await?;
+        server.set_login_locked(&login, true).await?;
     }
     let name = format!("{}/{db}.sql", ctx.tenant.id);
     let location = deps.archive.location(&name);
@@ -98,7 +99,7 @@ async fn archive(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
                 if complaint.is_empty() { "no output" } else { &complaint }
             ),
         );
-        err.redact(deps.tenant_db.admin_password().unwrap_or_default().as_str());
+        err.redact(server.admin_password().unwrap_or_default().as_str());
         return Err(err);
     }
     let archived = stored.expect("an archive error returned above");
@@ -164,8 +165,17 @@ impl Step for ForgetCredentials {
 
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {
         async move {
-            ctx.deps.store.forget_database_password(&ctx.tenant.id).await?;
-            Ok(StepDone::Done("the tenant login's stored password is deleted".into()))
+            let store = &ctx.deps.store;
+            store.forget_database_password(&ctx.tenant.id).await?;
+            // The database is gone (the step before): its place on the server is free for another tenant.
+            let freed = match store.release_placement(&ctx.tenant.id).await? {
+                Some(server) => match store.server(&server).await? {
+                    Some(row) => format!("; its place on database server {} is free", row.name),
+                    None => String::new(),
+                },
+                None => String::new(),
+            };
+            Ok(StepDone::Done(format!("the tenant login's stored password is deleted{freed}")))
         }
         .boxed()
     }

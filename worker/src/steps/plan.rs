@@ -100,17 +100,19 @@ mod tests {
         let plan = provisioning();
         let names = |settled: &[StepName]| plan.ready(settled).into_iter().map(PlannedStep::name).collect::<Vec<_>>();
         let first = names(&[]);
-        assert_eq!(first, [CreateDatabase, ConfigureDns, DeployStack]);
-        let next = names(&[CreateDatabase, ConfigureDns]);
+        assert_eq!(first, [PlaceDatabase, ConfigureDns, DeployStack]);
+        assert_eq!(names(&[PlaceDatabase]), [CreateDatabase, ConfigureDns, DeployStack]);
+        let next = names(&[PlaceDatabase, CreateDatabase, ConfigureDns]);
         assert_eq!(next, [ApplySchema, DeployStack]);
-        let all = [CreateDatabase, ApplySchema, ConfigureDns, DeployStack];
+        let all = [PlaceDatabase, CreateDatabase, ApplySchema, ConfigureDns, DeployStack];
         assert_eq!(names(&all), [HealthCheck]);
-        assert_eq!(plan.names().count(), 6, "every provisioning step is planned");
-        assert_eq!(plan.requires(HealthCheck), [CreateDatabase, ApplySchema, ConfigureDns, DeployStack]);
+        assert_eq!(plan.names().count(), 7, "every provisioning step is planned");
+        let before_health = [PlaceDatabase, CreateDatabase, ApplySchema, ConfigureDns, DeployStack];
+        assert_eq!(plan.requires(HealthCheck), before_health);
         assert!(plan.requires(DeployStack).is_empty());
         let chained = plan.one_by_one();
-        assert_eq!(chained.ready(&[]).into_iter().map(PlannedStep::name).collect::<Vec<_>>(), [CreateDatabase]);
-        assert_eq!(chained.requires(Activate).len(), 5);
+        assert_eq!(chained.ready(&[]).into_iter().map(PlannedStep::name).collect::<Vec<_>>(), [PlaceDatabase]);
+        assert_eq!(chained.requires(Activate).len(), 6);
     }
 
     #[test]

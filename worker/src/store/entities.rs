@@ -40,6 +40,13 @@ pub mod tenant {
         pub payment_overdue: bool,
         /// When the tenant is to be offboarded (its subscription was deleted); a durable timer.
         pub offboard_at: Option<ChronoDateTimeUtc>,
+        /// The registered database server (`db_servers.id`) its database is placed on.
+        pub db_server: Option<String>,
+        /// While `awaiting_operator`: what a person must do.
+        pub awaiting_reason: Option<String>,
+        pub awaiting_since: Option<ChronoDateTimeUtc>,
+        /// When operators were last told about it (a durable reminder timer).
+        pub operator_reminded_at: Option<ChronoDateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -253,4 +260,47 @@ pub mod refused_purchase {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod db_server {
+    use sea_orm::entity::prelude::*;
+
+    /// `Debug` is written by hand: it leaves out the admin URL, encrypted or not.
+    #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "db_servers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub engine: String,
+        /// Encrypted (`v1:<key id>:…`); read through `Store::server_admin_url`.
+        pub admin_url: Option<String>,
+        pub kind: String,
+        pub capacity: i32,
+        pub placed: i32,
+        pub state: String,
+        /// The CloudFormation stack a template made it from.
+        pub stack_id: Option<String>,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    impl std::fmt::Debug for Model {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("db_server::Model")
+                .field("id", &self.id)
+                .field("name", &self.name)
+                .field("engine", &self.engine)
+                .field("kind", &self.kind)
+                .field("capacity", &self.capacity)
+                .field("placed", &self.placed)
+                .field("state", &self.state)
+                .finish_non_exhaustive()
+        }
+    }
 }

@@ -5,19 +5,23 @@ mod audit;
 pub mod entities;
 mod leases;
 mod listing;
+mod operator;
 mod processed;
 mod refused;
 mod resources;
 mod retention;
 mod runs;
+mod servers;
 mod steps;
 mod subscriptions;
 mod tenants;
 
 pub use listing::TenantFilter;
+pub use operator::reminder_due;
 pub use refused::{Refusal, RefusalCode};
 pub use resources::ResourceKind;
 pub use runs::{RunEnd, RunStatus};
+pub use servers::{DEFAULT_SERVER, NewServer, ServerName, ServerState};
 pub use steps::StepState;
 pub use subscriptions::KnownSubscription;
 pub use tenants::{NewTenant, Rotated};
@@ -136,6 +140,11 @@ impl Store {
     pub fn with_secrets(mut self, keys: SecretKeys) -> Self {
         self.secrets = Some(Arc::new(keys));
         self
+    }
+
+    /// Whether this store can encrypt and decrypt secrets.
+    pub fn has_secrets(&self) -> bool {
+        self.secrets.is_some()
     }
 
     fn keys(&self) -> Result<&SecretKeys, StoreError> {

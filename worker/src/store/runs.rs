@@ -20,6 +20,8 @@ pub enum RunStatus {
     Failed,
     /// Stopped at a checkpoint (shutdown, a transient error outlasting its retries); resumed later.
     Interrupted,
+    /// Paused until a person acts (`awaiting_operator`); a later command resumes the tenant.
+    Waiting,
 }
 
 impl RunStatus {
@@ -29,6 +31,7 @@ impl RunStatus {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Interrupted => "interrupted",
+            Self::Waiting => "waiting",
         }
     }
 }
@@ -101,6 +104,7 @@ impl Store {
             updated_at: Set(Utc::now()),
             ..Default::default()
         };
+        super::tenants::set_awaiting(&mut row, end.status, end.last_error);
         // An active tenant is to be offboarded by nobody: a resume restores it, and a suspension that failed
         // leaves the next reconcile to schedule again. Cleared with the status, so no crash can leave a
         // timer behind that a later, ordinary suspension would set off.

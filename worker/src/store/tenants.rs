@@ -73,6 +73,10 @@ impl Store {
             stripe_customer: Set(spec.purchase.as_ref().and_then(|p| p.customer.as_ref()).map(|c| c.to_string())),
             payment_overdue: Set(false),
             offboard_at: Set(None),
+            db_server: Set(None),
+            awaiting_reason: Set(None),
+            awaiting_since: Set(None),
+            operator_reminded_at: Set(None),
         };
         match row.insert(self.connection()).await {
             Ok(model) => Ok(NewTenant::Created(model)),
@@ -110,6 +114,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.update_tenant(id, |t| {
             t.status = Set(status.as_str().into());
+            set_awaiting(t, status, last_error.as_deref());
             t.last_error = Set(last_error);
         })
         .await
@@ -203,6 +208,7 @@ impl Store {
                 done.changed_meanwhile += 1;
             }
         }
+        self.rotate_server_secrets(&mut done).await?;
         Ok(done)
     }
 
@@ -244,5 +250,20 @@ impl Store {
             t.subscription_type_id = Set(kind.get() as i32);
         })
         .await
+    }
+}
+
+/// Keeps the `awaiting_*` fields in step with the status: a tenant that starts waiting for a person records
+/// why and since when (and counts as just told); any other status clears them.
+pub(super) fn set_awaiting(t: &mut tenant::ActiveModel, status: TenantStatus, reason: Option<&str>) {
+    if status == TenantStatus::AwaitingOperator {
+        let now = Utc::now();
+        t.awaiting_reason = Set(reason.map(str::to_owned));
+        t.awaiting_since = Set(Some(now));
+        t.operator_reminded_at = Set(Some(now));
+    } else {
+        t.awaiting_reason = Set(None);
+        t.awaiting_since = Set(None);
+        t.operator_reminded_at = Set(None);
     }
 }

@@ -83,8 +83,34 @@ impl TenantDbServer {
         self.dialect
     }
 
+    pub fn engine(&self) -> landlord_protocol::DbEngine {
+        match self.dialect {
+            Dialect::MySql => landlord_protocol::DbEngine::Mysql,
+            Dialect::Postgres => landlord_protocol::DbEngine::Postgres,
+        }
+    }
+
+    /// Connects as the administrator and asks whether it may create databases and logins: what an
+    /// operator's hand-over or a registration is checked with before Landlord relies on the server.
+    pub async fn check(&self) -> Result<(), StepError> {
+        let sql = match self.dialect {
+            Dialect::MySql => "SELECT 1",
+            Dialect::Postgres => {
+                "SELECT 1 FROM pg_roles WHERE rolname = current_user AND (rolsuper OR (rolcreatedb AND rolcreaterole))"
+            }
+        };
+        let row = self.admin.query_one_raw(SqlStatement::from_string(self.admin.get_database_backend(), sql)).await?;
+        if row.is_none() {
+            return Err(StepError::permanent(
+                ErrorCode::DatabaseLoginRefused,
+                "the administrator login may not create databases and roles (it needs CREATEDB and CREATEROLE, or superuser)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The administrator's password, decoded, only to remove it from a tool's error output.
-    pub(crate) fn admin_password(&self) -> Option<String> {
+    pub fn admin_password(&self) -> Option<String> {
         let url = url::Url::parse(self.url.expose_secret()).ok()?;
         let password = url.password()?;
         Some(percent_encoding::percent_decode_str(password).decode_utf8_lossy().into_owned())

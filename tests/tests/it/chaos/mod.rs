@@ -8,6 +8,7 @@ mod db_outage;
 pub mod harness;
 mod nats_restart;
 mod offboard;
+mod operator;
 mod shutdown;
 mod suspend;
 mod timers;
