@@ -295,7 +295,12 @@ async fn repair_grants(cfg: &WorkerConfig) -> anyhow::Result<()> {
     let store = Store::connect(cfg.database_url.expose_secret()).await?;
     let server = TenantDbServer::new(&cfg.tenant_db_url).await.map_err(|e| anyhow::anyhow!(e.message))?;
     let mut repaired = 0;
+    // Only tenants on the default server (or placed before the registry existed): others live elsewhere.
+    let default = store.server_named(landlord_worker::store::DEFAULT_SERVER).await?.map(|s| s.id);
     for t in store.tenants().await? {
+        if t.db_server.is_some() && t.db_server != default {
+            continue;
+        }
         let (Some(db), Some(login)) = (&t.db_name, &t.db_login) else { continue };
         if t.db_engine.as_deref() != Some(server.dialect().as_str()) {
             continue;

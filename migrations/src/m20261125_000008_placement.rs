@@ -14,6 +14,7 @@ enum DbServers {
     Name,
     Engine,
     AdminUrl,
+    Address,
     Kind,
     Capacity,
     Placed,
@@ -44,6 +45,8 @@ impl MigrationTrait for Migration {
                 .col(string_len(DbServers::Engine, 16))
                 // Encrypted (`secret_box`), bound to the server's id.
                 .col(text_null(DbServers::AdminUrl))
+                // `host:port` of the admin URL, in clear: what lists show without decrypting anything.
+                .col(string_len_null(DbServers::Address, 300))
                 .col(string_len(DbServers::Kind, 16))
                 .col(integer(DbServers::Capacity))
                 .col(integer(DbServers::Placed).default(0))

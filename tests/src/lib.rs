@@ -117,6 +117,9 @@ pub struct Infra {
     pub archive: Option<String>,
     /// `LANDLORD_STRIPE_API_BASE` of a test server standing in for Stripe's API.
     pub stripe_api_base: Option<String>,
+    /// `LANDLORD_POOL_TEMPLATE` and `LANDLORD_DEDICATED_TEMPLATE`.
+    pub pool_template: Option<String>,
+    pub dedicated_template: Option<String>,
 }
 
 impl Options {

@@ -66,6 +66,7 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
     let s3 = aws.map(infra::s3_client);
     let scripts = scripts::ScriptSource::parse(&cfg.scripts, s3.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let archive = archive::ArchiveTarget::parse(&cfg.archive, s3.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    let templates = templates_from(cfg, aws, s3.as_ref());
     let infra = infra_from(cfg, aws, s3)?;
     let deps = steps::Deps {
         store,
@@ -75,6 +76,7 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
         archive,
         archive_days: cfg.retention.archive_days,
         plans: cfg.plans.clone(),
+        templates: std::sync::Arc::new(templates),
     };
     let progress = Progress::new(bus.clone());
     let runner = Runner {
@@ -86,6 +88,35 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
     };
     let holder = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     Ok(Worker { runner, progress, holder })
+}
+
+/// The CloudFormation templates database servers are made from (`LANDLORD_POOL_TEMPLATE`,
+/// `LANDLORD_DEDICATED_TEMPLATE`), each a file or `s3://bucket/key`.
+fn templates_from(
+    cfg: &WorkerConfig,
+    aws: Option<&aws_config::SdkConfig>,
+    s3: Option<&aws_sdk_s3::Client>,
+) -> placement::templates::ServerTemplates {
+    let stacks_of = |template: &Option<String>| {
+        let (template, aws) = (template.as_ref()?, aws?);
+        let template = match infra::parse_s3_url(template) {
+            Some((bucket, key)) => {
+                infra::stacks::TemplateSource::S3 { client: s3.cloned().expect("S3 client with AWS"), bucket, key }
+            }
+            None => infra::stacks::TemplateSource::File(template.into()),
+        };
+        Some(infra::stacks::Stacks {
+            client: aws_sdk_cloudformation::Client::new(aws),
+            template,
+            environment: cfg.environment.clone(),
+            poll: cfg.poll.clone(),
+        })
+    };
+    placement::templates::ServerTemplates {
+        pool: stacks_of(&cfg.pool_template),
+        dedicated: stacks_of(&cfg.dedicated_template),
+        default_capacity: cfg.default_server_capacity,
+    }
 }
 
 fn infra_from(

@@ -60,11 +60,13 @@ pub async fn fire_due(worker: &Worker) -> Result<usize, crate::store::StoreError
 }
 
 /// Resumes every waiting tenant that can go on now: one handed a server (it is placed), or one waiting
-/// for room on a shared server of its engine when one has room. Returns how many were resumed. A tenant
-/// that finds the room taken by another meanwhile waits again, from a new time, so it is tried again.
+/// for room on a shared server of its engine, longest waiting first and no more than there are free
+/// places. Returns how many were resumed. A tenant that finds the room taken by a new purchase meanwhile
+/// waits again, from a new time, so it is tried again.
 pub async fn resume_waiting(worker: &Worker) -> Result<usize, crate::store::StoreError> {
     let (store, config) = (&worker.runner.deps.store, &worker.runner.config);
     let mut resumed = 0;
+    let mut free = std::collections::HashMap::new();
     for row in store.awaiting_tenants().await? {
         let (Ok(tenant), Some(since)) = (TenantId::parse(&row.id), row.awaiting_since) else { continue };
         let can_go_on = if row.db_server.is_some() {
@@ -78,7 +80,16 @@ pub async fn resume_waiting(worker: &Worker) -> Result<usize, crate::store::Stor
             };
             let shared = plan.is_none_or(|p| p.placement == Placement::Shared);
             let engine = plan.and_then(|p| p.engine).unwrap_or_else(|| worker.runner.deps.servers.default_engine());
-            shared && store.shared_room(engine).await?
+            if !shared {
+                false
+            } else {
+                let left = match free.get(&engine) {
+                    Some(n) => *n,
+                    None => store.shared_free(engine).await?,
+                };
+                free.insert(engine, left - 1);
+                left > 0
+            }
         };
         if !can_go_on {
             continue;

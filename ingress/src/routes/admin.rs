@@ -210,7 +210,16 @@ pub(crate) async fn send(
     action: Action,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let id = command_id(headers, action.kind(), &tenant)?;
-    let cmd = Command::new(id, tenant, caller.requested_by(), action);
+    publish(state, caller, Command::new(id, tenant, caller.requested_by(), action)).await
+}
+
+/// Publishes an admin's command and answers 202 with its id.
+pub(crate) async fn publish(
+    state: &AppState,
+    caller: &Caller,
+    cmd: Command,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let tenant = cmd.tenant_id;
     let stored = state.bus.publish_command(&cmd).await.map_err(ApiError::Unavailable)?;
     tracing::info!(tenant_id = %tenant, command_id = %cmd.id, kind = cmd.action.kind().as_str(), by = %caller.name, duplicate = stored.duplicate, "admin command stored");
     Ok((

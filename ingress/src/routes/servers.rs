@@ -43,7 +43,7 @@ pub struct ServerView {
     pub placed: i32,
     /// Places left for new tenants (0 unless open).
     pub free: i32,
-    /// `host:port` of its admin URL, when the ingress can read it.
+    /// `host:port` of its admin URL.
     pub address: Option<String>,
     pub created_at: String,
 }
@@ -53,8 +53,8 @@ pub struct ServerList {
     pub servers: Vec<ServerView>,
 }
 
-fn view(store: &Store, row: db_server::Model) -> ServerView {
-    let address = store.server_admin_url(&row).ok().flatten().and_then(|u| address_of(&u));
+fn view(row: db_server::Model) -> ServerView {
+    let address = row.address;
     let free = if row.state == ServerState::Open.as_str() { (row.capacity - row.placed).max(0) } else { 0 };
     ServerView {
         name: row.name,
@@ -67,16 +67,6 @@ fn view(store: &Store, row: db_server::Model) -> ServerView {
         address,
         created_at: row.created_at.to_rfc3339(),
     }
-}
-
-/// `host:port` of an admin URL, without its login or password.
-fn address_of(url: &SecretString) -> Option<String> {
-    let parsed = url::Url::parse(url.expose_secret()).ok()?;
-    let host = parsed.host_str()?;
-    Some(match parsed.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
 }
 
 fn internal(e: impl Into<anyhow::Error>) -> ApiError {
@@ -95,14 +85,8 @@ fn writable(state: &AppState) -> Result<&Store, ApiError> {
 /// Connects to the server as its administrator and checks it may create databases and logins. The
 /// answer never repeats the URL's password.
 async fn check_server(url: &SecretString) -> Result<DbEngine, ApiError> {
-    let engine = DbEngine::of_url(url.expose_secret()).ok_or_else(|| {
-        ApiError::bad_request(
-            "bad_admin_url",
-            "admin_url must start with mysql://, mariadb://, postgres:// or postgresql://",
-        )
-    })?;
-    url::Url::parse(url.expose_secret())
-        .map_err(|e| ApiError::bad_request("bad_admin_url", format!("admin_url is not a URL: {e}")))?;
+    let engine =
+        landlord_worker::placement::check_admin_url(url).map_err(|e| ApiError::bad_request("bad_admin_url", e))?;
     let server = TenantDbServer::new(url).await.map_err(|e| ApiError::bad_request("bad_admin_url", e.message))?;
     let raw_password = url::Url::parse(url.expose_secret()).ok().and_then(|u| u.password().map(str::to_owned));
     let secrets: Vec<String> =
@@ -136,7 +120,7 @@ async fn check_server(url: &SecretString) -> Result<DbEngine, ApiError> {
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<ServerList>, ApiError> {
     let store = store(&state)?;
     let rows = store.servers().await.map_err(internal)?;
-    Ok(Json(ServerList { servers: rows.into_iter().map(|r| view(store, r)).collect() }))
+    Ok(Json(ServerList { servers: rows.into_iter().map(view).collect() }))
 }
 
 /// A server to register.
@@ -208,7 +192,7 @@ pub async fn register(
         return Err(ApiError::ServerExists(format!("a database server is already registered as {}", b.name)));
     };
     tracing::info!(server = %b.name, engine = engine.as_str(), kind = b.kind.as_str(), capacity = b.capacity, by = %caller.name, "database server registered");
-    Ok((StatusCode::CREATED, Json(view(store, row))))
+    Ok((StatusCode::CREATED, Json(view(row))))
 }
 
 /// What may change on a server.
@@ -259,7 +243,7 @@ pub async fn change(
         .map_err(internal)?
         .ok_or_else(|| ApiError::ServerNotFound(name.to_string()))?;
     tracing::info!(server = %name, state = ?b.state, capacity = ?b.capacity, by = %caller.name, "database server changed");
-    Ok(Json(view(store, row)))
+    Ok(Json(view(row)))
 }
 
 /// An operator's hand-over: the server a waiting tenant's database is to be made on.
@@ -306,16 +290,26 @@ pub async fn hand_over(
     let store = writable(&state)?;
     let row = existing(&state, tenant).await?;
     require_status(&row, &["awaiting_operator"], "a hand-over of a database server")?;
-    let server = match row.db_server.as_deref() {
+    match row.db_server.as_deref() {
         // A hand-over whose answer was lost, repeated: the tenant has its server; resume it again.
-        Some(id) => store
-            .server(id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| internal(anyhow::anyhow!("tenant {tenant} is placed on an unknown server")))?,
+        Some(id) => {
+            store
+                .server(id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| internal(anyhow::anyhow!("tenant {tenant} is placed on an unknown server")))?;
+        }
         None => {
             let engine = check_server(&b.admin_url).await?;
-            let wanted = plan_engine(&state, &row);
+            // The plan's engine, else the default server's: the plan's scripts exist for that one.
+            let wanted = match plan_engine(&state, &row) {
+                Some(e) => Some(e),
+                None => store
+                    .server_named(landlord_worker::store::DEFAULT_SERVER)
+                    .await
+                    .map_err(internal)?
+                    .and_then(|s| DbEngine::parse(&s.engine)),
+            };
             if let Some(wanted) = wanted
                 && wanted != engine
             {
@@ -330,25 +324,26 @@ pub async fn hand_over(
                 ));
             }
             let server = register_dedicated(store, &row.slug, b.name.as_ref(), engine, &b.admin_url).await?;
-            if !store.place_on(&tenant, &server.id).await.map_err(internal)? {
-                return Err(ApiError::Conflict(format!("tenant {} was placed on another server meanwhile", row.slug)));
+            let placed = store.place_on(&tenant, &server.id).await;
+            if !matches!(placed, Ok(true)) {
+                // Nothing half-done stays behind: the server registered for it is forgotten again.
+                if let Err(e) = store.forget_unused_server(&server.id).await {
+                    tracing::warn!(error = %e, server = %server.name, "a server registered for a failed hand-over is left");
+                }
+                return match placed {
+                    Ok(_) => {
+                        Err(ApiError::Conflict(format!("tenant {} was placed on another server meanwhile", row.slug)))
+                    }
+                    Err(e) => Err(internal(e)),
+                };
             }
             tracing::info!(tenant_id = %tenant, server = %server.name, by = %caller.name, "dedicated database server handed over");
-            server
         }
-    };
-    let id = CommandId::derived(&format!("handed-over-{tenant}-{}", server.id)).map_err(internal)?;
-    let cmd = Command::new(id, tenant, caller.requested_by(), Action::Retry);
-    let stored = state.bus.publish_command(&cmd).await.map_err(ApiError::Unavailable)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            tenant_id: tenant.to_string(),
-            command_id: cmd.id.to_string(),
-            kind: cmd.action.kind().as_str().to_owned(),
-            duplicate: stored.duplicate,
-        }),
-    ))
+    }
+    // The same command the workers' timer sends for a waiting tenant that can go on: one resume, not two.
+    let since = row.awaiting_since.map_or(0, |t| t.timestamp_micros());
+    let id = CommandId::derived(&format!("resume-{tenant}-{since}")).map_err(internal)?;
+    super::admin::publish(&state, &caller, Command::new(id, tenant, caller.requested_by(), Action::Retry)).await
 }
 
 /// The engine the tenant's plan names, if it names one.

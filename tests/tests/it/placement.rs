@@ -181,6 +181,21 @@ async fn a_dedicated_tenant_waits_for_a_server_and_resumes_on_the_one_handed_ove
     assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("server_unreachable")), "{answer}");
     assert!(!answer.to_string().contains("s3cret-pw"), "{answer}");
     assert_eq!(send(&app, post.clone(), &path, ADMIN_TOKEN, hand("http://127.0.0.1:1")).await.0, 400);
+    let socket = format!("{}?socket=/tmp/elsewhere.sock", own.url);
+    assert_eq!(send(&app, post.clone(), &path, ADMIN_TOKEN, hand(&socket)).await.0, 400, "only TLS parameters");
+    // A login that may not create databases and logins is refused before anything is stored.
+    let admin = TenantDbServer::new(&own.url.clone().into()).await.unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(admin.admin(), "CREATE USER 'weak'@'%' IDENTIFIED BY 'weak-pw-7'")
+        .await
+        .unwrap();
+    let weak = own.url.replace("root@", "weak:weak-pw-7@");
+    let (status, answer) = send(&app, post.clone(), &path, ADMIN_TOKEN, hand(&weak)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("server_unreachable")), "{answer}");
+    assert!(answer.to_string().contains("CREATE USER") && !answer.to_string().contains("weak-pw-7"), "{answer}");
+    // A server of another engine than the tenant's (the default server's, MariaDB) is refused.
+    let postgres = landlord_tests::tenant_db_url(Engine::Postgres);
+    let (status, answer) = send(&app, post.clone(), &path, ADMIN_TOKEN, hand(&postgres)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("wrong_engine")), "{answer}");
     assert_eq!(get(&app, "/v1/servers").await["servers"].as_array().unwrap().len(), 1, "only the default server");
 
     let (status, answer) = send(&app, post.clone(), &path, ADMIN_TOKEN, hand(&own.url)).await;
@@ -214,4 +229,82 @@ async fn a_dedicated_tenant_waits_for_a_server_and_resumes_on_the_one_handed_ove
     let kinds: Vec<EventKind> =
         app.events_until(&tenant, |e| e.status == Some(TenantStatus::Deleted)).await.iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&EventKind::StatusChanged));
+}
+
+/// A template whose stack outputs `url` as its admin URL, with `capacity` places when given.
+fn server_template(url: &str, capacity: Option<u32>) -> String {
+    let capacity = capacity.map(|c| format!(r#", "Capacity": {{"Value": "{c}"}}"#)).unwrap_or_default();
+    format!(
+        r#"{{
+  "AWSTemplateFormatVersion": "2010-09-09",
+  "Parameters": {{"ServerName": {{"Type": "String"}}, "Environment": {{"Type": "String"}}}},
+  "Resources": {{"Topic": {{"Type": "AWS::SNS::Topic", "Properties": {{"TopicName": {{"Fn::Sub": "${{ServerName}}-${{Environment}}"}}}}}}}},
+  "Outputs": {{"AdminUrl": {{"Value": "{url}"}}{capacity}}}
+}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_are_made_from_templates_once_when_none_has_room() {
+    let moto = landlord_tests::MotoServer::start();
+    let aws = moto.sdk_config().await;
+    let (pool, own) = (MariaDbServer::start(), MariaDbServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let (pool_file, own_file) = (dir.path().join("pool.json"), dir.path().join("dedicated.json"));
+    std::fs::write(&pool_file, server_template(&pool.url, Some(3))).unwrap();
+    std::fs::write(&own_file, server_template(&own.url, None)).unwrap();
+    let infra = landlord_tests::Infra {
+        pool_template: Some(pool_file.display().to_string()),
+        dedicated_template: Some(own_file.display().to_string()),
+        ..Default::default()
+    };
+    let opts = Options {
+        aws: Some(aws.clone()),
+        infra,
+        worker: |cfg, infra| {
+            // The default server takes one tenant; the rest need a server from the pool template.
+            cfg.default_server_capacity = 1;
+            cfg.pool_template = infra.pool_template.clone();
+            cfg.dedicated_template = infra.dedicated_template.clone();
+            cfg.concurrency = 4;
+        },
+        ..Options::new(Engine::MariaDb)
+    };
+    let app = TestApp::spawn_with(opts).await;
+    let slugs: Vec<String> = (0..4).map(|_| unique_slug("pool")).collect();
+    let mut tenants = Vec::new();
+    for slug in &slugs {
+        tenants.push(app.buy(slug, 10).await);
+    }
+    for t in &tenants {
+        app.wait_for_status(t, TenantStatus::Active).await;
+    }
+    // 1 on the default server, 3 on the one server the template made, though three tenants found no room at once.
+    let made = server(&app, "pool-mysql-1").await;
+    assert_eq!(
+        (made["state"].as_str(), made["placed"].as_i64(), made["capacity"].as_i64()),
+        (Some("open"), Some(3), Some(3)),
+        "{made}"
+    );
+    assert!(server(&app, "pool-mysql-2").await.is_null(), "one server made, not one per tenant");
+    assert_eq!(count_tenant_databases(&pool.url).await, 3);
+    let cfn = aws_sdk_cloudformation::Client::new(&aws);
+    let stacks = cfn.describe_stacks().send().await.unwrap();
+    let names: Vec<&str> = stacks.stacks().iter().filter_map(|s| s.stack_name()).collect();
+    assert_eq!(names.iter().filter(|n| n.starts_with("landlord-db-pool-mysql")).count(), 1, "{names:?}");
+
+    // A dedicated plan gets a server of its own from the other template, with nobody asked.
+    let slug = unique_slug("owndb");
+    let tenant = app.buy(&slug, 40).await;
+    let row = app.wait_for_status(&tenant, TenantStatus::Active).await;
+    let dedicated = server(&app, &format!("dedicated-{slug}")).await;
+    assert_eq!((dedicated["kind"].as_str(), dedicated["placed"].as_i64()), (Some("dedicated"), Some(1)), "{dedicated}");
+    assert!(row.db_server.is_some());
+    assert_eq!(count_tenant_databases(&own.url).await, 1);
+    let default = app.store.server_named("default").await.unwrap().unwrap().id;
+    for (slug, t) in slugs.iter().zip(&tenants) {
+        if app.store.tenant(t).await.unwrap().unwrap().db_server.as_deref() == Some(default.as_str()) {
+            app.drop_tenant_db(slug).await;
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! registry existed) is on the default server, `LANDLORD_TENANT_DB_URL`.
 
 pub mod place;
+pub mod templates;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -65,6 +66,22 @@ impl Servers {
                 e
             })?
             .with_login_connection_limit(self.login_connection_limit);
+        // A registered PostgreSQL server may hold the control plane too: tenant logins must not open it.
+        match crate::control_plane_guard::guard(&self.store, &server).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(StepError::transient(
+                    ErrorCode::DatabaseUnavailable,
+                    format!("database server {} does not answer yet", row.name),
+                ));
+            }
+            Err(e) => {
+                return Err(StepError::permanent(
+                    ErrorCode::DatabaseConflict,
+                    format!("database server {}: {e}", row.name),
+                ));
+            }
+        }
         open.insert(row.id.clone(), server.clone());
         Ok(server)
     }
@@ -75,5 +92,48 @@ impl Servers {
             Some(row) => self.get(&row).await,
             None => Ok(self.default.clone()),
         }
+    }
+}
+
+/// Query parameters an admin URL may carry: TLS settings. Anything else (`host=`, `hostaddr=`,
+/// `socket=`, `password=`) could send Landlord somewhere other than the host it shows, or hide a secret
+/// where it is not redacted.
+const ALLOWED_URL_PARAMETERS: &[&str] =
+    &["sslmode", "ssl-mode", "sslrootcert", "ssl-ca", "sslcert", "ssl-cert", "sslkey", "ssl-key"];
+
+/// Checks an administrator's URL before Landlord stores or uses it: a database scheme, a host, and no
+/// query parameter beyond the TLS ones. Returns its engine.
+pub fn check_admin_url(url: &secrecy::SecretString) -> Result<DbEngine, String> {
+    use secrecy::ExposeSecret;
+    let text = url.expose_secret();
+    let engine = DbEngine::of_url(text)
+        .ok_or("the admin URL must start with mysql://, mariadb://, postgres:// or postgresql://")?;
+    let parsed = url::Url::parse(text).map_err(|e| format!("the admin URL is not a URL: {e}"))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the admin URL names no host".into());
+    }
+    if let Some((key, _)) = parsed.query_pairs().find(|(k, _)| !ALLOWED_URL_PARAMETERS.contains(&k.as_ref())) {
+        return Err(format!(
+            "the admin URL may carry only TLS parameters ({}), not {key:?}",
+            ALLOWED_URL_PARAMETERS.join(", ")
+        ));
+    }
+    Ok(engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_admin_url;
+
+    #[test]
+    fn an_admin_url_is_a_database_url_with_a_host_and_tls_parameters_only() {
+        let check = |u: &str| check_admin_url(&u.to_owned().into());
+        assert!(check("mysql://root:pw@db.internal:3306").is_ok());
+        assert!(check("postgres://admin:pw@db/postgres?sslmode=require").is_ok());
+        assert!(check("http://db").is_err());
+        assert!(check("postgres://admin@db/postgres?host=/var/run/postgresql").unwrap_err().contains("\"host\""));
+        assert!(check("postgres://admin@db/postgres?password=x").is_err());
+        assert!(check("mysql://root@db?socket=/tmp/s").is_err());
+        assert!(check("mysql:///x").is_err());
     }
 }

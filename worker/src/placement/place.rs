@@ -37,6 +37,17 @@ async fn place(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
             if let Some(server) = store.place_shared(&t.id, engine).await? {
                 return Ok(StepDone::Done(placed_on(&server)));
             }
+            if let Some(stacks) = &ctx.deps.templates.pool {
+                super::templates::provide_shared(ctx, stacks, engine).await?;
+                if let Some(server) = store.place_shared(&t.id, engine).await? {
+                    return Ok(StepDone::Done(format!("{} (made from LANDLORD_POOL_TEMPLATE)", placed_on(&server))));
+                }
+                // Filled by others before this tenant got there: the next attempt makes another.
+                return Err(StepError::transient(
+                    ErrorCode::NoRoom,
+                    format!("the new shared {} server filled up before this tenant was placed", engine.as_str()),
+                ));
+            }
             Err(StepError::awaiting_operator(
                 ErrorCode::NoRoom,
                 format!(
@@ -46,11 +57,16 @@ async fn place(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
                 ),
             ))
         }
+        Placement::Dedicated if ctx.deps.templates.dedicated.is_some() => {
+            let stacks = ctx.deps.templates.dedicated.as_ref().expect("checked");
+            let server = super::templates::provide_dedicated(ctx, stacks, engine).await?;
+            Ok(StepDone::Done(format!("{} (made from LANDLORD_DEDICATED_TEMPLATE)", placed_on(&server))))
+        }
         Placement::Dedicated => Err(StepError::awaiting_operator(
             ErrorCode::DedicatedServerNeeded,
             format!(
                 "plan {plan_name} needs a dedicated {} database server; hand one over with \
-                 `landlord tenants hand-over {} <admin URL>` (POST /v1/tenants/{}/database)",
+                 `landlord tenants hand-over {} < file-with-its-admin-URL` (POST /v1/tenants/{}/database)",
                 engine.as_str(),
                 t.id,
                 t.id

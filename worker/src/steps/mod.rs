@@ -63,6 +63,8 @@ pub struct Deps {
     pub archive_days: u32,
     /// The plan catalogue: where each plan's tenants are placed.
     pub plans: landlord_protocol::Plans,
+    /// Templates new database servers are made from, when configured.
+    pub templates: std::sync::Arc<crate::placement::templates::ServerTemplates>,
 }
 
 /// The tenant a run is for, read back from the control plane as valid types.

@@ -275,6 +275,8 @@ pub mod db_server {
         pub engine: String,
         /// Encrypted (`v1:<key id>:…`); read through `Store::server_admin_url`.
         pub admin_url: Option<String>,
+        /// `host:port` of the admin URL, for lists.
+        pub address: Option<String>,
         pub kind: String,
         pub capacity: i32,
         pub placed: i32,

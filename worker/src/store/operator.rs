@@ -24,16 +24,18 @@ impl Store {
             .await?)
     }
 
-    /// Whether an open shared server of `engine` has room for one more tenant.
-    pub async fn shared_room(&self, engine: DbEngine) -> Result<bool, StoreError> {
+    /// How many more tenants the open shared servers of `engine` can take.
+    pub async fn shared_free(&self, engine: DbEngine) -> Result<i64, StoreError> {
         Ok(db_server::Entity::find()
             .filter(db_server::Column::Kind.eq(Placement::Shared.as_str()))
             .filter(db_server::Column::State.eq(ServerState::Open.as_str()))
             .filter(db_server::Column::Engine.eq(engine.as_str()))
             .filter(Expr::col(db_server::Column::Placed).lt(Expr::col(db_server::Column::Capacity)))
-            .one(self.connection())
+            .all(self.connection())
             .await?
-            .is_some())
+            .iter()
+            .map(|s| i64::from(s.capacity - s.placed))
+            .sum())
     }
 
     /// Records that operators were reminded of a waiting tenant, if nobody else did since `previous`

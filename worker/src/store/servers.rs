@@ -86,7 +86,7 @@ impl ServerState {
 }
 
 /// A server to register.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct NewServer<'a> {
     pub name: &'a ServerName,
     pub engine: DbEngine,
@@ -106,17 +106,30 @@ fn url_context(id: &str) -> String {
 impl Store {
     /// Registers a server; `None` when the name is taken.
     pub async fn register_server(&self, new: NewServer<'_>) -> Result<Option<db_server::Model>, StoreError> {
+        let name = new.name.to_string();
+        match self.server_row(new)?.insert(self.connection()).await {
+            Ok(model) => Ok(Some(model)),
+            Err(e) => match self.server_named(&name).await? {
+                Some(_) => Ok(None),
+                None => Err(e.into()),
+            },
+        }
+    }
+
+    /// A new server's row, its admin URL sealed under a new id.
+    fn server_row(&self, new: NewServer<'_>) -> Result<db_server::ActiveModel, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let sealed = match new.admin_url {
             Some(url) => Some(self.keys()?.encrypt(url, &url_context(&id))),
             None => None,
         };
         let now = Utc::now();
-        let row = db_server::ActiveModel {
+        Ok(db_server::ActiveModel {
             id: Set(id),
             name: Set(new.name.to_string()),
             engine: Set(new.engine.as_str().into()),
             admin_url: Set(sealed),
+            address: Set(new.admin_url.and_then(address_of)),
             kind: Set(new.kind.as_str().into()),
             capacity: Set(i32::try_from(new.capacity).unwrap_or(i32::MAX)),
             placed: Set(0),
@@ -124,14 +137,7 @@ impl Store {
             stack_id: Set(new.stack_id.map(str::to_owned)),
             created_at: Set(now),
             updated_at: Set(now),
-        };
-        match row.insert(self.connection()).await {
-            Ok(model) => Ok(Some(model)),
-            Err(e) => match self.server_named(new.name.as_str()).await? {
-                Some(_) => Ok(None),
-                None => Err(e.into()),
-            },
-        }
+        })
     }
 
     /// Every registered server, by name.
@@ -172,6 +178,16 @@ impl Store {
         Ok(Some(active.update(self.connection()).await?))
     }
 
+    /// Deletes a server no tenant is placed on (one registered for a hand-over that failed).
+    pub async fn forget_unused_server(&self, id: &str) -> Result<(), StoreError> {
+        db_server::Entity::delete_many()
+            .filter(db_server::Column::Id.eq(id))
+            .filter(db_server::Column::Placed.eq(0))
+            .exec(self.connection())
+            .await?;
+        Ok(())
+    }
+
     /// Changes a server's state and/or capacity; `None` when no server has that name.
     pub async fn change_server(
         &self,
@@ -191,11 +207,23 @@ impl Store {
         Ok(Some(active.update(self.connection()).await?))
     }
 
-    /// Opens a server a template made, with the admin URL its stack's outputs gave.
-    pub async fn open_created_server(&self, id: &str, admin_url: &SecretString) -> Result<(), StoreError> {
+    /// Opens a server a template made, with the admin URL (and capacity) its stack's outputs gave.
+    pub async fn open_created_server(
+        &self,
+        id: &str,
+        admin_url: &SecretString,
+        stack_id: &str,
+        capacity: Option<i32>,
+    ) -> Result<(), StoreError> {
         let sealed = self.keys()?.encrypt(admin_url, &url_context(id));
-        db_server::Entity::update_many()
+        let mut update = db_server::Entity::update_many();
+        if let Some(capacity) = capacity.filter(|c| *c > 0) {
+            update = update.col_expr(db_server::Column::Capacity, Expr::value(capacity));
+        }
+        update
             .col_expr(db_server::Column::AdminUrl, Expr::value(sealed))
+            .col_expr(db_server::Column::Address, Expr::value(address_of(admin_url)))
+            .col_expr(db_server::Column::StackId, Expr::value(stack_id))
             .col_expr(db_server::Column::State, Expr::value(ServerState::Open.as_str()))
             .col_expr(db_server::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(db_server::Column::Id.eq(id))
@@ -227,8 +255,17 @@ impl Store {
             state: ServerState::Open,
             stack_id: None,
         };
-        let Some(row) = self.register_server(new).await? else { return Ok(false) };
         let txn = self.connection().begin().await?;
+        // Registered and its earlier tenants placed in one transaction: a crash in between must not leave a
+        // registry that looks set up while the tenants on the server are not counted.
+        let row = match self.server_row(new)?.insert(&txn).await {
+            Ok(row) => row,
+            // Another worker registered it first (the name is unique): it placed the earlier tenants too.
+            Err(_) => {
+                txn.rollback().await?;
+                return Ok(false);
+            }
+        };
         let moved = tenant::Entity::update_many()
             .col_expr(tenant::Column::DbServer, Expr::value(row.id.clone()))
             .filter(tenant::Column::DbServer.is_null())
@@ -277,6 +314,10 @@ impl Store {
         for server in candidates {
             if self.take_slot(tenant_id, &server.id, true).await? {
                 return self.server(&server.id).await;
+            }
+            // Not this server: it filled up meanwhile, or the tenant was placed by someone else.
+            if let Some(placed) = self.placement_of(tenant_id).await? {
+                return Ok(Some(placed));
             }
         }
         Ok(None)
@@ -381,4 +422,15 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// `host:port` of an admin URL, without its login, password or parameters.
+pub fn address_of(url: &SecretString) -> Option<String> {
+    use secrecy::ExposeSecret;
+    let parsed = url::Url::parse(url.expose_secret()).ok()?;
+    let host = parsed.host_str()?;
+    Some(match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
 }

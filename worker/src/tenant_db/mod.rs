@@ -90,20 +90,32 @@ impl TenantDbServer {
         }
     }
 
-    /// Connects as the administrator and asks whether it may create databases and logins: what an
-    /// operator's hand-over or a registration is checked with before Landlord relies on the server.
+    /// Connects as the administrator and asks whether it may create databases and logins and grant them:
+    /// what an operator's hand-over or a registration is checked with before Landlord relies on the server.
     pub async fn check(&self) -> Result<(), StepError> {
-        let sql = match self.dialect {
-            Dialect::MySql => "SELECT 1",
-            Dialect::Postgres => {
-                "SELECT 1 FROM pg_roles WHERE rolname = current_user AND (rolsuper OR (rolcreatedb AND rolcreaterole))"
-            }
+        let (sql, wanted, needs) = match self.dialect {
+            // Global CREATE and CREATE USER, both grantable (Landlord grants a tenant login its database).
+            Dialect::MySql => (
+                "SELECT COUNT(DISTINCT PRIVILEGE_TYPE) AS n FROM information_schema.USER_PRIVILEGES \
+                 WHERE GRANTEE = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
+                 SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''') \
+                 AND PRIVILEGE_TYPE IN ('CREATE', 'CREATE USER') AND IS_GRANTABLE = 'YES'",
+                2,
+                "global CREATE and CREATE USER, WITH GRANT OPTION",
+            ),
+            Dialect::Postgres => (
+                "SELECT COUNT(*) AS n FROM pg_roles WHERE rolname = current_user \
+                 AND (rolsuper OR (rolcreatedb AND rolcreaterole))",
+                1,
+                "CREATEDB and CREATEROLE, or superuser",
+            ),
         };
         let row = self.admin.query_one_raw(SqlStatement::from_string(self.admin.get_database_backend(), sql)).await?;
-        if row.is_none() {
+        let n: i64 = row.and_then(|r| r.try_get("", "n").ok()).unwrap_or(0);
+        if n < wanted {
             return Err(StepError::permanent(
                 ErrorCode::DatabaseLoginRefused,
-                "the administrator login may not create databases and roles (it needs CREATEDB and CREATEROLE, or superuser)",
+                format!("the administrator login may not create databases and logins here (it needs {needs})"),
             ));
         }
         Ok(())
