@@ -308,3 +308,61 @@ async fn servers_are_made_from_templates_once_when_none_has_room() {
         }
     }
 }
+
+/// The compare-and-set holds on SQLite too (the default control plane): three handles on one file, as
+/// three workers have, place 30 tenants at once on two servers of 10 places; exactly 20 are placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_never_overfills_on_a_sqlite_control_plane() {
+    use landlord_protocol::{
+        ContactEmail, DbEngine, PackageId, Placement, ProvisionSpec, StoreName, SubscriptionTypeId, TenantSlug,
+    };
+    use landlord_worker::{
+        secret_box::SecretKeys,
+        store::{NewServer, ServerName, ServerState, Store},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("cp.db").display());
+    let keys = SecretKeys::generate_entry("t");
+    let open = || async { Store::connect(&url).await.unwrap().with_secrets(SecretKeys::parse(&keys).unwrap()) };
+    let stores = [open().await, open().await, open().await];
+    for name in ["one", "two"] {
+        let name = ServerName::parse(name).unwrap();
+        let admin = "mysql://root@127.0.0.1:3306".to_owned().into();
+        let new = NewServer {
+            name: &name,
+            engine: DbEngine::Mysql,
+            admin_url: Some(&admin),
+            kind: Placement::Shared,
+            capacity: 10,
+            state: ServerState::Open,
+            stack_id: None,
+        };
+        stores[0].register_server(new).await.unwrap().unwrap();
+    }
+    let mut tenants = Vec::new();
+    for i in 0..30 {
+        let id = TenantId::new_random();
+        let spec = ProvisionSpec {
+            slug: TenantSlug::parse(&format!("{}-{i}", unique_slug("sq"))).unwrap(),
+            store_name: StoreName::parse("Placement").unwrap(),
+            contact_email: ContactEmail::parse("ops@example.com").unwrap(),
+            package_id: PackageId::parse("10").unwrap(),
+            subscription_type_id: SubscriptionTypeId::parse("10").unwrap(),
+            purchase: None,
+            slug_derived: false,
+        };
+        stores[0].create_tenant(&id, &spec).await.unwrap();
+        tenants.push(id);
+    }
+    let placing = tenants.iter().enumerate().map(|(i, t)| {
+        let store = stores[i % 3].clone();
+        async move { store.place_shared(t, DbEngine::Mysql).await.unwrap().map(|s| s.name) }
+    });
+    let placed: Vec<Option<String>> = futures::future::join_all(placing).await;
+    let count = |n: &str| placed.iter().filter(|p| p.as_deref() == Some(n)).count();
+    assert_eq!((count("one"), count("two"), placed.iter().filter(|p| p.is_none()).count()), (10, 10, 10), "{placed:?}");
+    for name in ["one", "two"] {
+        let row = stores[1].server_named(name).await.unwrap().unwrap();
+        assert_eq!((row.placed, stores[2].tenants_on(&row.id).await.unwrap()), (10, 10), "{row:?}");
+    }
+}
