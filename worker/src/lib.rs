@@ -67,7 +67,7 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
     let scripts = scripts::ScriptSource::parse(&cfg.scripts, s3.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let archive = archive::ArchiveTarget::parse(&cfg.archive, s3.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let templates = templates_from(cfg, aws, s3.as_ref());
-    let infra = infra_from(cfg, aws, s3)?;
+    let infra = infra_from(cfg, aws, s3.as_ref())?;
     let deps = steps::Deps {
         store,
         servers,
@@ -97,32 +97,40 @@ fn templates_from(
     aws: Option<&aws_config::SdkConfig>,
     s3: Option<&aws_sdk_s3::Client>,
 ) -> placement::templates::ServerTemplates {
-    let stacks_of = |template: &Option<String>| {
-        let (template, aws) = (template.as_ref()?, aws?);
-        let template = match infra::parse_s3_url(template) {
-            Some((bucket, key)) => {
-                infra::stacks::TemplateSource::S3 { client: s3.cloned().expect("S3 client with AWS"), bucket, key }
-            }
-            None => infra::stacks::TemplateSource::File(template.into()),
-        };
-        Some(infra::stacks::Stacks {
-            client: aws_sdk_cloudformation::Client::new(aws),
-            template,
-            environment: cfg.environment.clone(),
-            poll: cfg.poll.clone(),
-        })
-    };
     placement::templates::ServerTemplates {
-        pool: stacks_of(&cfg.pool_template),
-        dedicated: stacks_of(&cfg.dedicated_template),
+        pool: stacks_of(cfg.pool_template.as_deref(), cfg, aws, s3),
+        dedicated: stacks_of(cfg.dedicated_template.as_deref(), cfg, aws, s3),
         default_capacity: cfg.default_server_capacity,
     }
+}
+
+/// CloudFormation stacks made from `template` (a file or `s3://bucket/key`), when it is set and AWS is
+/// configured.
+fn stacks_of(
+    template: Option<&str>,
+    cfg: &WorkerConfig,
+    aws: Option<&aws_config::SdkConfig>,
+    s3: Option<&aws_sdk_s3::Client>,
+) -> Option<infra::stacks::Stacks> {
+    let (template, aws) = (template?, aws?);
+    let template = match infra::parse_s3_url(template) {
+        Some((bucket, key)) => {
+            infra::stacks::TemplateSource::S3 { client: s3.cloned().expect("S3 client with AWS"), bucket, key }
+        }
+        None => infra::stacks::TemplateSource::File(template.into()),
+    };
+    Some(infra::stacks::Stacks {
+        client: aws_sdk_cloudformation::Client::new(aws),
+        template,
+        environment: cfg.environment.clone(),
+        poll: cfg.poll.clone(),
+    })
 }
 
 fn infra_from(
     cfg: &WorkerConfig,
     aws: Option<&aws_config::SdkConfig>,
-    s3: Option<aws_sdk_s3::Client>,
+    s3: Option<&aws_sdk_s3::Client>,
 ) -> anyhow::Result<infra::Infra> {
     let mut infra = infra::Infra::none();
     infra.poll = cfg.poll.clone();
@@ -153,20 +161,7 @@ fn infra_from(
         }
         infra.dns = Some(infra::dns::Dns::new(aws_sdk_route53::Client::new(aws), zone.clone(), target));
     }
-    if let (Some(template), Some(aws)) = (&cfg.stack_template, aws) {
-        let template = match infra::parse_s3_url(template) {
-            Some((bucket, key)) => {
-                infra::stacks::TemplateSource::S3 { client: s3.expect("S3 client with AWS"), bucket, key }
-            }
-            None => infra::stacks::TemplateSource::File(template.into()),
-        };
-        infra.stacks = Some(infra::stacks::Stacks {
-            client: aws_sdk_cloudformation::Client::new(aws),
-            template,
-            environment: cfg.environment.clone(),
-            poll: cfg.poll.clone(),
-        });
-    }
+    infra.stacks = stacks_of(cfg.stack_template.as_deref(), cfg, aws, s3);
     Ok(infra)
 }
 

@@ -78,9 +78,8 @@ pub async fn resume_waiting(worker: &Worker) -> Result<usize, crate::store::Stor
                 (Ok(package), Ok(kind)) => config.plans.get(package, kind),
                 _ => None,
             };
-            let shared = plan.is_none_or(|p| p.placement == Placement::Shared);
-            let engine = plan.and_then(|p| p.engine).unwrap_or_else(|| worker.runner.deps.servers.default_engine());
-            if !shared {
+            let (placement, engine) = worker.runner.deps.servers.placement_of(plan);
+            if placement != Placement::Shared {
                 false
             } else {
                 let left = match free.get(&engine) {

@@ -86,6 +86,13 @@ impl Servers {
         Ok(server)
     }
 
+    /// Where a plan's tenants go and on which engine: what the plan says, else shared, on the default
+    /// server's engine (a plan missing from the catalogue too).
+    pub fn placement_of(&self, plan: Option<&landlord_protocol::Plan>) -> (landlord_protocol::Placement, DbEngine) {
+        let placement = plan.map_or(landlord_protocol::Placement::Shared, |p| p.placement);
+        (placement, plan.and_then(|p| p.engine).unwrap_or(self.default_engine))
+    }
+
     /// The server the tenant's database is on: where it is placed, else the default server.
     pub async fn of_tenant(&self, tenant: &TenantId) -> Result<TenantDbServer, StepError> {
         match self.store.placement_of(tenant).await? {

@@ -4,7 +4,7 @@
 //! `dedicated`, a server of the tenant's own. When no server can be had, the run waits for a person.
 
 use futures::{FutureExt, future::BoxFuture};
-use landlord_protocol::{DbEngine, Placement};
+use landlord_protocol::Placement;
 
 use crate::{
     error::{ErrorCode, StepError},
@@ -28,8 +28,7 @@ async fn place(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
         return Ok(StepDone::Done(placed_on(&server)));
     }
     let plan = ctx.deps.plans.get(t.package_id, t.subscription_type_id);
-    let placement = plan.map_or(Placement::Shared, |p| p.placement);
-    let engine: DbEngine = plan.and_then(|p| p.engine).unwrap_or_else(|| ctx.deps.servers.default_engine());
+    let (placement, engine) = ctx.deps.servers.placement_of(plan);
     let plan_name =
         plan.map_or_else(|| format!("package {} type {}", t.package_id, t.subscription_type_id), |p| p.name.clone());
     match placement {

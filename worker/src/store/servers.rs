@@ -165,19 +165,6 @@ impl Store {
         Ok(Some(self.keys()?.decrypt(stored, &url_context(&row.id))?))
     }
 
-    /// Sets a server's state; `None` when no server has that name.
-    pub async fn set_server_state(
-        &self,
-        name: &str,
-        state: ServerState,
-    ) -> Result<Option<db_server::Model>, StoreError> {
-        let Some(row) = self.server_named(name).await? else { return Ok(None) };
-        let mut active: db_server::ActiveModel = row.into();
-        active.state = Set(state.as_str().into());
-        active.updated_at = Set(Utc::now());
-        Ok(Some(active.update(self.connection()).await?))
-    }
-
     /// Deletes a server no tenant is placed on (one registered for a hand-over that failed).
     pub async fn forget_unused_server(&self, id: &str) -> Result<(), StoreError> {
         db_server::Entity::delete_many()
