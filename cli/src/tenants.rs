@@ -58,8 +58,9 @@ pub enum Command {
         #[arg(long)]
         idempotency_key: Option<String>,
     },
-    /// Hands a tenant waiting for a dedicated server its server; the admin URL (`mysql://…` or
-    /// `postgres://…`) is read from standard input. Landlord checks it can connect, then resumes the tenant.
+    /// Hands a tenant a dedicated server; the admin URL (`mysql://…` or `postgres://…`) is read from
+    /// standard input. Landlord checks it can connect, then resumes a tenant waiting for it, or keeps it for
+    /// an active tenant's move to a dedicated plan (its next plan change moves the database there).
     HandOver {
         id: String,
         /// The name to register the server under (default `dedicated-<subdomain>`).
@@ -164,6 +165,16 @@ async fn change(api: &Api, method: Method, path: String, body: Option<Value>, wh
 }
 
 fn accepted(answer: &Value, what: &str) {
+    // A server kept for an active tenant's move: nothing runs until the plan change.
+    if let Some(next) = answer["next"].as_str() {
+        println!(
+            "database server {} kept for tenant {}",
+            answer["server"].as_str().unwrap_or_default(),
+            answer["tenant_id"].as_str().unwrap_or_default()
+        );
+        println!("next: {next}");
+        return;
+    }
     let tenant = answer["tenant_id"].as_str().unwrap_or_default();
     let again = if answer["duplicate"] == true { " (already requested)" } else { "" };
     println!("{what} of {tenant} requested{again}: command {}", answer["command_id"].as_str().unwrap_or_default());

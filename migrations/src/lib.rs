@@ -11,6 +11,7 @@ mod m20261124_000005_refused_purchases;
 mod m20261124_000006_subscriptions;
 mod m20261124_000007_audit;
 mod m20261125_000008_placement;
+mod m20261126_000009_moves;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_subscriptions::Migration),
             Box::new(m20261124_000007_audit::Migration),
             Box::new(m20261125_000008_placement::Migration),
+            Box::new(m20261126_000009_moves::Migration),
         ]
     }
 }

@@ -70,6 +70,9 @@ pub enum TenantStatus {
     Active,
     Suspended,
     AwaitingOperator,
+    /// Its database is being copied to another server (a plan change across placement): its login is
+    /// locked and its names parked until the copy is switched in.
+    Moving,
     Failed,
     Offboarding,
     Deleted,
@@ -83,6 +86,7 @@ impl TenantStatus {
             Self::Active => "active",
             Self::Suspended => "suspended",
             Self::AwaitingOperator => "awaiting_operator",
+            Self::Moving => "moving",
             Self::Failed => "failed",
             Self::Offboarding => "offboarding",
             Self::Deleted => "deleted",
@@ -96,6 +100,7 @@ impl TenantStatus {
             Self::Active,
             Self::Suspended,
             Self::AwaitingOperator,
+            Self::Moving,
             Self::Failed,
             Self::Offboarding,
             Self::Deleted,

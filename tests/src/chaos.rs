@@ -175,6 +175,85 @@ impl Drop for MariaDbServer {
     }
 }
 
+/// A private PostgreSQL on a free port, in its own data directory: user `postgres`, trust over TCP on
+/// 127.0.0.1. Run as the `postgres` system user when the tests run as root (PostgreSQL refuses root).
+#[derive(Debug)]
+pub struct PostgresServer {
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+    pub port: u16,
+    pub url: String,
+}
+
+/// The folder of the newest installed PostgreSQL's server programs (`initdb`, `postgres`).
+fn postgres_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (/usr/lib/postgresql)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort_by_key(|p| {
+        p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok())
+    });
+    versions.pop().expect("a PostgreSQL with initdb")
+}
+
+impl PostgresServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let bin = postgres_bin();
+        let as_root = run_as_arg().is_some();
+        let command = |program: PathBuf| {
+            if as_root {
+                // `setpriv` execs the program itself: the child is the server, signals reach it.
+                let mut c = Command::new("setpriv");
+                c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"]).arg(program);
+                c
+            } else {
+                Command::new(program)
+            }
+        };
+        if as_root {
+            let owned = Command::new("chown").arg("postgres").arg(dir.path()).status().expect("chown runs");
+            assert!(owned.success(), "chown postgres {} failed", dir.path().display());
+        }
+        let init = command(bin.join("initdb"))
+            .args(["--username=postgres", "--auth=trust", "--no-sync", "--encoding=UTF8"])
+            .arg(format!("--pgdata={}", data.display()))
+            .output()
+            .expect("initdb runs");
+        assert!(init.status.success(), "initdb failed: {}", String::from_utf8_lossy(&init.stderr));
+        let port = free_port();
+        let child = command(bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .arg("-c")
+            .arg(format!("port={port}"))
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", dir.path().display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres starts");
+        wait_listening(port, "postgres");
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        Self { child: Some(child), _dir: dir, port, url }
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.take() {
+            // Stopped at once (SIGQUIT), without a checkpoint: its data is thrown away.
+            let mut c = c;
+            Command::new("kill").args(["-QUIT", &c.id().to_string()]).status().ok();
+            c.wait().ok();
+        }
+    }
+}
+
 /// A three-node NATS cluster with JetStream on loopback ports.
 #[derive(Debug)]
 pub struct NatsCluster {

@@ -63,10 +63,11 @@ pub enum ErrorCode {
     NoRoom,
     DedicatedServerNeeded,
     ServerTemplate,
+    MoveFailed,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 41] = [
         Self::ControlPlane,
         Self::ControlPlaneSecret,
         Self::DatabaseUnavailable,
@@ -107,6 +108,7 @@ impl ErrorCode {
         Self::NoRoom,
         Self::DedicatedServerNeeded,
         Self::ServerTemplate,
+        Self::MoveFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +153,7 @@ impl ErrorCode {
             Self::NoRoom => "no_room",
             Self::DedicatedServerNeeded => "dedicated_server_needed",
             Self::ServerTemplate => "server_template",
+            Self::MoveFailed => "move_failed",
         }
     }
 }

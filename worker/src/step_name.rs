@@ -30,10 +30,14 @@ pub enum StepName {
     ParkDns,
     RestoreDns,
     PlaceDatabase,
+    ReserveServer,
+    CopyDatabase,
+    SwitchServer,
+    DropOldCopy,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 19] = [
+    pub const ALL: [StepName; 23] = [
         Self::CreateDatabase,
         Self::ApplySchema,
         Self::ConfigureDns,
@@ -53,6 +57,10 @@ impl StepName {
         Self::ParkDns,
         Self::RestoreDns,
         Self::PlaceDatabase,
+        Self::ReserveServer,
+        Self::CopyDatabase,
+        Self::SwitchServer,
+        Self::DropOldCopy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +84,10 @@ impl StepName {
             Self::ParkDns => "park_dns",
             Self::RestoreDns => "restore_dns",
             Self::PlaceDatabase => "place_database",
+            Self::ReserveServer => "reserve_server",
+            Self::CopyDatabase => "copy_database",
+            Self::SwitchServer => "switch_server",
+            Self::DropOldCopy => "drop_old_copy",
         }
     }
 

@@ -10,6 +10,7 @@ use axum::{
     Json,
     extract::{Path, State, rejection::JsonRejection},
     http::StatusCode,
+    response::{IntoResponse, Response},
 };
 use landlord_protocol::{Action, Command, CommandId, DbEngine, Placement};
 use landlord_worker::{
@@ -258,9 +259,20 @@ pub struct HandOver {
     pub name: Option<ServerName>,
 }
 
-/// `POST /v1/tenants/{id}/database`: hands a waiting tenant a dedicated server. Landlord checks that it can
-/// connect and create databases there, registers it as the tenant's own, and resumes the run where it
-/// paused.
+/// A dedicated server handed over for an active tenant, kept for the move its next plan change makes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Reserved {
+    pub tenant_id: String,
+    /// The server registered for the tenant; its database moves there with the plan change.
+    pub server: String,
+    /// What to do next.
+    pub next: String,
+}
+
+/// `POST /v1/tenants/{id}/database`: hands a tenant a dedicated server. Landlord checks that it can connect
+/// and create databases there and registers it as the tenant's own. A tenant waiting for it resumes where
+/// it paused (202); an active tenant keeps it for the move its next plan change to a dedicated plan makes
+/// (200): the change then moves its database there.
 #[utoipa::path(
     post,
     path = "/v1/tenants/{id}/database",
@@ -268,12 +280,13 @@ pub struct HandOver {
     params(("id" = String, Path, description = "the tenant's id")),
     request_body = HandOver,
     responses(
-        (status = 202, body = Accepted),
+        (status = 202, body = Accepted, description = "a waiting tenant resumes"),
+        (status = 200, body = Reserved, description = "an active tenant keeps the server for its move"),
         (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody, description = "a viewer token"),
         (status = 404, body = crate::error::ErrorBody, description = "no such tenant"),
-        (status = 409, body = crate::error::ErrorBody, description = "the tenant is not waiting for a server"),
+        (status = 409, body = crate::error::ErrorBody, description = "the tenant is neither waiting for a server nor active, or has one reserved"),
         (status = 422, body = crate::error::ErrorBody, description = "Landlord cannot connect to it or create databases there"),
         (status = 503, body = crate::error::ErrorBody),
     ),
@@ -284,12 +297,15 @@ pub async fn hand_over(
     caller: Caller,
     TenantPath(tenant): TenantPath,
     json: Result<Json<HandOver>, JsonRejection>,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require_admin()?;
     let b = body(json)?;
     let store = writable(&state)?;
     let row = existing(&state, tenant).await?;
-    require_status(&row, &["awaiting_operator"], "a hand-over of a database server")?;
+    require_status(&row, &["awaiting_operator", "active"], "a hand-over of a database server")?;
+    if row.status == "active" {
+        return reserve_for_move(store, &caller, &row, &b).await.map(IntoResponse::into_response);
+    }
     match row.db_server.as_deref() {
         // A hand-over whose answer was lost, repeated: the tenant has its server; resume it again.
         Some(id) => {
@@ -343,7 +359,64 @@ pub async fn hand_over(
     // The same command the workers' timer sends for a waiting tenant that can go on: one resume, not two.
     let since = row.awaiting_since.map_or(0, |t| t.timestamp_micros());
     let id = CommandId::derived(&format!("resume-{tenant}-{since}")).map_err(internal)?;
-    super::admin::publish(&state, &caller, Command::new(id, tenant, caller.requested_by(), Action::Retry)).await
+    super::admin::publish(&state, &caller, Command::new(id, tenant, caller.requested_by(), Action::Retry))
+        .await
+        .map(IntoResponse::into_response)
+}
+
+/// An active tenant's hand-over: the server is registered as its own and a place there reserved for the
+/// move of its database, which its next plan change to a dedicated plan makes.
+async fn reserve_for_move(
+    store: &Store,
+    caller: &Caller,
+    row: &landlord_worker::store::entities::tenant::Model,
+    b: &HandOver,
+) -> Result<(StatusCode, Json<Reserved>), ApiError> {
+    let tenant = landlord_protocol::TenantId::parse(&row.id).map_err(|e| internal(anyhow::anyhow!(e)))?;
+    if let Some(reserved) = &row.moving_to {
+        let name = store.server(reserved).await.map_err(internal)?.map_or_else(|| reserved.clone(), |s| s.name);
+        return Err(ApiError::Conflict(format!(
+            "tenant {} has a place reserved on database server {name} already (a move under way or to come)",
+            row.slug
+        )));
+    }
+    let engine = check_server(&b.admin_url).await?;
+    let current = store.placement_of(&tenant).await.map_err(internal)?;
+    let wanted = current.as_ref().and_then(|s| DbEngine::parse(&s.engine));
+    if let Some(wanted) = wanted
+        && wanted != engine
+    {
+        return Err(ApiError::bad_request(
+            "wrong_engine",
+            format!("tenant {}'s database is {}; this server is {}", row.slug, wanted.as_str(), engine.as_str()),
+        ));
+    }
+    if current.is_some_and(|s| s.kind == Placement::Dedicated.as_str()) {
+        return Err(ApiError::Conflict(format!("tenant {} is on a dedicated server already", row.slug)));
+    }
+    let server = register_dedicated(store, &row.slug, b.name.as_ref(), engine, &b.admin_url).await?;
+    let reserved = store.reserve_on(&tenant, &server.id).await;
+    if !matches!(reserved, Ok(true)) {
+        if let Err(e) = store.forget_unused_server(&server.id).await {
+            tracing::warn!(error = %e, server = %server.name, "a server registered for a failed hand-over is left");
+        }
+        return match reserved {
+            Ok(_) => Err(ApiError::Conflict(format!("tenant {} had a place reserved meanwhile", row.slug))),
+            Err(e) => Err(internal(e)),
+        };
+    }
+    tracing::info!(tenant_id = %tenant, server = %server.name, by = %caller.name, "dedicated database server handed over for a move");
+    Ok((
+        StatusCode::OK,
+        Json(Reserved {
+            tenant_id: tenant.to_string(),
+            server: server.name.clone(),
+            next: format!(
+                "change tenant {}'s plan to a dedicated plan: its database moves to {} (POST /v1/tenants/{}/plan)",
+                row.slug, server.name, tenant
+            ),
+        }),
+    ))
 }
 
 /// The engine the tenant's plan names, if it names one.

@@ -12,6 +12,7 @@ mod ingress_edges;
 mod isolation;
 mod leases;
 mod lifecycle;
+mod moves;
 mod nats_auth;
 mod offboard;
 mod ownership;

@@ -3,6 +3,7 @@
 //! "the tenant's server" and never hold a URL themselves. A tenant not placed yet (or placed before the
 //! registry existed) is on the default server, `LANDLORD_TENANT_DB_URL`.
 
+pub mod moving;
 pub mod place;
 pub mod templates;
 

@@ -58,7 +58,8 @@ async fn place(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
         }
         Placement::Dedicated if ctx.deps.templates.dedicated.is_some() => {
             let stacks = ctx.deps.templates.dedicated.as_ref().expect("checked");
-            let server = super::templates::provide_dedicated(ctx, stacks, engine).await?;
+            let server =
+                super::templates::provide_dedicated(ctx, stacks, engine, super::templates::Target::Place).await?;
             Ok(StepDone::Done(format!("{} (made from LANDLORD_DEDICATED_TEMPLATE)", placed_on(&server))))
         }
         Placement::Dedicated => Err(StepError::awaiting_operator(

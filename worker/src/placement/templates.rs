@@ -67,11 +67,19 @@ pub async fn provide_shared(ctx: &StepContext<'_>, stacks: &Stacks, engine: DbEn
     finish(ctx, stacks, &row).await
 }
 
+/// What the server made for a tenant is for: its first placement, or the move of its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Place,
+    Move,
+}
+
 /// Makes (or finishes making) the tenant's own server from the dedicated template and places the tenant on it.
 pub async fn provide_dedicated(
     ctx: &StepContext<'_>,
     stacks: &Stacks,
     engine: DbEngine,
+    target: Target,
 ) -> Result<db_server::Model, StepError> {
     let store = &ctx.deps.store;
     let name: String = format!("dedicated-{}", ctx.tenant.slug.as_str()).chars().take(63).collect();
@@ -105,7 +113,11 @@ pub async fn provide_dedicated(
         ));
     }
     finish(ctx, stacks, &row).await?;
-    if !store.place_on(&ctx.tenant.id, &row.id).await? {
+    let taken = match target {
+        Target::Place => store.place_on(&ctx.tenant.id, &row.id).await?,
+        Target::Move => store.reserve_on(&ctx.tenant.id, &row.id).await?,
+    };
+    if !taken {
         return Err(StepError::transient(ErrorCode::NotReady, format!("the tenant could not be placed on {name} yet")));
     }
     Ok(store.server(&row.id).await?.unwrap_or(row))

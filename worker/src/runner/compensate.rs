@@ -80,3 +80,67 @@ impl Runner {
         Ok(undone)
     }
 }
+
+impl Runner {
+    /// After a move failed for good: before its switch, the copy is dropped and the login unlocked, the
+    /// names restored and the reserved place freed, so the tenant serves from its old server as before;
+    /// after the switch, nothing is undone (the tenant's database is the new one; the plan change sent
+    /// again finishes the move). Returns the steps undone.
+    pub(super) async fn roll_back_move(
+        &self,
+        plan: &Plan,
+        ctx: &StepContext<'_>,
+        run: Uuid,
+    ) -> Result<Vec<StepName>, StoreError> {
+        let (store, tenant) = (&self.deps.store, ctx.tenant.id);
+        if store.tenant(&tenant).await?.is_none_or(|row| row.moving_to.is_none()) {
+            return Ok(Vec::new());
+        }
+        let mut undone = Vec::new();
+        // The copy before the place it is on; the names are pointed back by running `restore_dns`.
+        for name in [StepName::CopyDatabase, StepName::ParkDns, StepName::ReserveServer] {
+            if !plan.names().any(|n| n == name) {
+                continue;
+            }
+            let started = Instant::now();
+            let result = match name {
+                StepName::ParkDns => crate::steps::step(StepName::RestoreDns).run(ctx).await,
+                other => match crate::steps::step(other).undo(ctx) {
+                    Some(undo) => undo.await,
+                    None => continue,
+                },
+            };
+            match result {
+                Ok(StepDone::Done(message) | StepDone::Skipped(message) | StepDone::Deferred(message)) => {
+                    store.step_finished(&tenant, name, StepState::Undone, started.elapsed(), None).await?;
+                    let detail = Detail {
+                        step: Some(name),
+                        duration: Some(started.elapsed()),
+                        message: Some(message),
+                        ..Detail::default()
+                    };
+                    self.progress.emit(Some(tenant), Some(run), EventKind::StepUndone, detail).await;
+                    undone.push(name);
+                }
+                Err(e) => {
+                    // The rest goes on: the place stays reserved if the copy could not be dropped, so nothing
+                    // is counted free that still holds data.
+                    tracing::error!(step = name.as_str(), error = %e, "could not roll back this part of the move");
+                    let detail = Detail {
+                        step: Some(name),
+                        error: Some(e.to_event()),
+                        message: Some(format!(
+                            "could not undo {name} of the move; sending the plan change again finishes or rolls it back"
+                        )),
+                        ..Detail::default()
+                    };
+                    self.progress.emit(Some(tenant), Some(run), EventKind::StepFailed, detail).await;
+                    if name == StepName::CopyDatabase {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(undone)
+    }
+}

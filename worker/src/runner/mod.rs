@@ -65,6 +65,9 @@ struct Flow<'a> {
     ending: TenantStatus,
     failed: TenantStatus,
     repeatable: bool,
+    /// A move of the tenant's database: a permanent failure before its switch is rolled back whole (the
+    /// copy dropped, the place freed, the tenant resumed on its old server), whatever the policy says.
+    moving: bool,
 }
 
 /// Why a run stopped before its last step.
@@ -204,6 +207,10 @@ impl Runner {
                     (TenantStatus::Suspended, TenantStatus::Active)
                 };
                 let status = TenantStatus::parse(&row.status);
+                // Its database is moving: this waits for the move to end.
+                if status == Some(TenantStatus::Moving) {
+                    return Ok(Outcome::RetryLater { delay: Duration::from_secs(5) });
+                }
                 // Already there (a repeated click, a second suspension request): nothing to do.
                 if status == Some(to) {
                     store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
@@ -227,6 +234,8 @@ impl Runner {
                     return self.reject(cmd, format!("no tenant {}", cmd.tenant_id)).await;
                 };
                 match TenantStatus::parse(&row.status) {
+                    // Its database is moving: offboarding waits for the move to end.
+                    Some(TenantStatus::Moving) => return Ok(Outcome::RetryLater { delay: Duration::from_secs(5) }),
                     Some(TenantStatus::Deleted) => {
                         store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
                         return Ok(Outcome::AlreadyDone);
@@ -264,6 +273,7 @@ impl Runner {
                     // Half-offboarded stays offboarding, with its reason: sending offboard again resumes it.
                     failed: TenantStatus::Offboarding,
                     repeatable: false,
+                    moving: false,
                 };
                 return self.run_flow(cmd, &plan, flow, delivered, alive).await;
             }
@@ -281,6 +291,7 @@ impl Runner {
             ending: TenantStatus::Active,
             failed: TenantStatus::Failed,
             repeatable: false,
+            moving: false,
         };
         if !self.reconcile_after_provisioning(cmd, &row).await {
             return Ok(Outcome::RetryLater { delay: Duration::from_secs(5) });
@@ -289,7 +300,9 @@ impl Runner {
     }
 
     /// A plan change: to a plan of the catalogue, for an active tenant. Asking for the plan the tenant has
-    /// does nothing, unless it is this command's own run that recorded it and must still finish.
+    /// does nothing, unless it is this command's own run that recorded it and must still finish, or a move
+    /// of its database stopped half-way (sending the plan change again finishes it). A change across
+    /// placement moves the database; while it moves, other commands for the tenant wait for it.
     async fn change_plan(
         &self,
         cmd: &Command,
@@ -311,7 +324,12 @@ impl Runner {
             );
             return self.reject(cmd, reason).await;
         };
-        if row.status != TenantStatus::Active.as_str() {
+        let status = TenantStatus::parse(&row.status);
+        if status == Some(TenantStatus::Moving) && !store.is_latest_run_of(&cmd.tenant_id, cmd.id.as_str()).await? {
+            // Another plan change is moving the tenant's database; this one waits for it to finish.
+            return Ok(Outcome::RetryLater { delay: Duration::from_secs(5) });
+        }
+        if !matches!(status, Some(TenantStatus::Active | TenantStatus::Moving)) {
             let reason = format!("tenant {} is {}; only an active tenant changes plan", row.slug, row.status);
             return self.reject(cmd, reason).await;
         }
@@ -319,9 +337,12 @@ impl Runner {
             Ok(p) => p,
             Err(reason) => return self.reject(cmd, reason).await,
         };
+        let unfinished_move = row.moving_to.is_some() || row.moved_from.is_some();
         let from = (plan.package_id, plan.subscription_type_id);
         if from == to {
-            if !store.step_settled_by_command(&plan.id, StepName::RecordPlan, cmd.id.as_str()).await? {
+            if !unfinished_move
+                && !store.step_settled_by_command(&plan.id, StepName::RecordPlan, cmd.id.as_str()).await?
+            {
                 store.mark_processed(cmd.id.as_str(), &cmd.tenant_id, cmd.action.kind()).await?;
                 return Ok(Outcome::AlreadyDone);
             }
@@ -329,15 +350,27 @@ impl Runner {
             plan.previous = Some(from);
         }
         (plan.package_id, plan.subscription_type_id) = to;
-        tracing::info!(plan = %target.name, "changing plan");
+        let moving = unfinished_move || status == Some(TenantStatus::Moving) || self.crosses_placement(&plan).await?;
+        tracing::info!(plan = %target.name, moving, "changing plan");
         let flow = Flow {
-            plan: &self.flows.change_plan,
-            during: TenantStatus::Active,
+            plan: if moving { &self.flows.move_plan } else { &self.flows.change_plan },
+            during: if moving { TenantStatus::Moving } else { TenantStatus::Active },
             ending: TenantStatus::Active,
             failed: TenantStatus::Active,
             repeatable: true,
+            moving,
         };
         self.run_flow(cmd, &plan, flow, delivered, alive).await
+    }
+
+    /// Whether the plan in `plan` puts the tenant on a server of another kind than the one it is on.
+    async fn crosses_placement(&self, plan: &TenantPlan) -> Result<bool, StoreError> {
+        let (placement, _) =
+            self.deps.servers.placement_of(self.config.plans.get(plan.package_id, plan.subscription_type_id));
+        let current = self.deps.store.placement_of(&plan.id).await?;
+        // Never placed (made before the registry): on the default server, a shared one.
+        let kind = current.map_or_else(|| landlord_protocol::Placement::Shared.as_str().to_owned(), |s| s.kind);
+        Ok(kind != placement.as_str())
     }
 
     /// Records the tenant of a provision. A subdomain Landlord derived from the store's name that another
@@ -417,7 +450,7 @@ impl Runner {
     ) -> Result<Outcome, StoreError> {
         let store = &self.deps.store;
         let run = store.start_run(&plan.id, cmd.id.as_str(), cmd.action.kind()).await?;
-        if matches!(flow.during, TenantStatus::Provisioning | TenantStatus::Offboarding) {
+        if matches!(flow.during, TenantStatus::Provisioning | TenantStatus::Offboarding | TenantStatus::Moving) {
             let message = format!("tenant {} is {}", plan.slug, flow.during.as_str());
             self.set_status(plan, run, flow.during, message).await?;
         }
@@ -567,7 +600,11 @@ impl Runner {
         name: StepName,
         e: StepError,
     ) -> Result<Outcome, StoreError> {
-        let undone = self.compensate(flow.plan, ctx, run).await?;
+        let undone = if flow.moving {
+            self.roll_back_move(flow.plan, ctx, run).await?
+        } else {
+            self.compensate(flow.plan, ctx, run).await?
+        };
         let message = if undone.is_empty() {
             format!("tenant {} failed at {name}: {}", plan.slug, e.message)
         } else {

@@ -157,8 +157,8 @@ impl Runner {
             Ok(outcome)
         };
         match (status, desired) {
-            // A provisioning under way: this waits for it to end.
-            (Some(TenantStatus::Pending | TenantStatus::Provisioning), _) => {
+            // A provisioning or a move under way: this waits for it to end.
+            (Some(TenantStatus::Pending | TenantStatus::Provisioning | TenantStatus::Moving), _) => {
                 Ok(Outcome::RetryLater { delay: Duration::from_secs(5) })
             }
             // Past the point of return, or for a person to settle.
@@ -289,7 +289,7 @@ impl Runner {
         } else {
             (&self.flows.resume, TenantStatus::Suspended)
         };
-        let run = Flow { plan: flow, during: from, ending: to, failed: from, repeatable: true };
+        let run = Flow { plan: flow, during: from, ending: to, failed: from, repeatable: true, moving: false };
         self.run_flow(cmd, &plan, run, delivered, alive).await
     }
 }

@@ -183,6 +183,27 @@ pub fn plan_change() -> Plan {
     ])
 }
 
+/// A plan change that crosses placement (shared to dedicated, or back) moves the database. The upgrade runs
+/// first, on the old server while the tenant still serves; a place on the new server is reserved before
+/// anything is suspended (no server to be had fails the change with nothing changed); then the tenant is
+/// suspended (its names parked, its login locked inside the copy), its database copied and checked, and
+/// switched; the new plan is recorded, the tenant resumed, its stack told; the old copy is dropped last.
+pub fn plan_move() -> Plan {
+    use StepName::*;
+    Plan::new(vec![
+        PlannedStep::new(UpgradeSchema, &[]),
+        PlannedStep::new(ReserveServer, &[UpgradeSchema]),
+        PlannedStep::new(ParkDns, &[ReserveServer]),
+        PlannedStep::new(CopyDatabase, &[ReserveServer]),
+        PlannedStep::new(SwitchServer, &[CopyDatabase, ParkDns]),
+        PlannedStep::new(RecordPlan, &[SwitchServer]),
+        PlannedStep::new(UnlockLogin, &[SwitchServer]),
+        PlannedStep::new(RestoreDns, &[SwitchServer]),
+        PlannedStep::new(UpdateStack, &[RecordPlan]),
+        PlannedStep::new(DropOldCopy, &[UnlockLogin, RestoreDns, UpdateStack]),
+    ])
+}
+
 /// Every flow a worker runs, each a plan of steps.
 #[derive(Debug)]
 pub struct Flows {
@@ -191,6 +212,8 @@ pub struct Flows {
     pub resume: Plan,
     pub offboard: Plan,
     pub change_plan: Plan,
+    /// A plan change across placement.
+    pub move_plan: Plan,
 }
 
 impl Default for Flows {
@@ -201,6 +224,7 @@ impl Default for Flows {
             resume: resumption(),
             offboard: offboarding(),
             change_plan: plan_change(),
+            move_plan: plan_move(),
         }
     }
 }
@@ -227,5 +251,9 @@ pub fn step(name: StepName) -> Box<dyn Step> {
         StepName::ParkDns => Box::new(ParkDns),
         StepName::RestoreDns => Box::new(RestoreDns),
         StepName::PlaceDatabase => Box::new(crate::placement::place::PlaceDatabase),
+        StepName::ReserveServer => Box::new(crate::placement::moving::ReserveServer),
+        StepName::CopyDatabase => Box::new(crate::placement::moving::CopyDatabase),
+        StepName::SwitchServer => Box::new(crate::placement::moving::SwitchServer),
+        StepName::DropOldCopy => Box::new(crate::placement::moving::DropOldCopy),
     }
 }

@@ -153,8 +153,19 @@ impl Step for DropDatabase {
         StepName::DropDatabase
     }
 
+    /// The tenant's database and login, and any copy a move left on another server.
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {
-        undo_of(&CreateDatabase, ctx)
+        async move {
+            let leftovers = crate::placement::moving::drop_leftovers(ctx).await?;
+            let done = undo_of(&CreateDatabase, ctx).await?;
+            Ok(match (done, leftovers.is_empty()) {
+                (done, true) => done,
+                (StepDone::Done(m) | StepDone::Skipped(m) | StepDone::Deferred(m), false) => {
+                    StepDone::Done(format!("{m}; {}", leftovers.join("; ")))
+                }
+            })
+        }
+        .boxed()
     }
 }
 

@@ -47,6 +47,12 @@ pub mod tenant {
         pub awaiting_since: Option<ChronoDateTimeUtc>,
         /// When operators were last told about it (a durable reminder timer).
         pub operator_reminded_at: Option<ChronoDateTimeUtc>,
+        /// During a move: the server its database is being copied to (its place there is taken).
+        pub moving_to: Option<String>,
+        /// Landlord began the copy on `moving_to`: a database of the tenant's name there is Landlord's.
+        pub move_copy_started: bool,
+        /// After a move: the server whose old copy is still to be dropped (its place is held until then).
+        pub moved_from: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ mod audit;
 pub mod entities;
 mod leases;
 mod listing;
+mod moves;
 mod operator;
 mod processed;
 mod refused;

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use landlord_protocol::{CommandKind, TenantId, TenantStatus};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
@@ -80,6 +80,17 @@ impl Store {
 
     pub async fn runs(&self, id: &TenantId) -> Result<Vec<run::Model>, StoreError> {
         Ok(run::Entity::find().filter(run::Column::TenantId.eq(id.to_string())).all(self.connection()).await?)
+    }
+
+    /// Whether the tenant's most recent run is `command_id`'s: a move under way is continued only by the
+    /// command that began it.
+    pub async fn is_latest_run_of(&self, id: &TenantId, command_id: &str) -> Result<bool, StoreError> {
+        let latest = run::Entity::find()
+            .filter(run::Column::TenantId.eq(id.to_string()))
+            .order_by_desc(run::Column::StartedAt)
+            .one(self.connection())
+            .await?;
+        Ok(latest.is_some_and(|r| r.command_id == command_id))
     }
 
     /// Whether some run provisioned this tenant to the end.

@@ -18,6 +18,33 @@ use super::{
     entities::{db_server, tenant},
 };
 
+/// A tenant's hold on a server's place: where its database is, where a move copies it to, and where the
+/// old copy of a move waits to be dropped. Each counts in the server's `placed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Slot {
+    Placed,
+    MovingTo,
+    MovedFrom,
+}
+
+impl Slot {
+    fn column(self) -> tenant::Column {
+        match self {
+            Self::Placed => tenant::Column::DbServer,
+            Self::MovingTo => tenant::Column::MovingTo,
+            Self::MovedFrom => tenant::Column::MovedFrom,
+        }
+    }
+
+    fn held(self, row: tenant::Model) -> Option<String> {
+        match self {
+            Self::Placed => row.db_server,
+            Self::MovingTo => row.moving_to,
+            Self::MovedFrom => row.moved_from,
+        }
+    }
+}
+
 /// The name the default server (`LANDLORD_TENANT_DB_URL`) is registered under.
 pub const DEFAULT_SERVER: &str = "default";
 
@@ -286,20 +313,8 @@ impl Store {
         if let Some(placed) = self.placement_of(tenant_id).await? {
             return Ok(Some(placed));
         }
-        let mut candidates: Vec<db_server::Model> = db_server::Entity::find()
-            .filter(db_server::Column::Kind.eq(Placement::Shared.as_str()))
-            .filter(db_server::Column::State.eq(ServerState::Open.as_str()))
-            .filter(db_server::Column::Engine.eq(engine.as_str()))
-            .filter(Expr::col(db_server::Column::Placed).lt(Expr::col(db_server::Column::Capacity)))
-            .all(self.connection())
-            .await?;
-        // Least loaded first: the smallest share of its capacity taken, then the fewest tenants.
-        candidates.sort_by(|a, b| {
-            let load = |s: &db_server::Model| f64::from(s.placed) / f64::from(Ord::max(s.capacity, 1));
-            load(a).total_cmp(&load(b)).then(a.placed.cmp(&b.placed)).then(a.name.cmp(&b.name))
-        });
-        for server in candidates {
-            if self.take_slot(tenant_id, &server.id, true).await? {
+        for server in self.shared_candidates(engine).await? {
+            if self.take_slot(tenant_id, &server.id, true, Slot::Placed).await? {
                 return self.server(&server.id).await;
             }
             // Not this server: it filled up meanwhile, or the tenant was placed by someone else.
@@ -316,13 +331,37 @@ impl Store {
         if let Some(placed) = self.placement_of(tenant_id).await? {
             return Ok(placed.id == server_id);
         }
-        self.take_slot(tenant_id, server_id, false).await
+        self.take_slot(tenant_id, server_id, false, Slot::Placed).await
     }
 
-    /// The compare-and-set: one slot taken on the server (if it still has room, and is open when
-    /// `open_only`) and the tenant's server recorded, in one transaction whose first statement writes, so
-    /// SQLite takes its write lock before anything is read.
-    async fn take_slot(&self, tenant_id: &TenantId, server_id: &str, open_only: bool) -> Result<bool, StoreError> {
+    /// The open shared servers of `engine` with room, least loaded first: the smallest share of its
+    /// capacity taken, then the fewest tenants.
+    pub(super) async fn shared_candidates(&self, engine: DbEngine) -> Result<Vec<db_server::Model>, StoreError> {
+        let mut candidates: Vec<db_server::Model> = db_server::Entity::find()
+            .filter(db_server::Column::Kind.eq(Placement::Shared.as_str()))
+            .filter(db_server::Column::State.eq(ServerState::Open.as_str()))
+            .filter(db_server::Column::Engine.eq(engine.as_str()))
+            .filter(Expr::col(db_server::Column::Placed).lt(Expr::col(db_server::Column::Capacity)))
+            .all(self.connection())
+            .await?;
+        candidates.sort_by(|a, b| {
+            let load = |s: &db_server::Model| f64::from(s.placed) / f64::from(Ord::max(s.capacity, 1));
+            load(a).total_cmp(&load(b)).then(a.placed.cmp(&b.placed)).then(a.name.cmp(&b.name))
+        });
+        Ok(candidates)
+    }
+
+    /// Takes a place on `server_id` for `tenant_id` and records it in the tenant's `slot` column
+    /// (`db_server`, or `moving_to` for a move), in one transaction whose first statement writes, so SQLite
+    /// takes its write lock before anything is read: the count only grows while it is below capacity (and,
+    /// with `open_only`, while the server is open), and only into an empty slot.
+    pub(super) async fn take_slot(
+        &self,
+        tenant_id: &TenantId,
+        server_id: &str,
+        open_only: bool,
+        slot: Slot,
+    ) -> Result<bool, StoreError> {
         let txn = self.connection().begin().await?;
         let mut take = db_server::Entity::update_many()
             .col_expr(db_server::Column::Placed, Expr::col(db_server::Column::Placed).add(1))
@@ -337,10 +376,10 @@ impl Store {
             return Ok(false);
         }
         let recorded = tenant::Entity::update_many()
-            .col_expr(tenant::Column::DbServer, Expr::value(server_id))
+            .col_expr(slot.column(), Expr::value(server_id))
             .col_expr(tenant::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(tenant::Column::Id.eq(tenant_id.to_string()))
-            .filter(tenant::Column::DbServer.is_null())
+            .filter(slot.column().is_null())
             .exec(&txn)
             .await?;
         if recorded.rows_affected != 1 {
@@ -363,13 +402,19 @@ impl Store {
     /// Frees the tenant's slot (its database is gone): the tenant is no longer placed, and its server
     /// counts one tenant less.
     pub async fn release_placement(&self, tenant_id: &TenantId) -> Result<Option<String>, StoreError> {
+        self.free_slot(tenant_id, Slot::Placed).await
+    }
+
+    /// Empties the tenant's `slot` column and counts its server one tenant less, in one transaction; the
+    /// server it held, if any.
+    pub(super) async fn free_slot(&self, tenant_id: &TenantId, slot: Slot) -> Result<Option<String>, StoreError> {
         let Some(row) = self.tenant(tenant_id).await? else { return Ok(None) };
-        let Some(server) = row.db_server else { return Ok(None) };
+        let Some(server) = slot.held(row) else { return Ok(None) };
         let txn = self.connection().begin().await?;
         let cleared = tenant::Entity::update_many()
-            .col_expr(tenant::Column::DbServer, Expr::value(Option::<String>::None))
+            .col_expr(slot.column(), Expr::value(Option::<String>::None))
             .filter(tenant::Column::Id.eq(tenant_id.to_string()))
-            .filter(tenant::Column::DbServer.eq(server.clone()))
+            .filter(slot.column().eq(server.clone()))
             .exec(&txn)
             .await?;
         if cleared.rows_affected == 1 {

@@ -77,6 +77,9 @@ impl Store {
             awaiting_reason: Set(None),
             awaiting_since: Set(None),
             operator_reminded_at: Set(None),
+            moving_to: Set(None),
+            move_copy_started: Set(false),
+            moved_from: Set(None),
         };
         match row.insert(self.connection()).await {
             Ok(model) => Ok(NewTenant::Created(model)),

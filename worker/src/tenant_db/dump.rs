@@ -1,34 +1,45 @@
-//! The database's own dump tool (`mariadb-dump` or `mysqldump`, `pg_dump`) for a tenant's final dump.
-//! It runs as the administrator of `LANDLORD_TENANT_DB_URL`; the password goes in the tool's environment
-//! (`MYSQL_PWD`, `PGPASSWORD`), never on its command line, where any user of the machine could read it.
-//! The dump is plain SQL without the database's own name, owner or grants, so it can be restored into
-//! any fresh database: `mariadb NEWDB < dump.sql`, `psql -d NEWDB -f dump.sql`.
+//! The database's own tools: the dump tool (`mariadb-dump` or `mysqldump`, `pg_dump`) for a tenant's
+//! final dump and for moving it, and the client (`mariadb` or `mysql`, `psql`) that restores a move's dump
+//! on the new server. A dump runs as the server's administrator; a restore runs as the tenant's own login,
+//! so what it creates is the tenant's and a dump can do nothing the tenant could not. Passwords go in the
+//! tool's environment (`MYSQL_PWD`, `PGPASSWORD`), never on its command line, where any user of the
+//! machine could read them. The dump is plain SQL without the database's own name, owner or grants, so it
+//! can be restored into any fresh database: `mariadb NEWDB < dump.sql`, `psql -d NEWDB -f dump.sql`.
 
 use std::process::Stdio;
 
 use percent_encoding::percent_decode_str;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::process::Command;
 
 use super::TenantDbServer;
 use crate::{
     error::{ErrorCode, StepError},
-    names::DatabaseName,
+    names::{DatabaseName, LoginName},
     scripts::Dialect,
 };
 
-/// The dump tools tried in order, per engine: MariaDB's own name first, MySQL's as a fallback.
-fn tools(dialect: Dialect) -> &'static [&'static str] {
-    match dialect {
-        Dialect::MySql => &["mariadb-dump", "mysqldump"],
-        Dialect::Postgres => &["pg_dump"],
+/// What a tool is for.
+#[derive(Debug, Clone, Copy)]
+enum Tool {
+    Dump,
+    Restore,
+}
+
+/// The tools tried in order, per engine: MariaDB's own names first, MySQL's as a fallback.
+fn tools(dialect: Dialect, tool: Tool) -> &'static [&'static str] {
+    match (dialect, tool) {
+        (Dialect::MySql, Tool::Dump) => &["mariadb-dump", "mysqldump"],
+        (Dialect::MySql, Tool::Restore) => &["mariadb", "mysql"],
+        (Dialect::Postgres, Tool::Dump) => &["pg_dump"],
+        (Dialect::Postgres, Tool::Restore) => &["psql"],
     }
 }
 
 /// The first tool of `dialect` found on `PATH`.
-fn find_tool(dialect: Dialect) -> Result<std::path::PathBuf, StepError> {
+fn find_tool(dialect: Dialect, tool: Tool) -> Result<std::path::PathBuf, StepError> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for tool in tools(dialect) {
+    for tool in tools(dialect, tool) {
         for dir in std::env::split_paths(&path) {
             let candidate = dir.join(tool);
             if candidate.is_file() {
@@ -42,24 +53,70 @@ fn find_tool(dialect: Dialect) -> Result<std::path::PathBuf, StepError> {
     };
     Err(StepError::permanent(
         ErrorCode::ArchiveTool,
-        format!("{} is not installed on this worker (Debian package {package})", tools(dialect).join(" or ")),
+        format!("{} is not installed on this worker (Debian package {package})", tools(dialect, tool).join(" or ")),
     ))
 }
 
 impl TenantDbServer {
-    /// The command that writes `db` as SQL to its standard output. Its standard error is piped, for the
-    /// reason it gives when it fails.
+    /// The command that writes `db` as SQL to its standard output, as the administrator. Its standard
+    /// error is piped, for the reason it gives when it fails.
     pub fn dump_command(&self, db: &DatabaseName) -> Result<Command, StepError> {
+        let mut cmd = self.tool_command(Tool::Dump, None)?;
+        match self.dialect {
+            Dialect::MySql => {
+                cmd.args(["--single-transaction", "--routines", "--triggers", "--events", "--hex-blob"])
+                    .args(["--no-tablespaces", "--skip-comments"]);
+                // The database name is a positional argument after `--`: it can never be read as an option.
+                cmd.arg("--").arg(db.as_str());
+            }
+            Dialect::Postgres => {
+                cmd.args(["--format=plain", "--no-owner", "--no-privileges", "--quote-all-identifiers"]);
+                cmd.arg(format!("--dbname={}", db.as_str()));
+            }
+        }
+        Ok(cmd)
+    }
+
+    /// The command that runs the SQL on its standard input in `db` as the tenant's own `login`, stopping
+    /// at the first error (PostgreSQL: in one transaction, so a failed restore leaves nothing half-made).
+    pub fn restore_command(
+        &self,
+        db: &DatabaseName,
+        login: &LoginName,
+        password: &SecretString,
+    ) -> Result<Command, StepError> {
+        let mut cmd = self.tool_command(Tool::Restore, Some((login, password)))?;
+        match self.dialect {
+            Dialect::MySql => {
+                cmd.args(["--batch", "--binary-mode", "--no-auto-rehash", "--skip-column-names"]);
+                cmd.arg(format!("--database={}", db.as_str()));
+            }
+            Dialect::Postgres => {
+                cmd.args(["--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1"]);
+                cmd.arg(format!("--dbname={}", db.as_str()));
+            }
+        }
+        Ok(cmd)
+    }
+
+    /// A tool connected to this server as the administrator, or as `login` when given: host, port, user,
+    /// password and TLS from the admin URL, and nothing from the worker's own environment.
+    fn tool_command(&self, tool: Tool, login: Option<(&LoginName, &SecretString)>) -> Result<Command, StepError> {
         let url = url::Url::parse(self.url.expose_secret())
             .map_err(|_| StepError::permanent(ErrorCode::TenantDbUrl, "LANDLORD_TENANT_DB_URL is not a valid URL"))?;
-        let tool = find_tool(self.dialect)?;
+        let program = find_tool(self.dialect, tool)?;
         let host = url.host_str().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']').to_owned();
-        let user = percent_decode_str(url.username()).decode_utf8_lossy().into_owned();
-        let password = url.password().map(|p| percent_decode_str(p).decode_utf8_lossy().into_owned());
+        let (user, password) = match login {
+            Some((login, password)) => (login.as_str().to_owned(), Some(password.expose_secret().to_owned())),
+            None => (
+                percent_decode_str(url.username()).decode_utf8_lossy().into_owned(),
+                url.password().map(|p| percent_decode_str(p).decode_utf8_lossy().into_owned()),
+            ),
+        };
         let query = |keys: &[&str]| url.query_pairs().find(|(k, _)| keys.contains(&k.as_ref())).map(|(_, v)| v);
-        let mut cmd = Command::new(tool);
+        let mut cmd = Command::new(program);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        // Nothing from the worker's own environment may change what is dumped or where from.
+        // Nothing from the worker's own environment may change what is read or written, or where.
         for var in
             ["MYSQL_HOST", "MYSQL_TCP_PORT", "MYSQL_PWD", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSERVICE"]
         {
@@ -68,8 +125,9 @@ impl TenantDbServer {
         match self.dialect {
             Dialect::MySql => {
                 let port = url.port().unwrap_or(3306);
-                cmd.args(["--single-transaction", "--routines", "--triggers", "--events", "--hex-blob"])
-                    .args(["--no-tablespaces", "--skip-comments", "--protocol=TCP"])
+                // No option files: only the URL's settings (must come first on the command line).
+                cmd.arg("--no-defaults")
+                    .arg("--protocol=TCP")
                     .arg(format!("--host={host}"))
                     .arg(format!("--port={port}"));
                 if !user.is_empty() {
@@ -80,7 +138,7 @@ impl TenantDbServer {
                     && !mode.eq_ignore_ascii_case("preferred")
                 {
                     cmd.arg("--ssl");
-                    // The verifying modes verify here too: the dump is the whole tenant database.
+                    // The verifying modes verify here too: the whole tenant database goes over this link.
                     if mode.to_ascii_lowercase().starts_with("verify") {
                         cmd.arg("--ssl-verify-server-cert");
                     }
@@ -91,16 +149,12 @@ impl TenantDbServer {
                 if let Some(password) = password {
                     cmd.env("MYSQL_PWD", password);
                 }
-                // The database name is a positional argument after `--`: it can never be read as an option.
-                cmd.arg("--").arg(db.as_str());
             }
             Dialect::Postgres => {
                 let port = url.port().unwrap_or(5432);
                 // No ~/.pgpass or service file: only the URL's credentials.
                 cmd.env("PGPASSFILE", "/dev/null").env("PGSERVICEFILE", "/dev/null");
-                cmd.args(["--format=plain", "--no-owner", "--no-privileges", "--quote-all-identifiers"])
-                    .arg(format!("--host={host}"))
-                    .arg(format!("--port={port}"));
+                cmd.arg(format!("--host={host}")).arg(format!("--port={port}"));
                 if !user.is_empty() {
                     cmd.arg(format!("--username={user}"));
                 }
@@ -115,7 +169,6 @@ impl TenantDbServer {
                     // Never stop to ask for a password on a terminal.
                     None => cmd.arg("--no-password"),
                 };
-                cmd.arg(format!("--dbname={}", db.as_str()));
             }
         }
         Ok(cmd)

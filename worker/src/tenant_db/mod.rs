@@ -5,11 +5,14 @@
 //! Connections never log statements (`sqlx_logging(false)`): a statement that sets a password must not
 //! reach a log, and errors from those statements are redacted before they go anywhere.
 
+mod copy;
 mod dump;
 mod mysql;
 mod postgres;
 mod upgrade;
 pub mod verifier;
+
+pub use copy::TableRows;
 
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,7 @@ mod cluster;
 mod crash;
 mod db_outage;
 pub mod harness;
+mod moving;
 mod nats_restart;
 mod offboard;
 mod operator;
