@@ -28,6 +28,10 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
         }
         if args.until_done && ours && ev.kind == EventKind::StatusChanged {
             match ev.status {
+                // Active again after a plan change that failed (a move rolled back): the change did not happen.
+                Some(TenantStatus::Active) if ev.error.is_some() => {
+                    anyhow::bail!("the change failed: {}", ev.error.map(|e| e.message).unwrap_or_default())
+                }
                 Some(TenantStatus::Active) => return Ok(()),
                 Some(TenantStatus::Failed) => {
                     anyhow::bail!("tenant failed: {}", ev.error.map(|e| e.message).unwrap_or_default())

@@ -61,7 +61,9 @@ pub enum EventKind {
     OperatorReminder,
 }
 
-/// A tenant's lifecycle state (see ARCHITECTURE.md for the transitions).
+/// A tenant's lifecycle state (see ARCHITECTURE.md for the transitions). `moving`: its database is being
+/// copied to another server (a plan change across placement), its login locked and its names parked until
+/// the copy is switched in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
@@ -70,8 +72,6 @@ pub enum TenantStatus {
     Active,
     Suspended,
     AwaitingOperator,
-    /// Its database is being copied to another server (a plan change across placement): its login is
-    /// locked and its names parked until the copy is switched in.
     Moving,
     Failed,
     Offboarding,

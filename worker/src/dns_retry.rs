@@ -58,9 +58,9 @@ async fn retry_each(worker: &Worker) -> usize {
             }
         };
         // Read again under the lease: a run may have undone the records since the list was read. A tenant
-        // that is not serving (suspended: its names may be parked; offboarding, deleted) is left alone.
+        // that is not serving (suspended or moving: its names may be parked; offboarding, deleted) is left alone.
         let serving = |t: &crate::store::entities::tenant::Model| {
-            !matches!(t.status.as_str(), "suspended" | "offboarding" | "deleted")
+            !matches!(t.status.as_str(), "suspended" | "moving" | "offboarding" | "deleted")
         };
         if !matches!(deps.store.tenant(&id).await, Ok(Some(t)) if t.dns_pending && serving(&t)) {
             lease.release().await;

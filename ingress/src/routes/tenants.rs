@@ -86,6 +86,10 @@ pub struct DatabaseView {
     pub engine: Option<String>,
     pub name: Option<String>,
     pub login: Option<String>,
+    /// The server a move copies it to, or a dedicated server kept for its next plan change.
+    pub moving_to: Option<String>,
+    /// The server whose old copy a move has still to drop.
+    pub moved_from: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -165,6 +169,7 @@ pub(crate) fn view(state: &AppState, servers: &HashMap<String, String>, t: &tena
         .zip(SubscriptionTypeId::try_from(t.subscription_type_id as u32).ok())
         .and_then(|(p, k)| state.plans.get(p, k))
         .map(|p| p.name.clone());
+    let server_name = |id: &String| servers.get(id).cloned().unwrap_or_else(|| id.clone());
     TenantView {
         id: t.id.clone(),
         subdomain: t.slug.clone(),
@@ -184,10 +189,12 @@ pub(crate) fn view(state: &AppState, servers: &HashMap<String, String>, t: &tena
             reminded_at: t.operator_reminded_at,
         }),
         database: DatabaseView {
-            server: t.db_server.as_ref().map(|id| servers.get(id).cloned().unwrap_or_else(|| id.clone())),
+            server: t.db_server.as_ref().map(&server_name),
             engine: t.db_engine.clone(),
             name: t.db_name.clone(),
             login: t.db_login.clone(),
+            moving_to: t.moving_to.as_ref().map(&server_name),
+            moved_from: t.moved_from.as_ref().map(&server_name),
         },
         stack: StackView { id: t.stack_id.clone(), failure: t.stack_failure.clone() },
         stripe: StripeView { subscription: t.stripe_subscription.clone(), customer: t.stripe_customer.clone() },

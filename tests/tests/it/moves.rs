@@ -238,12 +238,26 @@ async fn a_plan_change_across_placement_moves_every_row_both_ways_on_postgres() 
     Box::pin(moves_both_ways(Engine::Postgres, &own.url)).await;
 }
 
-/// A move whose restore fails (the new server refuses the dump's large statements) is rolled back: the
-/// tenant is active on its old plan and server, its login unlocked and every row where it was, nothing is
-/// left on the new server, and the place reserved there is free again. Once the server is fixed, the
-/// operator hands it over again and the same change moves every row.
+/// The tenant's events up to its `n`th status change that carries an error (a failed change).
+async fn until_failure(app: &TestApp, tenant: &TenantId, n: usize) -> Vec<landlord_protocol::ProgressEvent> {
+    let seen = std::cell::Cell::new(0);
+    app.events_until(tenant, |e| {
+        if e.kind == EventKind::StatusChanged && e.error.is_some() {
+            seen.set(seen.get() + 1);
+        }
+        seen.get() == n
+    })
+    .await
+}
+
+/// A move that cannot be made safely changes nothing: a database with an enabled scheduled event (which
+/// would change rows during the copy) is refused before anything is locked; a restore the new server
+/// refuses (its `max_allowed_packet` too small for the dump's statements) is rolled back: the tenant is
+/// active on its old plan and server, its login unlocked and every row where it was, nothing is left on the
+/// new server, and the dedicated server stays kept for the tenant. Once the server is fixed, the same
+/// change moves every row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_move_whose_restore_fails_is_rolled_back_and_the_tenant_serves_as_before() {
+async fn a_move_that_cannot_be_made_safely_is_refused_or_rolled_back_and_the_tenant_serves_as_before() {
     let own = MariaDbServer::start_with(&["--max-allowed-packet=4096"]);
     let app = TestApp::spawn(Engine::MariaDb).await;
     let default_url = tenant_db_url(Engine::MariaDb);
@@ -255,40 +269,54 @@ async fn a_move_whose_restore_fails_is_rolled_back_and_the_tenant_serves_as_befo
         conn.execute_unprepared(sql).await.unwrap();
     }
     let before = snapshot(Engine::MariaDb, &conn).await;
+    conn.execute_unprepared("CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM sales_log WHERE id < 0")
+        .await
+        .unwrap();
     conn.close().await.ok();
     let path = format!("/v1/tenants/{tenant}/database");
     let (status, answer) = send(&app, reqwest::Method::POST, &path, json!({ "admin_url": own.url })).await;
     assert_eq!(status, 200, "{answer}");
     let own_name = answer["server"].as_str().unwrap().to_owned();
+    let own_id = app.store.server_named(&own_name).await.unwrap().unwrap().id;
+    change_plan(&app, &tenant, 40).await;
+    let failed = until_failure(&app, &tenant, 1).await;
+    let error = failed.last().unwrap().error.clone().unwrap();
+    assert_eq!(error.code, "move_failed", "{failed:?}");
+    assert!(error.message.contains("scheduled event"), "{error:?}");
+    let row = app.store.tenant(&tenant).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.package_id), ("active", 10), "{row:?}");
+    let conn = connect_tenant(&app, &default_url, &row).await.expect("never locked");
+    conn.execute_unprepared("DROP EVENT nightly").await.unwrap();
+    conn.close().await.ok();
 
     change_plan(&app, &tenant, 40).await;
-    let events = app.events_until(&tenant, |e| e.kind == EventKind::StatusChanged && e.error.is_some()).await;
-    let failed = events.last().unwrap();
-    let error = failed.error.clone().unwrap();
-    assert_eq!(error.code, "move_failed", "{failed:?}");
-    assert!(error.message.contains("restore"), "the reason names the restore: {failed:?}");
+    let events = until_failure(&app, &tenant, 2).await;
+    let error = events.last().unwrap().error.clone().unwrap();
+    assert_eq!(error.code, "move_failed", "{events:#?}");
+    assert!(error.message.contains("restore"), "the reason names the restore: {error:?}");
+    assert!(error.message.contains("max_allowed_packet"), "and the server's own words: {error:?}");
+    assert!(!error.message.contains("customer "), "not the statement it echoed, with the tenant's data: {error:?}");
     assert!(
         events.iter().any(|e| e.kind == EventKind::StepUndone && e.step.as_deref() == Some("copy_database")),
         "the copy is undone: {events:#?}"
     );
     let row = app.store.tenant(&tenant).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.package_id), ("active", 10), "{row:?}");
-    assert_eq!((row.moving_to.as_deref(), row.moved_from.as_deref(), row.move_copy_started), (None, None, false));
+    assert_eq!((row.moving_to.as_deref(), row.moved_from.as_deref()), (Some(own_id.as_str()), None), "{row:?}");
+    assert!(!row.move_copy_started, "{row:?}");
     let conn = connect_tenant(&app, &default_url, &row).await.expect("the login is unlocked again");
     assert_eq!(snapshot(Engine::MariaDb, &conn).await, before, "every row where it was");
     conn.close().await.ok();
     assert_eq!(present(Engine::MariaDb, &own.url, &row).await, (false, false), "nothing left on the new server");
-    assert_eq!(placed(&app, &own_name).await, 0, "the reserved place is free again");
+    assert_eq!(placed(&app, &own_name).await, 1, "the tenant's own server stays kept for it");
 
     let admin = landlord_worker::tenant_db::TenantDbServer::new(&own.url.clone().into()).await.unwrap();
     admin.admin().execute_unprepared("SET GLOBAL max_allowed_packet = 16777216").await.unwrap();
-    let (status, answer) = send(&app, reqwest::Method::POST, &path, json!({ "admin_url": own.url })).await;
-    assert_eq!(status, 200, "{answer}");
     change_plan(&app, &tenant, 40).await;
     let row = app.store.tenant(&tenant).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.package_id), ("active", 40), "{row:?}");
     let conn = connect_tenant(&app, &own.url, &row).await.unwrap();
-    assert_eq!(snapshot(Engine::MariaDb, &conn).await, before, "moved on the second try");
+    assert_eq!(snapshot(Engine::MariaDb, &conn).await, before, "moved on the next try");
     conn.close().await.ok();
     assert_eq!(present(Engine::MariaDb, &default_url, &row).await, (false, false));
 }

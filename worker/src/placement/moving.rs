@@ -58,6 +58,10 @@ fn described(server: &db_server::Model) -> String {
 
 async fn reserve(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     let (store, t) = (&ctx.deps.store, ctx.tenant);
+    // The old copy of an earlier move that stopped after its switch goes first: the switch needs none.
+    if store.moved_from(&t.id).await?.is_some() {
+        drop_old(ctx).await?;
+    }
     let needed = must_move(ctx).await?;
     if let Some(server) = store.moving_to(&t.id).await? {
         if needed.is_some_and(|(placement, _)| placement.as_str() == server.kind) {
@@ -67,10 +71,6 @@ async fn reserve(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
         // given up, with anything copied there.
         undo_copy(ctx).await?;
         store.release_reservation(&t.id).await?;
-    }
-    // The old copy of an earlier move that stopped after its switch goes first: a move holds one.
-    if store.moved_from(&t.id).await?.is_some() {
-        drop_old(ctx).await?;
     }
     let Some((placement, engine)) = needed else {
         return Ok(StepDone::Skipped("the tenant's database is on a server of the kind its plan calls for".into()));
@@ -123,7 +123,7 @@ async fn reserve(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
 async fn copy(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     let (store, t) = (&ctx.deps.store, ctx.tenant);
     let Some(target_row) = store.moving_to(&t.id).await? else {
-        return Ok(StepDone::Skipped("no move is under way; nothing to copy".into()));
+        return nothing_reserved(ctx, "nothing to copy").await;
     };
     let db = DatabaseName::for_slug(&t.slug);
     let login = LoginName::for_slug(&t.slug);
@@ -145,9 +145,21 @@ async fn copy(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
             ),
         ));
     }
+    // Scheduled events run whatever the login's state and would change rows after the dump was taken.
+    let events = source.scheduled_events(&db).await?;
+    if events > 0 {
+        return Err(StepError::permanent(
+            ErrorCode::MoveFailed,
+            format!(
+                "database {db} has {events} enabled scheduled event(s), which keep changing it while it is \
+                 copied; the tenant stays where it is. Disable them (ALTER EVENT … DISABLE), change the plan \
+                 again, and enable them on the new server"
+            ),
+        ));
+    }
     // Nothing may change while it is copied: the login is locked and its sessions ended first.
     source.set_login_locked(&login, true).await?;
-    store.mark_copy_started(&t.id).await?;
+    store.mark_copy_started(&t.id, true).await?;
     // A copy an earlier attempt left half-restored is replaced whole.
     target.drop_db(&db).await?;
     target.create_database(&db, &login, &password).await?;
@@ -156,11 +168,14 @@ async fn copy(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     (ctx.checkpoint)(StepName::CopyDatabase, "restored").await;
     let (before, after) = (source.table_rows(&db).await?, target.table_rows(&db).await?);
     if before != after {
-        let differ: Vec<String> = before
-            .keys()
-            .chain(after.keys())
+        let tables: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).collect();
+        let differ: Vec<String> = tables
+            .into_iter()
             .filter(|k| before.get(*k) != after.get(*k))
-            .map(|k| format!("{k}: {} here, {} there", before.get(k).unwrap_or(&0), after.get(k).unwrap_or(&0)))
+            .map(|k| {
+                let (here, there) = (before.get(k).unwrap_or(&0), after.get(k).unwrap_or(&0));
+                format!("{}.{}: {here} here, {there} there", k.0, k.1)
+            })
             .collect();
         return Err(StepError::permanent(
             ErrorCode::MoveFailed,
@@ -175,6 +190,19 @@ async fn copy(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     )))
 }
 
+/// No place is reserved: right when the plan needs no move, an error when it does (a rollback that stopped
+/// half-way freed it), so the new plan is never recorded on a server of the wrong kind.
+async fn nothing_reserved(ctx: &StepContext<'_>, what: &str) -> Result<StepDone, StepError> {
+    if must_move(ctx).await?.is_none() {
+        return Ok(StepDone::Skipped(format!("no move is under way; {what}")));
+    }
+    Err(StepError::permanent(
+        ErrorCode::MoveFailed,
+        "the new plan needs the database on another server, but no place is reserved there any more (an \
+         earlier attempt was rolled back); the tenant stays where it is: change the plan again",
+    ))
+}
+
 /// Before the switch: the copy on the reserved server is dropped (with its login) and the tenant's login
 /// on its own server unlocked, so a failed move leaves the tenant as it was.
 async fn undo_copy(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
@@ -183,14 +211,17 @@ async fn undo_copy(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     let login = LoginName::for_slug(&t.slug);
     let Some(row) = store.tenant(&t.id).await? else { return Ok(StepDone::Skipped("no tenant".into())) };
     let mut done = Vec::new();
-    if let (Some(_), true) = (&row.moving_to, row.move_copy_started) {
-        let target_row = store.moving_to(&t.id).await?.expect("reserved");
-        ctx.deps.servers.get(&target_row).await?.drop_database(&db, &login).await?;
-        done.push(format!("the copy on {} dropped", target_row.name));
-    }
+    // The tenant serves again first, whatever becomes of the copy.
     if row.moving_to.is_some() {
         ctx.server().await?.set_login_locked(&login, false).await?;
         done.push(format!("login {login} unlocked"));
+    }
+    if row.move_copy_started
+        && let Some(target_row) = store.moving_to(&t.id).await?
+    {
+        ctx.deps.servers.get(&target_row).await?.drop_database(&db, &login).await?;
+        store.mark_copy_started(&t.id, false).await?;
+        done.push(format!("the copy on {} dropped", target_row.name));
     }
     Ok(if done.is_empty() {
         StepDone::Skipped("the database was switched already; nothing to undo".into())
@@ -202,10 +233,10 @@ async fn undo_copy(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
 async fn switch(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     let (store, t) = (&ctx.deps.store, ctx.tenant);
     let Some(target) = store.moving_to(&t.id).await? else {
-        return Ok(match store.moved_from(&t.id).await? {
-            Some(old) => StepDone::Done(format!("switched already; the old copy waits on {}", old.name)),
-            None => StepDone::Skipped("no move is under way".into()),
-        });
+        return match store.moved_from(&t.id).await? {
+            Some(old) => Ok(StepDone::Done(format!("switched already; the old copy waits on {}", old.name))),
+            None => nothing_reserved(ctx, "nothing to switch").await,
+        };
     };
     if !store.switch_server(&t.id).await? {
         return Err(StepError::permanent(

@@ -82,10 +82,11 @@ impl Runner {
 }
 
 impl Runner {
-    /// After a move failed for good: before its switch, the copy is dropped and the login unlocked, the
-    /// names restored and the reserved place freed, so the tenant serves from its old server as before;
-    /// after the switch, nothing is undone (the tenant's database is the new one; the plan change sent
-    /// again finishes the move). Returns the steps undone.
+    /// After a move failed for good: before its switch, the tenant's login is unlocked and the copy
+    /// dropped, its names restored, and a place reserved on a shared server freed (a dedicated server stays
+    /// kept for the tenant), so the tenant serves from its old server as before; after the switch, nothing
+    /// is undone (the tenant's database is the new one; the plan change sent again finishes the move).
+    /// Returns the steps undone.
     pub(super) async fn roll_back_move(
         &self,
         plan: &Plan,
@@ -97,50 +98,57 @@ impl Runner {
             return Ok(Vec::new());
         }
         let mut undone = Vec::new();
-        // The copy before the place it is on; the names are pointed back by running `restore_dns`.
-        for name in [StepName::CopyDatabase, StepName::ParkDns, StepName::ReserveServer] {
-            if !plan.names().any(|n| n == name) {
-                continue;
-            }
-            let started = Instant::now();
-            let result = match name {
-                StepName::ParkDns => crate::steps::step(StepName::RestoreDns).run(ctx).await,
-                other => match crate::steps::step(other).undo(ctx) {
-                    Some(undo) => undo.await,
-                    None => continue,
-                },
-            };
-            match result {
-                Ok(StepDone::Done(message) | StepDone::Skipped(message) | StepDone::Deferred(message)) => {
-                    store.step_finished(&tenant, name, StepState::Undone, started.elapsed(), None).await?;
-                    let detail = Detail {
-                        step: Some(name),
-                        duration: Some(started.elapsed()),
-                        message: Some(message),
-                        ..Detail::default()
-                    };
+        let copy = crate::steps::step(StepName::CopyDatabase);
+        let undo_copy = copy.undo(ctx).expect("a copy can be undone");
+        let copy_gone = self.record_undo(ctx, run, StepName::CopyDatabase, undo_copy.await, &mut undone).await?;
+        if plan.names().any(|n| n == StepName::ParkDns) {
+            let restored = crate::steps::step(StepName::RestoreDns).run(ctx).await;
+            self.record_undo(ctx, run, StepName::ParkDns, restored, &mut undone).await?;
+        }
+        // A place is freed only once nothing of the tenant's is left there.
+        let reserved = store.moving_to(&tenant).await?;
+        if copy_gone && reserved.is_some_and(|s| s.kind == landlord_protocol::Placement::Shared.as_str()) {
+            let release = crate::steps::step(StepName::ReserveServer);
+            let released = release.undo(ctx).expect("a reservation can be undone").await;
+            self.record_undo(ctx, run, StepName::ReserveServer, released, &mut undone).await?;
+        }
+        Ok(undone)
+    }
+
+    /// Records one part of a move's rollback: the step undone (when it had run) and its event, or the
+    /// failure for operators. True when it succeeded.
+    async fn record_undo(
+        &self,
+        ctx: &StepContext<'_>,
+        run: Uuid,
+        name: StepName,
+        result: Result<StepDone, crate::steps::StepError>,
+        undone: &mut Vec<StepName>,
+    ) -> Result<bool, StoreError> {
+        let (store, tenant) = (&self.deps.store, ctx.tenant.id);
+        match result {
+            Ok(StepDone::Done(message) | StepDone::Skipped(message) | StepDone::Deferred(message)) => {
+                if store.step(&tenant, name).await?.is_some() {
+                    store.step_finished(&tenant, name, StepState::Undone, std::time::Duration::ZERO, None).await?;
+                    let detail = Detail { step: Some(name), message: Some(message), ..Detail::default() };
                     self.progress.emit(Some(tenant), Some(run), EventKind::StepUndone, detail).await;
                     undone.push(name);
                 }
-                Err(e) => {
-                    // The rest goes on: the place stays reserved if the copy could not be dropped, so nothing
-                    // is counted free that still holds data.
-                    tracing::error!(step = name.as_str(), error = %e, "could not roll back this part of the move");
-                    let detail = Detail {
-                        step: Some(name),
-                        error: Some(e.to_event()),
-                        message: Some(format!(
-                            "could not undo {name} of the move; sending the plan change again finishes or rolls it back"
-                        )),
-                        ..Detail::default()
-                    };
-                    self.progress.emit(Some(tenant), Some(run), EventKind::StepFailed, detail).await;
-                    if name == StepName::CopyDatabase {
-                        break;
-                    }
-                }
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::error!(step = name.as_str(), error = %e, "could not roll back this part of the move");
+                let detail = Detail {
+                    step: Some(name),
+                    error: Some(e.to_event()),
+                    message: Some(format!(
+                        "could not undo {name} of the move; sending the plan change again finishes or rolls it back"
+                    )),
+                    ..Detail::default()
+                };
+                self.progress.emit(Some(tenant), Some(run), EventKind::StepFailed, detail).await;
+                Ok(false)
             }
         }
-        Ok(undone)
     }
 }

@@ -337,7 +337,8 @@ impl Runner {
             Ok(p) => p,
             Err(reason) => return self.reject(cmd, reason).await,
         };
-        let unfinished_move = row.moving_to.is_some() || row.moved_from.is_some();
+        // A copy begun, or an old copy not yet dropped; a place merely kept for a move (a hand-over) is not one.
+        let unfinished_move = row.moved_from.is_some() || (row.moving_to.is_some() && row.move_copy_started);
         let from = (plan.package_id, plan.subscription_type_id);
         if from == to {
             if !unfinished_move
@@ -361,6 +362,11 @@ impl Runner {
             moving,
         };
         self.run_flow(cmd, &plan, flow, delivered, alive).await
+    }
+
+    /// Whether a move's switch is done: the tenant's database is the copy (or no move is under way).
+    async fn switched(&self, plan: &TenantPlan) -> Result<bool, StoreError> {
+        Ok(self.deps.store.tenant(&plan.id).await?.is_none_or(|row| row.moving_to.is_none()))
     }
 
     /// Whether the plan in `plan` puts the tenant on a server of another kind than the one it is on.
@@ -547,6 +553,11 @@ impl Runner {
             Some(Stop::Interrupted) => {
                 store.finish_run(run, RunStatus::Interrupted).await?;
                 return Ok(Outcome::Interrupted);
+            }
+            // A move never keeps a tenant locked out waiting for a server: before the switch, an error that
+            // outlasted its retries rolls the move back, and the change can be sent again.
+            Some(Stop::Transient(name, e)) if flow.moving && !self.switched(plan).await? => {
+                return self.fail(cmd, plan, run, ctx, &flow, name, e).await;
             }
             Some(Stop::Transient(name, e)) => {
                 store.finish_run(run, RunStatus::Interrupted).await?;

@@ -157,6 +157,15 @@ impl Runner {
             Ok(outcome)
         };
         match (status, desired) {
+            // A move this reconcile began (a plan bought on Stripe), delivered again: it goes on.
+            (Some(TenantStatus::Moving), _) if store.is_latest_run_of(&cmd.tenant_id, cmd.id.as_str()).await? => {
+                let change = match self.plan_bought(&row, &known.snapshot) {
+                    Some(change) => change,
+                    // The new plan is recorded already: the move goes on to the plan the tenant has.
+                    None => recorded_plan(&row)?,
+                };
+                self.change_plan(cmd, &change, delivered, alive).await
+            }
             // A provisioning or a move under way: this waits for it to end.
             (Some(TenantStatus::Pending | TenantStatus::Provisioning | TenantStatus::Moving), _) => {
                 Ok(Outcome::RetryLater { delay: Duration::from_secs(5) })
@@ -183,15 +192,7 @@ impl Runner {
                         .step_settled_by_command(&cmd.tenant_id, StepName::RecordPlan, cmd.id.as_str())
                         .await? =>
                     {
-                        let current = PlanChange {
-                            package_id: landlord_protocol::PackageId::try_from(row.package_id as u32)
-                                .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?,
-                            subscription_type_id: landlord_protocol::SubscriptionTypeId::try_from(
-                                row.subscription_type_id as u32,
-                            )
-                            .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e.to_string())))?,
-                        };
-                        self.change_plan(cmd, &current, delivered, alive).await
+                        self.change_plan(cmd, &recorded_plan(&row)?, delivered, alive).await
                     }
                     None => done(Outcome::AlreadyDone).await,
                 }
@@ -292,6 +293,16 @@ impl Runner {
         let run = Flow { plan: flow, during: from, ending: to, failed: from, repeatable: true, moving: false };
         self.run_flow(cmd, &plan, run, delivered, alive).await
     }
+}
+
+/// The plan the tenant has recorded, as a change to it.
+fn recorded_plan(row: &tenant::Model) -> Result<PlanChange, StoreError> {
+    let bad = |e: landlord_protocol::IdError| StoreError::Db(sea_orm::DbErr::Custom(e.to_string()));
+    Ok(PlanChange {
+        package_id: landlord_protocol::PackageId::try_from(row.package_id as u32).map_err(bad)?,
+        subscription_type_id: landlord_protocol::SubscriptionTypeId::try_from(row.subscription_type_id as u32)
+            .map_err(bad)?,
+    })
 }
 
 /// Why Stripe's API could not be read.

@@ -183,18 +183,18 @@ pub fn plan_change() -> Plan {
     ])
 }
 
-/// A plan change that crosses placement (shared to dedicated, or back) moves the database. The upgrade runs
-/// first, on the old server while the tenant still serves; a place on the new server is reserved before
-/// anything is suspended (no server to be had fails the change with nothing changed); then the tenant is
-/// suspended (its names parked, its login locked inside the copy), its database copied and checked, and
-/// switched; the new plan is recorded, the tenant resumed, its stack told; the old copy is dropped last.
+/// A plan change that crosses placement (shared to dedicated, or back) moves the database. A place on the
+/// new server is reserved first (no server to be had fails the change with nothing changed); the upgrade
+/// runs on the old server while the tenant still serves; then the tenant is suspended (its names parked,
+/// its login locked inside the copy), its database copied and checked, and switched; the new plan is
+/// recorded, the tenant resumed, its stack told; the old copy is dropped last.
 pub fn plan_move() -> Plan {
     use StepName::*;
     Plan::new(vec![
-        PlannedStep::new(UpgradeSchema, &[]),
-        PlannedStep::new(ReserveServer, &[UpgradeSchema]),
-        PlannedStep::new(ParkDns, &[ReserveServer]),
-        PlannedStep::new(CopyDatabase, &[ReserveServer]),
+        PlannedStep::new(ReserveServer, &[]),
+        PlannedStep::new(UpgradeSchema, &[ReserveServer]),
+        PlannedStep::new(ParkDns, &[UpgradeSchema]),
+        PlannedStep::new(CopyDatabase, &[UpgradeSchema]),
         PlannedStep::new(SwitchServer, &[CopyDatabase, ParkDns]),
         PlannedStep::new(RecordPlan, &[SwitchServer]),
         PlannedStep::new(UnlockLogin, &[SwitchServer]),

@@ -119,12 +119,12 @@ mod tests {
     fn a_move_reserves_before_it_suspends_and_drops_the_old_copy_last() {
         let plan = crate::steps::plan_move();
         let names = |settled: &[StepName]| plan.ready(settled).into_iter().map(PlannedStep::name).collect::<Vec<_>>();
-        assert_eq!(names(&[]), [UpgradeSchema]);
-        assert_eq!(names(&[UpgradeSchema]), [ReserveServer], "nothing is suspended before a server is had");
-        assert_eq!(names(&[UpgradeSchema, ReserveServer]), [ParkDns, CopyDatabase]);
-        let copied = [UpgradeSchema, ReserveServer, ParkDns, CopyDatabase];
+        assert_eq!(names(&[]), [ReserveServer], "nothing changes before a server is had");
+        assert_eq!(names(&[ReserveServer]), [UpgradeSchema]);
+        assert_eq!(names(&[ReserveServer, UpgradeSchema]), [ParkDns, CopyDatabase]);
+        let copied = [ReserveServer, UpgradeSchema, ParkDns, CopyDatabase];
         assert_eq!(names(&copied), [SwitchServer]);
-        let switched = [UpgradeSchema, ReserveServer, ParkDns, CopyDatabase, SwitchServer];
+        let switched = [ReserveServer, UpgradeSchema, ParkDns, CopyDatabase, SwitchServer];
         assert_eq!(names(&switched), [RecordPlan, UnlockLogin, RestoreDns]);
         assert_eq!(plan.names().last(), Some(DropOldCopy));
         assert!(plan.requires(DropOldCopy).contains(&UnlockLogin), "the tenant serves again before the old copy goes");

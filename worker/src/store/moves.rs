@@ -68,11 +68,11 @@ impl Store {
         self.take_slot(tenant_id, server_id, false, Slot::MovingTo).await
     }
 
-    /// Records that Landlord is about to create the tenant's copy on the reserved server: from now on a
-    /// database of the tenant's name there is Landlord's to replace.
-    pub async fn mark_copy_started(&self, tenant_id: &TenantId) -> Result<(), StoreError> {
+    /// Records that Landlord is about to create the tenant's copy on the reserved server (`started`): from
+    /// now on a database of the tenant's name there is Landlord's to replace; or that the copy was dropped.
+    pub async fn mark_copy_started(&self, tenant_id: &TenantId, started: bool) -> Result<(), StoreError> {
         tenant::Entity::update_many()
-            .col_expr(tenant::Column::MoveCopyStarted, Expr::value(true))
+            .col_expr(tenant::Column::MoveCopyStarted, Expr::value(started))
             .col_expr(tenant::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(tenant::Column::Id.eq(tenant_id.to_string()))
             .filter(tenant::Column::MovingTo.is_not_null())
@@ -84,14 +84,7 @@ impl Store {
     /// Gives up a move before its switch: the reserved place is freed and the copy is no longer Landlord's
     /// to replace (it has been dropped by then). Returns the server that was reserved.
     pub async fn release_reservation(&self, tenant_id: &TenantId) -> Result<Option<String>, StoreError> {
-        let released = self.free_slot(tenant_id, Slot::MovingTo).await?;
-        tenant::Entity::update_many()
-            .col_expr(tenant::Column::MoveCopyStarted, Expr::value(false))
-            .filter(tenant::Column::Id.eq(tenant_id.to_string()))
-            .filter(tenant::Column::MovingTo.is_null())
-            .exec(self.connection())
-            .await?;
-        Ok(released)
+        self.free_slot(tenant_id, Slot::MovingTo).await
     }
 
     /// The switch: the copy becomes the tenant's database and the old server waits for its copy to be
@@ -108,6 +101,8 @@ impl Store {
             .filter(tenant::Column::MovingTo.is_not_null())
             .filter(tenant::Column::MoveCopyStarted.eq(true))
             .filter(tenant::Column::MovedFrom.is_null())
+            // The old server must be known, or its copy could never be dropped.
+            .filter(tenant::Column::DbServer.is_not_null())
             .exec(self.connection())
             .await?;
         Ok(switched.rows_affected == 1)

@@ -375,9 +375,14 @@ impl Store {
             txn.rollback().await?;
             return Ok(false);
         }
-        let recorded = tenant::Entity::update_many()
+        let mut recorded = tenant::Entity::update_many()
             .col_expr(slot.column(), Expr::value(server_id))
-            .col_expr(tenant::Column::UpdatedAt, Expr::value(Utc::now()))
+            .col_expr(tenant::Column::UpdatedAt, Expr::value(Utc::now()));
+        if slot == Slot::MovingTo {
+            // A new reservation: nothing on it is Landlord's copy yet.
+            recorded = recorded.col_expr(tenant::Column::MoveCopyStarted, Expr::value(false));
+        }
+        let recorded = recorded
             .filter(tenant::Column::Id.eq(tenant_id.to_string()))
             .filter(slot.column().is_null())
             .exec(&txn)
@@ -411,8 +416,12 @@ impl Store {
         let Some(row) = self.tenant(tenant_id).await? else { return Ok(None) };
         let Some(server) = slot.held(row) else { return Ok(None) };
         let txn = self.connection().begin().await?;
-        let cleared = tenant::Entity::update_many()
-            .col_expr(slot.column(), Expr::value(Option::<String>::None))
+        let mut cleared = tenant::Entity::update_many().col_expr(slot.column(), Expr::value(Option::<String>::None));
+        if slot == Slot::MovingTo {
+            // In the same update: a flag outliving its reservation would vouch for a database nobody copied.
+            cleared = cleared.col_expr(tenant::Column::MoveCopyStarted, Expr::value(false));
+        }
+        let cleared = cleared
             .filter(tenant::Column::Id.eq(tenant_id.to_string()))
             .filter(slot.column().eq(server.clone()))
             .exec(&txn)

@@ -22,8 +22,8 @@ use crate::{
 /// The last this much of a tool's standard error is kept for the step's error.
 const STDERR_KEPT: usize = 2000;
 
-/// Rows per table (`schema.table` on PostgreSQL, the table's name on MySQL).
-pub type TableRows = BTreeMap<String, i64>;
+/// Rows per table, by (schema, table).
+pub type TableRows = BTreeMap<(String, String), i64>;
 
 impl TenantDbServer {
     /// Dumps `db` here as the administrator and restores it into the same-named, empty database on
@@ -38,7 +38,7 @@ impl TenantDbServer {
         alive: &dyn KeepAlive,
     ) -> Result<(), StepError> {
         // Both tools first: a worker without one must fail before it starts anything.
-        let mut dump = self.dump_command(db)?;
+        let mut dump = self.move_dump_command(db)?;
         let mut restore = target.restore_command(db, login, password)?;
         let start = |what: &str, e: std::io::Error| {
             StepError::permanent(ErrorCode::ArchiveTool, format!("cannot start the {what} tool for {db}: {e}"))
@@ -64,7 +64,7 @@ impl TenantDbServer {
             (dump_complaint.await.unwrap_or_default(), restore_complaint.await.unwrap_or_default());
         let failed = |what: &str, status: std::io::Result<ExitStatus>, complaint: String| {
             let how = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-            let said = if complaint.is_empty() { "no output".to_owned() } else { complaint };
+            let said = error_lines(&complaint);
             let mut err =
                 StepError::permanent(ErrorCode::MoveFailed, format!("{what} of database {db} failed ({how}): {said}"));
             err.redact(self.admin_password().unwrap_or_default().as_str());
@@ -89,14 +89,15 @@ impl TenantDbServer {
             Dialect::MySql => SqlStatement::from_sql_and_values(
                 backend,
                 "SELECT CAST(TABLE_SCHEMA AS CHAR) AS s, CAST(TABLE_NAME AS CHAR) AS t FROM information_schema.TABLES \
-                 WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+                 WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') \
+                 ORDER BY TABLE_NAME",
                 [db.as_str().into()],
             ),
             Dialect::Postgres => SqlStatement::from_string(
                 backend,
                 "SELECT n.nspname::text AS s, c.relname::text AS t FROM pg_catalog.pg_class c \
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' \
-                 AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'",
+                 AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2",
             ),
         };
         let mut rows = TableRows::new();
@@ -109,23 +110,53 @@ impl TenantDbServer {
                 .to_owned();
             let row = conn.query_one(&count).await?;
             let n: i64 = row.map(|r| r.try_get("", "n")).transpose()?.unwrap_or(0);
-            let key = match self.dialect {
-                Dialect::MySql => name,
-                Dialect::Postgres => format!("{schema}.{name}"),
-            };
-            rows.insert(key, n);
+            rows.insert((schema, name), n);
         }
         conn.close().await.ok();
         Ok(rows)
     }
 
+    /// Enabled scheduled events in `db` (MySQL/MariaDB): they run as their definer whatever its login's
+    /// state, so they would change rows while the database is copied. None on PostgreSQL.
+    pub async fn scheduled_events(&self, db: &DatabaseName) -> Result<i64, StepError> {
+        if self.dialect != Dialect::MySql {
+            return Ok(0);
+        }
+        let stmt = SqlStatement::from_sql_and_values(
+            self.admin.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? AND STATUS = 'ENABLED'",
+            [db.as_str().into()],
+        );
+        let row = self.admin.query_one_raw(stmt).await?;
+        Ok(row.map(|r| r.try_get("", "n")).transpose()?.unwrap_or(0))
+    }
+
     /// A single connection to `db` as the administrator (PostgreSQL reads one database per connection).
+    /// On PostgreSQL with `row_security` off: a tenant's row-level policy (code the tenant wrote) never runs
+    /// with the administrator's rights; a table it would filter makes the count fail instead.
     async fn connect_admin_to(&self, db: &DatabaseName) -> Result<DatabaseConnection, StepError> {
-        let mut url = url::Url::parse(self.url.expose_secret())
-            .map_err(|_| StepError::permanent(ErrorCode::TenantDbUrl, "LANDLORD_TENANT_DB_URL is not a valid URL"))?;
+        let mut url = url::Url::parse(self.url.expose_secret()).map_err(|_| {
+            StepError::permanent(ErrorCode::TenantDbUrl, "the database server's admin URL is not valid")
+        })?;
         url.set_path(&format!("/{}", db.as_str()));
+        if self.dialect == Dialect::Postgres {
+            url.query_pairs_mut().append_pair("options", "-c row_security=off");
+        }
         Ok(super::connect(&SecretString::from(url.to_string()), 1, false).await?)
     }
+}
+
+/// The lines of a tool's complaint that say what went wrong, without the statement it echoes (which carries
+/// the tenant's data): at most three, each cut short.
+fn error_lines(complaint: &str) -> String {
+    let lines: Vec<String> = complaint
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.to_ascii_lowercase().contains("error") && !l.starts_with("Command was"))
+        .map(|l| l.chars().filter(|c| !c.is_control()).take(300).collect())
+        .collect();
+    let kept = &lines[lines.len().saturating_sub(3)..];
+    if kept.is_empty() { "no error message".to_owned() } else { kept.join(" / ") }
 }
 
 /// Reads a tool's standard error beside its work (a tool with much to say would block on a full pipe),

@@ -1,5 +1,5 @@
 //! The database's own tools: the dump tool (`mariadb-dump` or `mysqldump`, `pg_dump`) for a tenant's
-//! final dump and for moving it, and the client (`mariadb` or `mysql`, `psql`) that restores a move's dump
+//! final dump and for moving it, and the client (`mariadb` or `mysql`, `pg_restore`) that restores a move's dump
 //! on the new server. A dump runs as the server's administrator; a restore runs as the tenant's own login,
 //! so what it creates is the tenant's and a dump can do nothing the tenant could not. Passwords go in the
 //! tool's environment (`MYSQL_PWD`, `PGPASSWORD`), never on its command line, where any user of the
@@ -32,7 +32,7 @@ fn tools(dialect: Dialect, tool: Tool) -> &'static [&'static str] {
         (Dialect::MySql, Tool::Dump) => &["mariadb-dump", "mysqldump"],
         (Dialect::MySql, Tool::Restore) => &["mariadb", "mysql"],
         (Dialect::Postgres, Tool::Dump) => &["pg_dump"],
-        (Dialect::Postgres, Tool::Restore) => &["psql"],
+        (Dialect::Postgres, Tool::Restore) => &["pg_restore"],
     }
 }
 
@@ -58,9 +58,24 @@ fn find_tool(dialect: Dialect, tool: Tool) -> Result<std::path::PathBuf, StepErr
 }
 
 impl TenantDbServer {
-    /// The command that writes `db` as SQL to its standard output, as the administrator. Its standard
-    /// error is piped, for the reason it gives when it fails.
+    /// The command that writes `db` as SQL to its standard output, as the administrator: a final dump any
+    /// fresh database can be restored from. Its standard error is piped, for the reason it gives when it
+    /// fails.
     pub fn dump_command(&self, db: &DatabaseName) -> Result<Command, StepError> {
+        self.dump(db, "--format=plain")
+    }
+
+    /// The command that writes `db` for a move to its standard output: what [`restore_command`] reads (on
+    /// PostgreSQL the custom format, which `pg_restore` runs statement by statement, never through a
+    /// client that would obey meta-commands hidden in a name).
+    ///
+    /// [`restore_command`]: Self::restore_command
+    pub fn move_dump_command(&self, db: &DatabaseName) -> Result<Command, StepError> {
+        self.dump(db, "--format=custom")
+    }
+
+    /// The dump tool for `db`; `pg_format` is PostgreSQL's `--format=…` (MySQL writes SQL either way).
+    fn dump(&self, db: &DatabaseName, pg_format: &str) -> Result<Command, StepError> {
         let mut cmd = self.tool_command(Tool::Dump, None)?;
         match self.dialect {
             Dialect::MySql => {
@@ -70,15 +85,16 @@ impl TenantDbServer {
                 cmd.arg("--").arg(db.as_str());
             }
             Dialect::Postgres => {
-                cmd.args(["--format=plain", "--no-owner", "--no-privileges", "--quote-all-identifiers"]);
+                cmd.arg(pg_format).args(["--no-owner", "--no-privileges", "--quote-all-identifiers"]);
                 cmd.arg(format!("--dbname={}", db.as_str()));
             }
         }
         Ok(cmd)
     }
 
-    /// The command that runs the SQL on its standard input in `db` as the tenant's own `login`, stopping
-    /// at the first error (PostgreSQL: in one transaction, so a failed restore leaves nothing half-made).
+    /// The command that restores what [`move_dump_command`](Self::move_dump_command) wrote, from its
+    /// standard input into `db`, as the tenant's own `login`, stopping at the first error (PostgreSQL: in
+    /// one transaction, so a failed restore leaves nothing half-made).
     pub fn restore_command(
         &self,
         db: &DatabaseName,
@@ -88,11 +104,12 @@ impl TenantDbServer {
         let mut cmd = self.tool_command(Tool::Restore, Some((login, password)))?;
         match self.dialect {
             Dialect::MySql => {
-                cmd.args(["--batch", "--binary-mode", "--no-auto-rehash", "--skip-column-names"]);
+                // `--binary-mode` with piped input: no client command but `DELIMITER` is obeyed.
+                cmd.args(["--batch", "--binary-mode", "--no-auto-rehash", "--skip-column-names", "--local-infile=0"]);
                 cmd.arg(format!("--database={}", db.as_str()));
             }
             Dialect::Postgres => {
-                cmd.args(["--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1"]);
+                cmd.args(["--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error"]);
                 cmd.arg(format!("--dbname={}", db.as_str()));
             }
         }
@@ -102,8 +119,9 @@ impl TenantDbServer {
     /// A tool connected to this server as the administrator, or as `login` when given: host, port, user,
     /// password and TLS from the admin URL, and nothing from the worker's own environment.
     fn tool_command(&self, tool: Tool, login: Option<(&LoginName, &SecretString)>) -> Result<Command, StepError> {
-        let url = url::Url::parse(self.url.expose_secret())
-            .map_err(|_| StepError::permanent(ErrorCode::TenantDbUrl, "LANDLORD_TENANT_DB_URL is not a valid URL"))?;
+        let url = url::Url::parse(self.url.expose_secret()).map_err(|_| {
+            StepError::permanent(ErrorCode::TenantDbUrl, "the database server's admin URL is not valid")
+        })?;
         let program = find_tool(self.dialect, tool)?;
         let host = url.host_str().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']').to_owned();
         let (user, password) = match login {
