@@ -57,6 +57,10 @@ pub struct Stored {
     pub duplicate: bool,
 }
 
+/// The counter of commands stored on JetStream, by `kind` and `duplicate` (`landlord_worker::telemetry`
+/// lists every series).
+pub const COMMANDS_PUBLISHED: &str = "landlord_commands_published_total";
+
 /// A connection to NATS with its JetStream context. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Bus {
@@ -156,7 +160,11 @@ impl Bus {
     pub async fn publish_command(&self, cmd: &Command) -> Result<Stored, BusError> {
         let subject = cmd.subject();
         let message = PublishMessage::build().payload(cmd.to_json().into()).message_id(cmd.id.as_str());
-        self.store(subject, message).await
+        let stored = self.store(subject, message).await?;
+        let duplicate = if stored.duplicate { "true" } else { "false" };
+        metrics::counter!(COMMANDS_PUBLISHED, "kind" => cmd.action.kind().as_str(), "duplicate" => duplicate)
+            .increment(1);
+        Ok(stored)
     }
 
     /// Publishes a progress event, deduplicated by its event id.

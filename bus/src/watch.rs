@@ -1,5 +1,6 @@
-//! Reading progress back: history first, then live, in order. Used by `landlord watch`, dashboards'
-//! helpers and the tests.
+//! Reading progress back: history first, then live, in order. Used by `landlord watch`, the ingress's
+//! Server-Sent Events (each event with its JetStream sequence, so a client resumes after the last one it
+//! saw) and the tests.
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use futures::{Stream, StreamExt};
@@ -14,26 +15,51 @@ impl Bus {
         &self,
         tenant: Option<&TenantId>,
     ) -> Result<impl Stream<Item = ProgressEvent> + use<>, BusError> {
+        Ok(self.progress_after(tenant, None).await?.map(|(_, event)| event))
+    }
+
+    /// Every progress event of `tenant` (or of all tenants) stored after stream sequence `after` (from the
+    /// oldest kept when `None`), then live ones, each with its sequence: a reader that resumes after the
+    /// last sequence it saw misses none and sees none twice.
+    pub async fn progress_after(
+        &self,
+        tenant: Option<&TenantId>,
+        after: Option<u64>,
+    ) -> Result<impl Stream<Item = (u64, ProgressEvent)> + use<>, BusError> {
         let filter = match tenant {
             Some(t) => subjects::progress_subject(Some(t)),
             None => subjects::PROGRESS_WILDCARD.to_owned(),
         };
+        let deliver_policy = match after {
+            Some(seq) => DeliverPolicy::ByStartSequence { start_sequence: seq.saturating_add(1) },
+            None => DeliverPolicy::All,
+        };
         let fail = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
         let stream = self.js.get_stream(subjects::PROGRESS_STREAM).await.map_err(|e| fail(&e))?;
         let consumer = stream
-            .create_consumer(OrderedConfig {
-                filter_subject: filter,
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
+            .create_consumer(OrderedConfig { filter_subject: filter, deliver_policy, ..Default::default() })
             .await
             .map_err(|e| fail(&e))?;
         let messages = consumer.messages().await.map_err(|e| fail(&e))?;
         Ok(messages.filter_map(|m| async move {
             let m = m.ok()?;
+            let seq = m.info().ok()?.stream_sequence;
             serde_json::from_slice::<ProgressEvent>(&m.payload)
-                .inspect_err(|e| tracing::warn!(error = %e, "skipping undecodable progress event"))
+                .inspect_err(|e| tracing::warn!(error = %e, seq, "skipping undecodable progress event"))
                 .ok()
+                .map(|event| (seq, event))
         }))
+    }
+
+    /// The stream sequence of the newest progress event of `tenant`, if it has any: where a reader that
+    /// replays history knows it has caught up.
+    pub async fn last_progress(&self, tenant: &TenantId) -> Result<Option<u64>, BusError> {
+        let fail = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
+        let stream = self.js.get_stream(subjects::PROGRESS_STREAM).await.map_err(|e| fail(&e))?;
+        match stream.get_last_raw_message_by_subject(&subjects::progress_subject(Some(tenant))).await {
+            Ok(message) => Ok(Some(message.sequence)),
+            Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(fail(&e)),
+        }
     }
 }

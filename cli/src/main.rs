@@ -12,7 +12,7 @@ mod servers;
 mod tenants;
 mod watch;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
@@ -36,7 +36,8 @@ enum Command {
     Dev,
     /// Sends a signed `checkout.session.completed` to an ingress, as Stripe would, and prints the tenant id.
     DemoCheckout(demo::Args),
-    /// Prints progress events (history first, then live).
+    /// Follows a tenant's steps as progress bars until it is active (exit 0), failed (1) or waiting for
+    /// an operator (2); without a tenant, prints every tenant's events (history first, then live).
     Watch(watch::Args),
     /// Tenants, through the admin API (LANDLORD_API_URL, LANDLORD_ADMIN_TOKEN).
     Tenants(tenants::Args),
@@ -69,20 +70,22 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     landlord_cli::init_tracing();
     let config = cli.config.as_deref();
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Dev => dev::run(config).await,
-        Command::DemoCheckout(args) => demo::run(args).await,
+        Command::Dev => done(dev::run(config).await),
+        Command::DemoCheckout(args) => done(demo::run(args).await),
+        // Answers with its exit code: 0 active, 1 failed, 2 waiting for an operator.
         Command::Watch(args) => watch::run(config, args).await,
-        Command::Tenants(args) => tenants::run(config, args).await,
-        Command::Audit { api, tenant, limit } => tenants::audit(&api, tenant, limit).await,
-        Command::Servers(args) => servers::run(args).await,
-        Command::Queue { api } => tenants::queue(&api).await,
-        Command::Purchases(cmd) => purchases::run(config, cmd).await,
-        Command::Scripts(cmd) => scripts::run(cmd).await,
-        Command::Secrets(cmd) => secrets::run(config, cmd).await,
+        Command::Tenants(args) => done(tenants::run(config, args).await),
+        Command::Audit { api, tenant, limit } => done(tenants::audit(&api, tenant, limit).await),
+        Command::Servers(args) => done(servers::run(args).await),
+        Command::Queue { api } => done(tenants::queue(&api).await),
+        Command::Purchases(cmd) => done(purchases::run(config, cmd).await),
+        Command::Scripts(cmd) => done(scripts::run(cmd).await),
+        Command::Secrets(cmd) => done(secrets::run(config, cmd).await),
     }
 }

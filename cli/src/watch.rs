@@ -1,46 +1,170 @@
-//! `landlord watch`: progress events as they happen, one line each.
+//! `landlord watch`: progress as it happens. With a tenant, one progress bar per step of its latest run
+//! (plain lines when the output is not a terminal), and an exit code a script can act on: 0 once the
+//! tenant is active, 1 when it failed (or its purchase was refused, or a change was rolled back), 2 when
+//! it waits for an operator, each with the reason. A tenant already there exits at once. Without a
+//! tenant, every tenant's events, one line each, until interrupted.
 
-use std::path::Path;
+use std::{collections::HashMap, io::IsTerminal, path::Path, process::ExitCode, time::Duration};
 
 use futures::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use landlord_bus::Bus;
 use landlord_protocol::{EventKind, ProgressEvent, TenantId, TenantStatus};
+use uuid::Uuid;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this tenant (all tenants when absent).
+    /// Only this tenant, with a progress bar per step (all tenants, one line per event, when absent).
     tenant: Option<String>,
-    /// Exit once the tenant is active or failed (exit code 1 when failed, refused or rejected).
-    #[arg(long)]
+    /// Kept for scripts written before `watch TENANT` exited by itself: it always does now.
+    #[arg(long, hide = true)]
     until_done: bool,
+    /// One line per event instead of progress bars, even on a terminal.
+    #[arg(long)]
+    plain: bool,
 }
 
-pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
-    let cfg = landlord_worker::WorkerConfig::load(config)?;
-    let tenant = args.tenant.as_deref().map(TenantId::parse).transpose()?;
-    let bus = Bus::connect_with(&cfg.nats_settings()).await?;
-    let mut events = Box::pin(bus.progress(tenant.as_ref()).await?);
-    while let Some(ev) = events.next().await {
-        println!("{}", line(&ev));
-        let ours = tenant.is_none_or(|t| ev.tenant_id == Some(t));
-        if args.until_done && ours && matches!(ev.kind, EventKind::PurchaseRefused | EventKind::Rejected) {
-            anyhow::bail!("no tenant will be made: {}", ev.error.map(|e| e.message).unwrap_or_default())
-        }
-        if args.until_done && ours && ev.kind == EventKind::StatusChanged {
-            match ev.status {
-                // Active again after a plan change that failed (a move rolled back): the change did not happen.
-                Some(TenantStatus::Active) if ev.error.is_some() => {
-                    anyhow::bail!("the change failed: {}", ev.error.map(|e| e.message).unwrap_or_default())
-                }
-                Some(TenantStatus::Active) => return Ok(()),
-                Some(TenantStatus::Failed) => {
-                    anyhow::bail!("tenant failed: {}", ev.error.map(|e| e.message).unwrap_or_default())
-                }
-                _ => {}
-            }
+/// How a watch of one tenant ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    Active,
+    Failed(String),
+    AwaitingOperator(String),
+}
+
+impl Ending {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Active => ExitCode::SUCCESS,
+            Self::Failed(_) => ExitCode::from(1),
+            Self::AwaitingOperator(_) => ExitCode::from(2),
         }
     }
-    Ok(())
+}
+
+/// Whether `event` ends a watch, and how.
+pub fn ending(event: &ProgressEvent) -> Option<Ending> {
+    let reason = || event.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+    match (event.kind, event.status) {
+        (EventKind::PurchaseRefused | EventKind::Rejected, _) => Some(Ending::Failed(reason())),
+        // Active again after a change that failed (a move rolled back): the change did not happen.
+        (EventKind::StatusChanged, Some(TenantStatus::Active)) if event.error.is_some() => {
+            Some(Ending::Failed(reason()))
+        }
+        (EventKind::StatusChanged, Some(TenantStatus::Active)) => Some(Ending::Active),
+        (EventKind::StatusChanged, Some(TenantStatus::Failed)) => Some(Ending::Failed(reason())),
+        (EventKind::StatusChanged, Some(TenantStatus::AwaitingOperator)) => Some(Ending::AwaitingOperator(reason())),
+        _ => None,
+    }
+}
+
+pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
+    let cfg = landlord_worker::WorkerConfig::load(config)?;
+    let bus = Bus::connect_with(&cfg.nats_settings()).await?;
+    let Some(tenant) = args.tenant.as_deref().map(TenantId::parse).transpose()? else {
+        let mut events = Box::pin(bus.progress(None).await?);
+        while let Some(ev) = events.next().await {
+            println!("{}", line(&ev));
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let bars = !args.plain && std::io::stdout().is_terminal();
+    let ending = follow(&bus, &tenant, bars).await?;
+    match &ending {
+        Ending::Active => println!("tenant {tenant} is active"),
+        Ending::Failed(reason) => eprintln!("tenant {tenant} failed: {reason}"),
+        Ending::AwaitingOperator(reason) => eprintln!("tenant {tenant} waits for an operator: {reason}"),
+    }
+    Ok(ending.exit_code())
+}
+
+/// Follows `tenant`'s events until one ends the watch. History is replayed first; if it ends with the
+/// tenant already settled, that is the answer.
+async fn follow(bus: &Bus, tenant: &TenantId, bars: bool) -> anyhow::Result<Ending> {
+    let caught_up_at = bus.last_progress(tenant).await?;
+    let mut events = Box::pin(bus.progress_after(Some(tenant), None).await?);
+    let mut view = Steps::new(bars);
+    // How the last run in history ended, and which run that was.
+    let mut settled: Option<(Ending, Option<Uuid>)> = None;
+    while let Some((seq, ev)) = events.next().await {
+        view.show(&ev);
+        let history = caught_up_at.is_some_and(|last| seq <= last);
+        match ending(&ev) {
+            Some(end) if !history => return Ok(view.done(end)),
+            Some(end) => settled = Some((end, ev.run_id)),
+            // Anything of another run after a settled one (a retry, a plan change): not settled any more.
+            None if ev.run_id.is_some() && settled.as_ref().is_some_and(|(_, run)| *run != ev.run_id) => {
+                settled = None;
+            }
+            None => {}
+        }
+        if history && Some(seq) == caught_up_at && settled.is_some() {
+            return Ok(view.done(settled.take().expect("checked").0));
+        }
+    }
+    anyhow::bail!("the progress stream ended")
+}
+
+/// One bar per step of the run shown, or plain lines.
+struct Steps {
+    multi: MultiProgress,
+    bars: HashMap<String, ProgressBar>,
+    run: Option<Uuid>,
+    draw: bool,
+}
+
+impl Steps {
+    fn new(draw: bool) -> Self {
+        let target = if draw { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        Self { multi: MultiProgress::with_draw_target(target), bars: HashMap::new(), run: None, draw }
+    }
+
+    fn show(&mut self, ev: &ProgressEvent) {
+        if !self.draw {
+            println!("{}", line(ev));
+            return;
+        }
+        // A new run starts a new set of bars: the steps of an earlier run are history.
+        if ev.run_id.is_some() && ev.run_id != self.run {
+            self.run = ev.run_id;
+            for bar in self.bars.values() {
+                bar.finish_and_clear();
+            }
+            self.bars.clear();
+        }
+        let Some(step) = ev.step.clone() else {
+            if let Some(message) = &ev.message {
+                self.multi.println(format!("· {message}")).ok();
+            }
+            return;
+        };
+        let bar = self.bars.entry(step.clone()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            bar.set_style(ProgressStyle::with_template("{spinner} {prefix:<16} {wide_msg}").expect("template"));
+            bar.set_prefix(step);
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        let took = ev.duration_ms.map(|ms| format!(" ({ms} ms)")).unwrap_or_default();
+        let attempt = ev.attempt.filter(|a| *a > 1).map(|a| format!(" attempt {a}")).unwrap_or_default();
+        let error = ev.error.as_ref().map(|e| format!("{}: {}", e.code, e.message)).unwrap_or_default();
+        match ev.kind {
+            EventKind::StepStarted => bar.set_message(format!("running{attempt}")),
+            EventKind::StepRetrying => bar.set_message(format!("retrying{attempt} after {error}")),
+            EventKind::StepSucceeded => bar.finish_with_message(format!("✓ done{took}")),
+            EventKind::StepSkipped => bar.finish_with_message(format!("– skipped{took}")),
+            EventKind::StepUndone => bar.finish_with_message(format!("↶ undone{took}")),
+            EventKind::StepFailed => bar.abandon_with_message(format!("✗ {error}")),
+            _ => {}
+        }
+    }
+
+    fn done(self, end: Ending) -> Ending {
+        for bar in self.bars.values().filter(|b| !b.is_finished()) {
+            bar.abandon();
+        }
+        end
+    }
 }
 
 fn line(ev: &ProgressEvent) -> String {

@@ -75,6 +75,11 @@ pub struct Limits {
     /// Failed admin authentications one client address may make per minute; after that it gets `429`
     /// until the minute has passed, even with a correct token.
     pub admin_auth_failures_per_minute: u32,
+    /// Server-Sent Event streams open at once (each holds a connection and a JetStream consumer); one
+    /// more gets `503`.
+    pub max_event_streams: usize,
+    /// A quiet event stream carries a comment line this often, so proxies and load balancers keep it open.
+    pub event_keep_alive: Duration,
 }
 
 impl Default for Limits {
@@ -84,6 +89,8 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(5),
             max_concurrency: 256,
             admin_auth_failures_per_minute: 10,
+            max_event_streams: 512,
+            event_keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -110,6 +117,8 @@ struct Raw {
     http_header_timeout_secs: u64,
     http_max_concurrency: usize,
     admin_auth_failures_per_minute: u32,
+    http_max_event_streams: usize,
+    http_event_keep_alive_secs: u64,
     plans: Option<String>,
 }
 
@@ -136,6 +145,8 @@ impl Default for Raw {
             http_header_timeout_secs: limits.header_timeout.as_secs(),
             http_max_concurrency: limits.max_concurrency,
             admin_auth_failures_per_minute: limits.admin_auth_failures_per_minute,
+            http_max_event_streams: limits.max_event_streams,
+            http_event_keep_alive_secs: limits.event_keep_alive.as_secs(),
             plans: None,
         }
     }
@@ -183,6 +194,11 @@ impl IngressConfig {
                 raw.admin_auth_failures_per_minute,
                 "LANDLORD_ADMIN_AUTH_FAILURES_PER_MINUTE",
             )?,
+            max_event_streams: non_zero(raw.http_max_event_streams, "LANDLORD_HTTP_MAX_EVENT_STREAMS")?,
+            event_keep_alive: Duration::from_secs(non_zero(
+                raw.http_event_keep_alive_secs,
+                "LANDLORD_HTTP_EVENT_KEEP_ALIVE_SECS",
+            )?),
         };
         landlord_bus::check_nats_url(&raw.nats_url).map_err(ConfigError::Nats)?;
         let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
@@ -279,6 +295,8 @@ mod tests {
             ("http_header_timeout_secs", "LANDLORD_HTTP_HEADER_TIMEOUT_SECS"),
             ("http_max_concurrency", "LANDLORD_HTTP_MAX_CONCURRENCY"),
             ("admin_auth_failures_per_minute", "LANDLORD_ADMIN_AUTH_FAILURES_PER_MINUTE"),
+            ("http_max_event_streams", "LANDLORD_HTTP_MAX_EVENT_STREAMS"),
+            ("http_event_keep_alive_secs", "LANDLORD_HTTP_EVENT_KEEP_ALIVE_SECS"),
         ] {
             let err = load_toml(&format!("{key} = 0\n")).unwrap_err();
             assert!(err.to_string().contains(variable), "{key}: {err}");

@@ -80,6 +80,11 @@ impl ApiError {
         Self::BadRequest { code, message: message.to_string() }
     }
 
+    /// The error's code, as answered (`bad_signature`, `unavailable`, …).
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, *code),

@@ -6,6 +6,7 @@
 pub mod admin_tokens;
 mod auth_failures;
 pub mod config;
+mod dashboard;
 mod error;
 mod limits;
 pub mod openapi;
@@ -50,6 +51,10 @@ pub struct AppState {
     pub in_flight: Arc<Semaphore>,
     /// [`Limits::request_timeout`].
     pub request_timeout: Duration,
+    /// One permit per open Server-Sent Events stream ([`Limits::max_event_streams`]).
+    pub event_streams: Arc<Semaphore>,
+    /// [`Limits::event_keep_alive`].
+    pub event_keep_alive: Duration,
     /// The plan catalogue purchases buy from.
     pub plans: Arc<landlord_protocol::Plans>,
 }
@@ -66,6 +71,8 @@ impl AppState {
             admin_auth_failures: Arc::new(AuthFailures::new(cfg.limits.admin_auth_failures_per_minute)),
             in_flight: Arc::new(Semaphore::new(cfg.limits.max_concurrency)),
             request_timeout: cfg.limits.request_timeout,
+            event_streams: Arc::new(Semaphore::new(cfg.limits.max_event_streams)),
+            event_keep_alive: cfg.limits.event_keep_alive,
             plans: Arc::new(cfg.plans),
         }
     }
@@ -88,12 +95,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/servers/{name}", axum::routing::patch(routes::servers::change))
         .route("/v1/operator-queue", get(routes::tenants::operator_queue))
         .route("/v1/audit", get(routes::tenants::audit))
+        .route("/v1/events", get(routes::events::all_events))
+        .route("/v1/tenants/{id}/events", get(routes::events::tenant_events))
         .route("/openapi.json", get(openapi::serve))
+        .route("/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::app))
+        .route("/dashboard/style.css", get(dashboard::style))
         .route_layer(middleware::from_fn_with_state(state.in_flight.clone(), limits::shed_load))
         // Liveness and readiness must answer while the ingress is saturated, or an orchestrator would
         // restart or unroute every busy but healthy replica at once.
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(routes::webhook::MAX_BODY))
@@ -105,6 +118,7 @@ pub fn router(state: AppState) -> Router {
 /// Serves the ingress on `listener` until `shutdown` is cancelled. Streams are created in the background
 /// so the ingress starts (and reports not-ready) while NATS is still coming up.
 pub async fn run(cfg: IngressConfig, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    landlord_worker::telemetry::metrics();
     let bus = Bus::connect_with(&cfg.nats_settings()).await?;
     let settings =
         StreamSettings { duplicate_window: cfg.duplicate_window, replicas: cfg.replicas, ..StreamSettings::default() };

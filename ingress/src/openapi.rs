@@ -14,7 +14,7 @@ use crate::{error, routes};
 #[openapi(
     info(
         title = "Landlord admin API",
-        description = "Tenants of a multi-tenant product: listed, shown, created, suspended, resumed, moved to another plan and offboarded; the database servers they are placed on. Every change is a command a worker carries out; follow it on landlord.progress.<tenant_id>. Tokens: LANDLORD_ADMIN_TOKENS (role admin changes, viewer reads)."
+        description = "Tenants of a multi-tenant product: listed, shown, created, suspended, resumed, moved to another plan and offboarded; the database servers they are placed on. Every change is a command a worker carries out; follow it on landlord.progress.<tenant_id> or as Server-Sent Events (GET /v1/tenants/{id}/events). Tokens: LANDLORD_ADMIN_TOKENS (role admin changes, viewer reads)."
     ),
     paths(
         routes::tenants::list,
@@ -31,6 +31,8 @@ use crate::{error, routes};
         routes::servers::list,
         routes::servers::register,
         routes::servers::change,
+        routes::events::tenant_events,
+        routes::events::all_events,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerToken),

@@ -93,20 +93,21 @@ impl TenantStatus {
         }
     }
 
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 9] = [
+        Self::Pending,
+        Self::Provisioning,
+        Self::Active,
+        Self::Suspended,
+        Self::AwaitingOperator,
+        Self::Moving,
+        Self::Failed,
+        Self::Offboarding,
+        Self::Deleted,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Provisioning,
-            Self::Active,
-            Self::Suspended,
-            Self::AwaitingOperator,
-            Self::Moving,
-            Self::Failed,
-            Self::Offboarding,
-            Self::Deleted,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

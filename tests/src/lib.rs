@@ -2,6 +2,7 @@
 //! the ingress on port 0, a worker task, and the real tenant database servers. Nothing here fakes a
 //! service; it only starts and wires the real ones.
 
+pub mod browser;
 pub mod chaos;
 mod moto;
 mod nats;

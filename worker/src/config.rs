@@ -79,6 +79,9 @@ pub struct WorkerConfig {
     pub offboard_after: Duration,
     /// `LANDLORD_TIMER_INTERVAL_SECS`: how often a worker looks for due timers (default 5).
     pub timer_interval: Duration,
+    /// `LANDLORD_WORKER_HTTP_ADDR`: where the worker serves `/healthz`, `/readyz` and `/metrics`; off
+    /// when unset (several workers on one machine would otherwise fight over one port).
+    pub http_addr: Option<std::net::SocketAddr>,
     /// Polling schedule for DNS changes, stacks and health checks.
     pub poll: RetryPolicy,
     /// Retry policies of single steps, overriding `retry`.
@@ -138,6 +141,7 @@ impl std::fmt::Debug for WorkerConfig {
             .field("stripe_api_base", &self.stripe_api_base)
             .field("offboard_after", &self.offboard_after)
             .field("timer_interval", &self.timer_interval)
+            .field("http_addr", &self.http_addr)
             .field("poll", &self.poll)
             .field("step_retry", &self.step_retry)
             .field("compensate", &self.compensate)
@@ -190,6 +194,7 @@ struct Raw {
     stripe_api_base: String,
     offboard_after: String,
     timer_interval_secs: u64,
+    worker_http_addr: Option<String>,
     poll: RetryPolicy,
     step_retry: HashMap<String, RetryOverride>,
     compensate: String,
@@ -241,6 +246,7 @@ impl Default for Raw {
             stripe_api_base: "https://api.stripe.com".into(),
             offboard_after: "30d".into(),
             timer_interval_secs: 5,
+            worker_http_addr: None,
             poll: RetryPolicy {
                 initial_ms: 1000,
                 multiplier: 1.5,
@@ -343,6 +349,13 @@ impl WorkerConfig {
             offboard_after: parse_duration(&raw.offboard_after)
                 .map_err(|e| format!("LANDLORD_OFFBOARD_AFTER {:?}: {e}", raw.offboard_after))?,
             timer_interval: Duration::from_secs(raw.timer_interval_secs.max(1)),
+            http_addr: match raw.worker_http_addr.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+                Some(addr) => Some(
+                    addr.parse()
+                        .map_err(|e| format!("LANDLORD_WORKER_HTTP_ADDR {addr:?} is not an address:port: {e}"))?,
+                ),
+                None => None,
+            },
             poll: raw.poll,
             step_retry,
             compensate,

@@ -9,6 +9,7 @@ mod control_plane_guard;
 pub mod dns_retry;
 pub mod error;
 pub mod failpoint;
+pub mod http;
 pub mod infra;
 pub mod keepalive;
 pub mod names;
@@ -17,15 +18,17 @@ mod progress;
 pub mod retention;
 mod retry;
 pub mod runner;
+mod sampler;
 pub mod scripts;
 pub mod secret_box;
 pub mod step_name;
 pub mod steps;
 pub mod store;
+pub mod telemetry;
 pub mod tenant_db;
 pub mod timers;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use landlord_bus::{Bus, StreamSettings};
 use secrecy::ExposeSecret;
@@ -176,7 +179,16 @@ pub async fn run_with(
     aws: Option<aws_config::SdkConfig>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // The port first: one that is taken stops the worker at once, with the reason. It answers `/healthz`
+    // from now on, and `/readyz` once commands are consumed.
+    telemetry::metrics();
+    let readiness = Arc::new(http::Readiness::default());
+    if let Some(addr) = cfg.http_addr {
+        let listener = http::bind(addr).await?;
+        tokio::spawn(http::serve(listener, readiness.clone(), shutdown.clone()));
+    }
     let bus = Bus::connect_with(&cfg.nats_settings()).await?;
+    readiness.bus.set(bus.clone()).ok();
     failpoint::install(cfg.failpoint.clone(), cfg.failpoint_file.clone());
     cfg.retention.validate().map_err(anyhow::Error::msg)?;
     let settings = StreamSettings {
@@ -194,6 +206,7 @@ pub async fn run_with(
     }
     let mut worker = build(&cfg, &bus, aws.as_ref()).await?;
     worker.runner.shutdown = shutdown.clone();
+    readiness.store.set(worker.runner.deps.store.clone()).ok();
     let deps = &worker.runner.deps;
     if !control_plane_guard::guard_before_work(&deps.store, deps.servers.default_server(), &shutdown).await? {
         return Ok(());
@@ -210,13 +223,19 @@ pub async fn run_with(
         }
     };
     tracing::info!(concurrency = cfg.concurrency, "worker consuming commands");
+    readiness.consuming.store(true, std::sync::atomic::Ordering::Relaxed);
     // Both stop within the grace: the retrier at once (it obeys `worker.runner.shutdown`), the consumer
     // after letting in-flight runs reach a checkpoint; the consumer's lease release frees the retrier's too.
     let dns = dns_retry::run(&worker, cfg.dns_retry_interval);
     let deps = &worker.runner.deps;
     let prune = retention::run(&deps.store, &deps.archive, &cfg.retention, shutdown.clone());
     let timers = timers::run(&worker, cfg.timer_interval, shutdown.clone());
-    let consume = consumer::consume(&worker, &consumer, cfg.concurrency, cfg.shutdown_grace, shutdown);
-    let (_, _, _, consumed) = tokio::join!(dns, prune, timers, consume);
+    let sampling = sampler::run(&worker, &consumer, cfg.timer_interval, shutdown.clone());
+    let consume = async {
+        let consumed = consumer::consume(&worker, &consumer, cfg.concurrency, cfg.shutdown_grace, shutdown).await;
+        readiness.consuming.store(false, std::sync::atomic::Ordering::Relaxed);
+        consumed
+    };
+    let (_, _, _, _, consumed) = tokio::join!(dns, prune, timers, sampling, consume);
     consumed
 }

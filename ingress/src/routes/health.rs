@@ -20,3 +20,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         }
     }
 }
+
+/// `GET /metrics`: the ingress's counters as Prometheus text (webhooks received, verified and refused by
+/// reason; commands published). Open like `/healthz`: it holds counts, never a tenant or a secret.
+pub async fn metrics() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], landlord_worker::telemetry::render())
+}

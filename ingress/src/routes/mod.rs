@@ -1,6 +1,7 @@
 //! HTTP routes. Handlers only extract and validate, then call plain functions.
 
 pub mod admin;
+pub mod events;
 pub mod health;
 pub mod servers;
 pub mod tenants;

@@ -35,7 +35,8 @@ pub struct TenantView {
     pub subdomain: String,
     pub store_name: String,
     pub contact_email: String,
-    /// `pending`, `provisioning`, `active`, `suspended`, `awaiting_operator`, `failed`, `offboarding`, `deleted`.
+    /// `pending`, `provisioning`, `active`, `suspended`, `awaiting_operator`, `moving`, `failed`, `offboarding`,
+    /// `deleted`.
     pub status: String,
     pub plan: PlanView,
     pub hostname: Option<String>,
@@ -54,6 +55,8 @@ pub struct TenantView {
     pub stripe: StripeView,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The step running now, or the one that failed (the most recent of either): what the list shows.
+    pub step: Option<CurrentStep>,
     /// Each step's state (`GET /v1/tenants/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<StepView>>,
@@ -108,13 +111,20 @@ pub struct StripeView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StepView {
     pub step: String,
-    /// `running`, `succeeded`, `failed`, `skipped`, `deferred`, `undone`.
+    /// `started` (running), `succeeded`, `failed`, `skipped`, `deferred`, `undone`.
     pub status: String,
     pub attempts: i32,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
     pub error: Option<StepErrorView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrentStep {
+    pub name: String,
+    /// `started` or `failed`.
+    pub status: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -200,6 +210,7 @@ pub(crate) fn view(state: &AppState, servers: &HashMap<String, String>, t: &tena
         stripe: StripeView { subscription: t.stripe_subscription.clone(), customer: t.stripe_customer.clone() },
         created_at: t.created_at,
         updated_at: t.updated_at,
+        step: None,
         steps: None,
         resources: None,
     }
@@ -311,7 +322,16 @@ pub async fn list(
     let rows = store.tenant_page(&filter).await.map_err(internal)?;
     let next_after = (rows.len() as u64 == filter.limit).then(|| rows.last().map(|t| t.id.clone())).flatten();
     let servers = server_names(store).await?;
-    let tenants = rows.iter().map(|t| view(&state, &servers, t)).collect();
+    let ids: Vec<String> = rows.iter().map(|t| t.id.clone()).collect();
+    let mut current = store.current_steps(&ids).await.map_err(internal)?;
+    let tenants = rows
+        .iter()
+        .map(|t| {
+            let mut v = view(&state, &servers, t);
+            v.step = current.remove(&t.id).map(|(name, status)| CurrentStep { name, status });
+            v
+        })
+        .collect();
     Ok(Json(TenantPage { tenants, next_after }))
 }
 
@@ -359,7 +379,13 @@ pub async fn show(
         .map(|(kind, name)| ResourceView { kind, name })
         .collect();
     let servers = server_names(store).await?;
-    Ok(Json(TenantView { steps: Some(steps), resources: Some(resources), ..view(&state, &servers, &row) }))
+    let step = store
+        .current_steps(&[id.to_string()])
+        .await
+        .map_err(internal)?
+        .remove(&id.to_string())
+        .map(|(name, status)| CurrentStep { name, status });
+    Ok(Json(TenantView { step, steps: Some(steps), resources: Some(resources), ..view(&state, &servers, &row) }))
 }
 
 /// Who asked for what, newest first.

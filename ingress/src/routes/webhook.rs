@@ -10,6 +10,7 @@ use axum::{
     },
     http::HeaderMap,
 };
+use landlord_worker::telemetry;
 use serde_json::{Value, json};
 
 use crate::{
@@ -28,6 +29,19 @@ pub async fn stripe_webhook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    metrics::counter!(telemetry::WEBHOOKS_RECEIVED).increment(1);
+    let answer = handle(&state, &headers, body).await;
+    if let Err(e) = &answer {
+        metrics::counter!(telemetry::WEBHOOKS_REJECTED, "reason" => e.code()).increment(1);
+    }
+    answer
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|rejection| match rejection {
         BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
             ApiError::TooLarge { limit: MAX_BODY }
@@ -42,7 +56,8 @@ pub async fn stripe_webhook(
     let now = chrono::Utc::now().timestamp();
     signature::verify(header, &body, &state.stripe_secrets, state.stripe_tolerance, now)
         .map_err(|e| ApiError::bad_request("bad_signature", e))?;
-    accept_stripe_event(&state, &body).await.map(Json)
+    metrics::counter!(telemetry::WEBHOOKS_VERIFIED).increment(1);
+    accept_stripe_event(state, &body).await.map(Json)
 }
 
 /// Acts on a verified event body. Knows nothing of HTTP beyond the error it returns.

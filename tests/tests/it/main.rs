@@ -3,7 +3,9 @@
 
 mod admin_api;
 mod chaos;
+mod dashboard;
 mod duplicates;
+mod events;
 mod failures;
 mod health_tls;
 mod hostile;
@@ -12,6 +14,7 @@ mod ingress_edges;
 mod isolation;
 mod leases;
 mod lifecycle;
+mod metrics;
 mod moves;
 mod nats_auth;
 mod offboard;

@@ -74,7 +74,12 @@ impl Runner {
             let through = plan.requires(name).iter().any(|need| undone.contains(need));
             let Some(state) = store.step(&tenant, name).await? else { continue };
             if direct || (through && StepState::is_settled(&state.status)) {
-                store.step_finished(&tenant, name, StepState::Undone, std::time::Duration::ZERO, None).await?;
+                // The step that failed keeps its error: lists show why the tenant failed, and where.
+                let error = match (state.status == StepState::Failed.as_str(), &state.error_code) {
+                    (true, Some(code)) => Some((code.as_str(), state.error_message.as_deref().unwrap_or_default())),
+                    _ => None,
+                };
+                store.step_finished(&tenant, name, StepState::Undone, std::time::Duration::ZERO, error).await?;
             }
         }
         Ok(undone)

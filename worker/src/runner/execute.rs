@@ -13,6 +13,7 @@ use crate::{
     progress::Detail,
     steps::{Step, StepContext, StepDone, StepError},
     store::{StepState, StoreError},
+    telemetry,
 };
 
 impl Runner {
@@ -46,6 +47,8 @@ impl Runner {
                         StepDone::Deferred(m) => (StepState::Deferred, EventKind::StepSkipped, m),
                     };
                     store.step_finished(&tenant, step_name, state, took, None).await?;
+                    metrics::histogram!(telemetry::STEP_DURATION, "step" => name, "outcome" => "succeeded")
+                        .record(took.as_secs_f64());
                     tracing::info!(step = name, attempt, duration_ms = took.as_millis() as u64, %message, "step succeeded");
                     // The tenant becomes active only when the run ends, after its last step.
                     let status = Some(during);
@@ -59,6 +62,12 @@ impl Runner {
                         .step_finished(&tenant, step_name, StepState::Failed, took, Some((e.code.as_str(), &e.message)))
                         .await?;
                     let next = if e.is_transient() { delays.next() } else { None };
+                    let outcome = if next.is_some() { "retried" } else { "failed" };
+                    metrics::histogram!(telemetry::STEP_DURATION, "step" => name, "outcome" => outcome)
+                        .record(took.as_secs_f64());
+                    if next.is_some() {
+                        metrics::counter!(telemetry::STEP_RETRIES, "step" => name).increment(1);
+                    }
                     let (kind, status) = match next {
                         Some(_) => (EventKind::StepRetrying, during),
                         None if e.is_transient() => (EventKind::StepFailed, during),

@@ -28,6 +28,7 @@ use crate::{
     progress::{Detail, Progress},
     steps::{Deps, Flows, Plan, PlannedStep, StepContext, StepName, TenantPlan},
     store::{NewTenant, Refusal, RefusalCode, RunEnd, RunStatus, StepState, StoreError, entities::tenant},
+    telemetry,
 };
 
 /// What became of one command; decides how its message is acknowledged.
@@ -102,6 +103,13 @@ impl std::fmt::Debug for Runner {
 /// The id of the status event that ends `cmd`'s run: the same for every attempt to announce it.
 fn ending_event_id(tenant: &TenantId, cmd: &Command) -> Uuid {
     Uuid::new_v5(&tenant.as_uuid(), format!("landlord:ended:{}", cmd.id.as_str()).as_bytes())
+}
+
+/// Counts a run that ended (or stopped), by the command's kind, how, and the step that stopped it.
+fn count_run(cmd: &Command, outcome: &'static str, failing: Option<StepName>) {
+    let failing = failing.map_or("", StepName::as_str);
+    metrics::counter!(telemetry::RUNS, "kind" => cmd.action.kind().as_str(), "outcome" => outcome, "failing_step" => failing)
+        .increment(1);
 }
 
 fn plan_of(row: &tenant::Model) -> Result<TenantPlan, String> {
@@ -552,24 +560,41 @@ impl Runner {
             None => {}
             Some(Stop::Interrupted) => {
                 store.finish_run(run, RunStatus::Interrupted).await?;
+                count_run(cmd, "interrupted", None);
                 return Ok(Outcome::Interrupted);
             }
             // A move never keeps a tenant locked out waiting for a server: before the switch, an error that
             // outlasted its retries rolls the move back, and the change can be sent again.
             Some(Stop::Transient(name, e)) if flow.moving && !self.switched(plan).await? => {
+                count_run(cmd, "failed", Some(name));
                 return self.fail(cmd, plan, run, ctx, &flow, name, e).await;
             }
             Some(Stop::Transient(name, e)) => {
                 store.finish_run(run, RunStatus::Interrupted).await?;
+                count_run(cmd, "retry_later", Some(name));
                 let delay = self.config.retry_for(name).redelivery_delay(delivered);
                 tracing::warn!(step = %name, error = %e, ?delay, "transient error outlasted retries; will resume later");
                 return Ok(Outcome::RetryLater { delay });
             }
-            Some(Stop::Permanent(name, e)) => return self.fail(cmd, plan, run, ctx, &flow, name, e).await,
-            Some(Stop::Operator(name, e)) => return self.await_operator(cmd, plan, run, name, e).await,
+            Some(Stop::Permanent(name, e)) => {
+                count_run(cmd, "failed", Some(name));
+                return self.fail(cmd, plan, run, ctx, &flow, name, e).await;
+            }
+            Some(Stop::Operator(name, e)) => {
+                count_run(cmd, "awaiting_operator", Some(name));
+                return self.await_operator(cmd, plan, run, name, e).await;
+            }
         }
         // The tenant takes its new status together with its run's record, in one transaction.
         self.end(cmd, plan, run, flow.ending, RunStatus::Succeeded, None).await?;
+        count_run(cmd, "completed", None);
+        if flow.during == TenantStatus::Provisioning
+            && let Some(row) = store.tenant(&plan.id).await?
+        {
+            // From the purchase to active, resumed runs and waits included: what the customer waited.
+            let waited = (chrono::Utc::now() - row.created_at).to_std().unwrap_or_default();
+            metrics::histogram!(telemetry::PROVISIONING_DURATION).record(waited.as_secs_f64());
+        }
         let message = format!("tenant {} is {}", plan.slug, flow.ending.as_str());
         let id = Some(ending_event_id(&plan.id, cmd));
         self.announce_status(plan, run, flow.ending, None, message, id).await;

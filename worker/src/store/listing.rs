@@ -48,7 +48,14 @@ impl Store {
                 .column(tenant_step::Column::TenantId)
                 .from(tenant_step::Entity)
                 .and_where(tenant_step::Column::Step.eq(step.as_str()))
-                .and_where(tenant_step::Column::Status.eq(StepState::Failed.as_str()))
+                // A failed step undone by compensation keeps its error: it failed all the same.
+                .cond_where(
+                    sea_orm::Condition::any().add(tenant_step::Column::Status.eq(StepState::Failed.as_str())).add(
+                        sea_orm::Condition::all()
+                            .add(tenant_step::Column::Status.eq(StepState::Undone.as_str()))
+                            .add(tenant_step::Column::ErrorCode.is_not_null()),
+                    ),
+                )
                 .to_owned();
             q = q.filter(tenant::Column::Id.in_subquery(failing));
         }

@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod entities;
+mod gauges;
 mod leases;
 mod listing;
 mod moves;
@@ -17,6 +18,7 @@ mod steps;
 mod subscriptions;
 mod tenants;
 
+pub use gauges::Gauges;
 pub use listing::TenantFilter;
 pub use operator::reminder_due;
 pub use refused::{Refusal, RefusalCode};
@@ -95,6 +97,11 @@ fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
 }
 
 impl Store {
+    /// Whether the control plane answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        Ok(self.connection().ping().await?)
+    }
+
     /// Connects and applies migrations. Several workers may start at once; a migration that loses the
     /// race is retried once the winner has created the tables.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {

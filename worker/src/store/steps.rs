@@ -47,6 +47,34 @@ impl StepState {
 }
 
 impl Store {
+    /// For each of `ids`, the step that is running or failed (a failed step undone by compensation keeps
+    /// its error and counts as failed), the most recently started: what a list shows as the tenant's
+    /// current or failing step, as (step, `started` or `failed`). One query for a whole page.
+    pub async fn current_steps(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, (String, String)>, StoreError> {
+        let failed_and_undone = sea_orm::Condition::all()
+            .add(tenant_step::Column::Status.eq(StepState::Undone.as_str()))
+            .add(tenant_step::Column::ErrorCode.is_not_null());
+        let rows = tenant_step::Entity::find()
+            .filter(tenant_step::Column::TenantId.is_in(ids.iter().cloned()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(tenant_step::Column::Status.is_in([StepState::Started.as_str(), StepState::Failed.as_str()]))
+                    .add(failed_and_undone),
+            )
+            .order_by_desc(tenant_step::Column::StartedAt)
+            .all(self.connection())
+            .await?;
+        let mut current = std::collections::HashMap::new();
+        for row in rows {
+            let status = if row.status == StepState::Started.as_str() { "started" } else { "failed" };
+            current.entry(row.tenant_id.clone()).or_insert((row.step, status.to_owned()));
+        }
+        Ok(current)
+    }
+
     pub async fn steps(&self, id: &TenantId) -> Result<Vec<tenant_step::Model>, StoreError> {
         Ok(tenant_step::Entity::find()
             .filter(tenant_step::Column::TenantId.eq(id.to_string()))
