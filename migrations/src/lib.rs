@@ -12,6 +12,7 @@ mod m20261124_000006_subscriptions;
 mod m20261124_000007_audit;
 mod m20261125_000008_placement;
 mod m20261126_000009_moves;
+mod m20261127_000010_mail_outbox;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_audit::Migration),
             Box::new(m20261125_000008_placement::Migration),
             Box::new(m20261126_000009_moves::Migration),
+            Box::new(m20261127_000010_mail_outbox::Migration),
         ]
     }
 }

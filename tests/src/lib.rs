@@ -6,6 +6,7 @@ pub mod browser;
 pub mod chaos;
 mod moto;
 mod nats;
+pub mod smtp;
 pub mod tls;
 
 use std::{path::PathBuf, time::Duration};
@@ -121,6 +122,10 @@ pub struct Infra {
     /// `LANDLORD_POOL_TEMPLATE` and `LANDLORD_DEDICATED_TEMPLATE`.
     pub pool_template: Option<String>,
     pub dedicated_template: Option<String>,
+    /// `LANDLORD_SMTP_URL`, `LANDLORD_OPERATOR_EMAIL` and `LANDLORD_WELCOME_TEMPLATE`.
+    pub smtp_url: Option<String>,
+    pub operator_email: Option<String>,
+    pub welcome_template: Option<String>,
 }
 
 impl Options {

@@ -82,6 +82,20 @@ pub struct WorkerConfig {
     /// `LANDLORD_WORKER_HTTP_ADDR`: where the worker serves `/healthz`, `/readyz` and `/metrics`; off
     /// when unset (several workers on one machine would otherwise fight over one port).
     pub http_addr: Option<std::net::SocketAddr>,
+    /// `LANDLORD_SMTP_URL`: the SMTP server mail goes through (`smtp://user:pass@host:587?tls=required`,
+    /// `smtps://…:465`); no mail without it.
+    pub smtp_url: Option<SecretString>,
+    /// `LANDLORD_SMTP_FROM`: the sender of every message.
+    pub smtp_from: String,
+    /// `LANDLORD_OPERATOR_EMAIL`: where notices for operators go (comma-separated addresses).
+    pub operator_email: Vec<String>,
+    /// `LANDLORD_WELCOME_TEMPLATE`: a file replacing the built-in welcome (`Subject: …`, a blank line,
+    /// the body; `{{store_name}}`, `{{store_url}}`, `{{admin_url}}`, `{{plan}}`, `{{subdomain}}`,
+    /// `{{contact_email}}` are filled in).
+    pub welcome_template: Option<std::path::PathBuf>,
+    /// `LANDLORD_MAIL_RETRY_SECS`: the first delay before a failed message is tried again (doubling, at
+    /// most an hour).
+    pub mail_retry: Duration,
     /// Polling schedule for DNS changes, stacks and health checks.
     pub poll: RetryPolicy,
     /// Retry policies of single steps, overriding `retry`.
@@ -142,6 +156,11 @@ impl std::fmt::Debug for WorkerConfig {
             .field("offboard_after", &self.offboard_after)
             .field("timer_interval", &self.timer_interval)
             .field("http_addr", &self.http_addr)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "[REDACTED]"))
+            .field("smtp_from", &self.smtp_from)
+            .field("operator_email", &self.operator_email)
+            .field("welcome_template", &self.welcome_template)
+            .field("mail_retry", &self.mail_retry)
             .field("poll", &self.poll)
             .field("step_retry", &self.step_retry)
             .field("compensate", &self.compensate)
@@ -195,6 +214,11 @@ struct Raw {
     offboard_after: String,
     timer_interval_secs: u64,
     worker_http_addr: Option<String>,
+    smtp_url: Option<String>,
+    smtp_from: String,
+    operator_email: Option<String>,
+    welcome_template: Option<String>,
+    mail_retry_secs: u64,
     poll: RetryPolicy,
     step_retry: HashMap<String, RetryOverride>,
     compensate: String,
@@ -247,6 +271,11 @@ impl Default for Raw {
             offboard_after: "30d".into(),
             timer_interval_secs: 5,
             worker_http_addr: None,
+            smtp_url: None,
+            smtp_from: "Landlord <landlord@localhost>".into(),
+            operator_email: None,
+            welcome_template: None,
+            mail_retry_secs: 30,
             poll: RetryPolicy {
                 initial_ms: 1000,
                 multiplier: 1.5,
@@ -356,6 +385,17 @@ impl WorkerConfig {
                 ),
                 None => None,
             },
+            smtp_url: set(raw.smtp_url).map(SecretString::from),
+            smtp_from: raw.smtp_from,
+            operator_email: raw
+                .operator_email
+                .unwrap_or_default()
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect(),
+            welcome_template: set(raw.welcome_template).map(Into::into),
+            mail_retry: Duration::from_secs(raw.mail_retry_secs.max(1)),
             poll: raw.poll,
             step_retry,
             compensate,

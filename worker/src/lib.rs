@@ -12,6 +12,7 @@ pub mod failpoint;
 pub mod http;
 pub mod infra;
 pub mod keepalive;
+pub mod mail;
 pub mod names;
 pub mod placement;
 mod progress;
@@ -80,6 +81,7 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
         archive_days: cfg.retention.archive_days,
         plans: cfg.plans.clone(),
         templates: std::sync::Arc::new(templates),
+        mail: std::sync::Arc::new(mail::Mail::from_config(cfg)?),
     };
     let progress = Progress::new(bus.clone());
     let runner = Runner {
@@ -231,11 +233,18 @@ pub async fn run_with(
     let prune = retention::run(&deps.store, &deps.archive, &cfg.retention, shutdown.clone());
     let timers = timers::run(&worker, cfg.timer_interval, shutdown.clone());
     let sampling = sampler::run(&worker, &consumer, cfg.timer_interval, shutdown.clone());
+    let mail_stop = shutdown.clone();
+    let mailing = async {
+        let deps = &worker.runner.deps;
+        if let Some(smtp) = &deps.mail.smtp {
+            mail::sender::run(&deps.store, smtp, deps.mail.retry, cfg.timer_interval, mail_stop).await;
+        }
+    };
     let consume = async {
         let consumed = consumer::consume(&worker, &consumer, cfg.concurrency, cfg.shutdown_grace, shutdown).await;
         readiness.consuming.store(false, std::sync::atomic::Ordering::Relaxed);
         consumed
     };
-    let (_, _, _, _, consumed) = tokio::join!(dns, prune, timers, sampling, consume);
+    let (_, _, _, _, _, consumed) = tokio::join!(dns, prune, timers, sampling, mailing, consume);
     consumed
 }

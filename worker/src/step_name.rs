@@ -34,10 +34,11 @@ pub enum StepName {
     CopyDatabase,
     SwitchServer,
     DropOldCopy,
+    Notify,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 23] = [
+    pub const ALL: [StepName; 24] = [
         Self::CreateDatabase,
         Self::ApplySchema,
         Self::ConfigureDns,
@@ -61,6 +62,7 @@ impl StepName {
         Self::CopyDatabase,
         Self::SwitchServer,
         Self::DropOldCopy,
+        Self::Notify,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +90,7 @@ impl StepName {
             Self::CopyDatabase => "copy_database",
             Self::SwitchServer => "switch_server",
             Self::DropOldCopy => "drop_old_copy",
+            Self::Notify => "notify",
         }
     }
 

@@ -35,6 +35,8 @@ pub const CONSUMER_ACK_PENDING: &str = "landlord_consumer_ack_pending_messages";
 pub const OLDEST_RUNNING_STEP: &str = "landlord_oldest_running_step_seconds";
 /// How long the tenant waiting longest for an operator has waited (0 when none waits).
 pub const OLDEST_AWAITING_OPERATOR: &str = "landlord_oldest_awaiting_operator_seconds";
+/// Delivery attempts of mail, by `kind` (`welcome`, `operator`) and `outcome` (`sent`, `failed`).
+pub const MAILS: &str = "landlord_mails_total";
 
 /// What a series is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,7 @@ pub const ALL: &[(&str, Kind, &str)] = &[
     (CONSUMER_ACK_PENDING, Kind::Gauge, "commands delivered and not yet acknowledged"),
     (OLDEST_RUNNING_STEP, Kind::Gauge, "age of the longest-running step"),
     (OLDEST_AWAITING_OPERATOR, Kind::Gauge, "age of the longest wait for an operator"),
+    (MAILS, Kind::Counter, "mail delivery attempts, by kind and outcome"),
 ];
 
 /// Duration buckets in seconds: a step takes milliseconds, a stack up to half an hour.

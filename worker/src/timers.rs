@@ -130,6 +130,14 @@ pub async fn remind_operators(worker: &Worker, every: Duration) -> Result<usize,
             event_id: Some(uuid::Uuid::new_v5(&tenant.as_uuid(), key.as_bytes())),
             ..Default::default()
         };
+        let deps = &worker.runner.deps;
+        let subject = format!("Landlord reminder: tenant {} still waits for an operator", row.slug);
+        let body = format!(
+            "Tenant {} ({tenant}) has waited for an operator since {since}:\n\n{reason}\n\n`landlord queue` lists \
+             everything waiting for a person.\n",
+            row.slug
+        );
+        crate::mail::notify_operators(store, &deps.mail, &tenant, &key, &subject, &body).await?;
         if let Err(e) = worker.runner.progress.publish(Some(tenant), None, EventKind::OperatorReminder, detail).await {
             tracing::warn!(error = %e, tenant_id = %tenant, "operator reminder not sent yet; trying again");
             continue;

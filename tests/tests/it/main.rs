@@ -14,6 +14,7 @@ mod ingress_edges;
 mod isolation;
 mod leases;
 mod lifecycle;
+mod mail;
 mod metrics;
 mod moves;
 mod nats_auth;

@@ -665,6 +665,16 @@ impl Runner {
         e: StepError,
     ) -> Result<Outcome, StoreError> {
         let status = TenantStatus::AwaitingOperator;
+        // The notice first, once per command (a redelivery queues nothing new): recorded before the run's
+        // end, so a crash between them cannot lose it.
+        let subject = format!("Landlord: tenant {} waits for an operator", plan.slug);
+        let body = format!(
+            "Tenant {} ({}) waits for an operator at {name}:\n\n{}\n\n`landlord queue` lists everything waiting \
+             for a person.\n",
+            plan.slug, plan.id, e.message
+        );
+        let key = format!("waiting:{}", cmd.id.as_str());
+        crate::mail::notify_operators(&self.deps.store, &self.deps.mail, &plan.id, &key, &subject, &body).await?;
         self.end(cmd, plan, run, status, RunStatus::Waiting, Some(&e.message)).await?;
         tracing::warn!(step = %name, reason = %e.message, "the tenant waits for an operator");
         let message = format!("tenant {} waits for an operator at {name}: {}", plan.slug, e.message);

@@ -9,6 +9,7 @@ mod create_database;
 mod deploy_stack;
 mod health_check;
 mod login_lock;
+mod notify;
 mod offboard;
 pub mod ownership;
 mod park_dns;
@@ -25,6 +26,7 @@ pub use create_database::CreateDatabase;
 pub use deploy_stack::DeployStack;
 pub use health_check::HealthCheck;
 pub use login_lock::{LockLogin, UnlockLogin};
+pub use notify::Notify;
 pub use offboard::{ArchiveDatabase, DeleteStack, DropDatabase, ForgetCredentials, RemoveDns};
 pub use park_dns::{ParkDns, RestoreDns};
 pub use plan::{Plan, PlannedStep};
@@ -65,6 +67,8 @@ pub struct Deps {
     pub plans: landlord_protocol::Plans,
     /// Templates new database servers are made from, when configured.
     pub templates: std::sync::Arc<crate::placement::templates::ServerTemplates>,
+    /// What mail is sent (the welcome, operator notices) and through which server.
+    pub mail: std::sync::Arc<crate::mail::Mail>,
 }
 
 /// The tenant a run is for, read back from the control plane as valid types.
@@ -130,7 +134,7 @@ pub trait Step: Send + Sync {
 /// server is chosen first (then the database, then its schema), the DNS records and the stack do not wait for one another: the stack is given the
 /// database's name and the hostnames, both known from the slug and the zone. The health check needs the
 /// tenant reachable (its records and its stack) and able to answer (its schema); `activate` needs
-/// everything.
+/// everything; `notify` queues the welcome last (it only writes to the outbox, so mail never delays it).
 pub fn provisioning() -> Plan {
     use StepName::*;
     Plan::new(vec![
@@ -144,6 +148,7 @@ pub fn provisioning() -> Plan {
             Activate,
             &[PlaceDatabase, CreateDatabase, ApplySchema, ConfigureDns, DeployStack, HealthCheck],
         ),
+        PlannedStep::new(Notify, &[Activate]),
     ])
 }
 
@@ -255,5 +260,6 @@ pub fn step(name: StepName) -> Box<dyn Step> {
         StepName::CopyDatabase => Box::new(crate::placement::moving::CopyDatabase),
         StepName::SwitchServer => Box::new(crate::placement::moving::SwitchServer),
         StepName::DropOldCopy => Box::new(crate::placement::moving::DropOldCopy),
+        StepName::Notify => Box::new(Notify),
     }
 }

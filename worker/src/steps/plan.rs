@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(next, [ApplySchema, DeployStack]);
         let all = [PlaceDatabase, CreateDatabase, ApplySchema, ConfigureDns, DeployStack];
         assert_eq!(names(&all), [HealthCheck]);
-        assert_eq!(plan.names().count(), 7, "every provisioning step is planned");
+        assert_eq!(plan.names().count(), 8, "every provisioning step is planned");
         let before_health = [PlaceDatabase, CreateDatabase, ApplySchema, ConfigureDns, DeployStack];
         assert_eq!(plan.requires(HealthCheck), before_health);
         assert!(plan.requires(DeployStack).is_empty());

@@ -312,3 +312,31 @@ pub mod db_server {
         }
     }
 }
+
+pub mod mail {
+    use sea_orm::entity::prelude::*;
+
+    /// A message waiting to be sent (or sent): the welcome, or a notice to operators.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mail_outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        /// `welcome` or `operator`.
+        pub kind: String,
+        pub tenant_id: Option<String>,
+        pub recipient: String,
+        pub subject: String,
+        pub body: String,
+        pub created_at: ChronoDateTimeUtc,
+        pub attempts: i32,
+        pub next_attempt_at: ChronoDateTimeUtc,
+        pub sent_at: Option<ChronoDateTimeUtc>,
+        pub last_error: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,142 @@
+//! Mail over SMTP (`LANDLORD_SMTP_URL`, sent with `lettre`): the welcome a customer gets once the tenant
+//! is active, and notices to operators (`LANDLORD_OPERATOR_EMAIL`) when a tenant waits for a person.
+//! Messages are written to the control plane's outbox and sent from there by every worker's sender,
+//! retried with a growing delay, so a mail server that is slow or down never fails or delays a tenant.
+
+pub mod sender;
+mod template;
+
+use std::time::Duration;
+
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox};
+use secrecy::{ExposeSecret, SecretString};
+
+pub use template::{Template, Values};
+
+/// What mail Landlord sends and how.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    /// `None` without `LANDLORD_SMTP_URL`: nothing is queued or sent.
+    pub smtp: Option<Smtp>,
+    pub welcome: Template,
+    pub operators: Vec<Mailbox>,
+    /// The first delay before a failed message is tried again.
+    pub retry: Duration,
+}
+
+/// An SMTP server and the sender address.
+#[derive(Clone)]
+pub struct Smtp {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// The URL's password, decoded: removed from any error that might carry it.
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtp").field("from", &self.from.to_string()).finish_non_exhaustive()
+    }
+}
+
+/// How long one delivery may take before it counts as failed (and is tried again later).
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Mail {
+    /// From the worker's settings; a URL, sender or address that does not parse stops the worker with
+    /// the setting's name.
+    pub fn from_config(cfg: &crate::WorkerConfig) -> anyhow::Result<Self> {
+        let welcome =
+            match &cfg.welcome_template {
+                Some(path) => Template::parse(&std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("LANDLORD_WELCOME_TEMPLATE {}: cannot read it: {e}", path.display())
+                })?)
+                .map_err(|e| anyhow::anyhow!("LANDLORD_WELCOME_TEMPLATE {}: {e}", path.display()))?,
+                None => Template::parse(include_str!("welcome.txt")).expect("the built-in welcome parses"),
+            };
+        let operators = cfg
+            .operator_email
+            .iter()
+            .map(|a| a.parse::<Mailbox>().map_err(|e| anyhow::anyhow!("LANDLORD_OPERATOR_EMAIL {a:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let smtp = match &cfg.smtp_url {
+            Some(url) => Some(Smtp::new(url, &cfg.smtp_from)?),
+            None => None,
+        };
+        Ok(Self { smtp, welcome, operators, retry: cfg.mail_retry })
+    }
+
+    /// No mail at all.
+    pub fn none() -> Self {
+        Self {
+            smtp: None,
+            welcome: Template::parse(include_str!("welcome.txt")).expect("the built-in welcome parses"),
+            operators: Vec::new(),
+            retry: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Smtp {
+    fn new(url: &SecretString, from: &str) -> anyhow::Result<Self> {
+        let text = url.expose_secret();
+        let password = url::Url::parse(text).ok().and_then(|u| {
+            u.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
+        });
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(text)
+            .map_err(|e| anyhow::anyhow!("LANDLORD_SMTP_URL is not an smtp:// or smtps:// URL lettre reads: {e}"))?
+            .timeout(Some(SEND_TIMEOUT))
+            .build();
+        let from = from.parse::<Mailbox>().map_err(|e| anyhow::anyhow!("LANDLORD_SMTP_FROM {from:?}: {e}"))?;
+        Ok(Self { transport, from, password })
+    }
+
+    /// Sends one plain-text message. The error says why, without the SMTP password.
+    pub async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+        let to = to.parse::<Mailbox>().map_err(|e| format!("{to:?} is not a mail address: {e}"))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(body.to_owned())
+            .map_err(|e| format!("cannot build the message: {e}"))?;
+        let sent = tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message)).await;
+        let error = match sent {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("the SMTP server did not answer within {} s", SEND_TIMEOUT.as_secs()),
+        };
+        Err(match &self.password {
+            Some(p) if !p.is_empty() => error.replace(p.as_str(), "[REDACTED]"),
+            _ => error,
+        })
+    }
+}
+
+/// Queues a notice for every operator address (`LANDLORD_OPERATOR_EMAIL`) about `tenant`, once per
+/// `key` (the same key from another worker or a repeat queues nothing). Nothing without SMTP or addresses.
+pub async fn notify_operators(
+    store: &crate::store::Store,
+    mail: &Mail,
+    tenant: &landlord_protocol::TenantId,
+    key: &str,
+    subject: &str,
+    body: &str,
+) -> Result<usize, crate::store::StoreError> {
+    if mail.smtp.is_none() {
+        return Ok(0);
+    }
+    let mut queued = 0;
+    let tenant_id = tenant.to_string();
+    for operator in &mail.operators {
+        let to = operator.to_string();
+        let id = uuid::Uuid::new_v5(&tenant.as_uuid(), format!("landlord:operator:{key}:{to}").as_bytes());
+        let new =
+            crate::store::NewMail { id, kind: "operator", tenant_id: Some(&tenant_id), recipient: &to, subject, body };
+        if store.queue_mail(new).await? {
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}
