@@ -7,6 +7,7 @@ use async_nats::jetstream::{self, message::PublishMessage, stream};
 use landlord_protocol::{Command, ProgressEvent, subjects};
 
 mod settings;
+pub mod trace;
 mod watch;
 
 pub use settings::{NatsAuth, NatsSettings, check_nats_url, redact_url};
@@ -159,7 +160,14 @@ impl Bus {
     /// Publishes a command with its id as `Nats-Msg-Id` and waits until JetStream has stored it.
     pub async fn publish_command(&self, cmd: &Command) -> Result<Stored, BusError> {
         let subject = cmd.subject();
-        let message = PublishMessage::build().payload(cmd.to_json().into()).message_id(cmd.id.as_str());
+        let mut headers = async_nats::HeaderMap::new();
+        trace::inject(&mut headers);
+        let mut message = PublishMessage::build().payload(cmd.to_json().into()).message_id(cmd.id.as_str());
+        for (name, values) in headers.iter() {
+            for value in values {
+                message = message.header(name.clone(), value.clone());
+            }
+        }
         let stored = self.store(subject, message).await?;
         let duplicate = if stored.duplicate { "true" } else { "false" };
         metrics::counter!(COMMANDS_PUBLISHED, "kind" => cmd.action.kind().as_str(), "duplicate" => duplicate)

@@ -1,8 +1,9 @@
 //! `landlord watch`: progress as it happens. With a tenant, one progress bar per step of its latest run
 //! (plain lines when the output is not a terminal), and an exit code a script can act on: 0 once the
-//! tenant is active, 1 when it failed (or its purchase was refused, or a change was rolled back), 2 when
-//! it waits for an operator, each with the reason. A tenant already there exits at once. Without a
-//! tenant, every tenant's events, one line each, until interrupted.
+//! tenant is active, 1 when it failed (or its purchase was refused, a change was rolled back, or it is
+//! suspended or deleted), 2 when it waits for an operator, each with the reason; 3 when it cannot be
+//! followed (NATS unreachable). A tenant already there exits at once. Without a tenant, every tenant's
+//! events, one line each, until interrupted.
 
 use std::{collections::HashMap, io::IsTerminal, path::Path, process::ExitCode, time::Duration};
 
@@ -42,11 +43,14 @@ impl Ending {
     }
 }
 
-/// Whether `event` ends a watch, and how.
-pub fn ending(event: &ProgressEvent) -> Option<Ending> {
-    let reason = || event.error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
+/// Whether `event` ends a watch, and how. `has_tenant`: a status of the tenant was seen already, so a
+/// rejected command (a suspend sent too early) is about that command, not about the tenant.
+pub fn ending(event: &ProgressEvent, has_tenant: bool) -> Option<Ending> {
+    let reason =
+        || event.error.as_ref().map(|e| e.message.clone()).or_else(|| event.message.clone()).unwrap_or_default();
     match (event.kind, event.status) {
-        (EventKind::PurchaseRefused | EventKind::Rejected, _) => Some(Ending::Failed(reason())),
+        (EventKind::PurchaseRefused, _) => Some(Ending::Failed(reason())),
+        (EventKind::Rejected, _) if !has_tenant => Some(Ending::Failed(reason())),
         // Active again after a change that failed (a move rolled back): the change did not happen.
         (EventKind::StatusChanged, Some(TenantStatus::Active)) if event.error.is_some() => {
             Some(Ending::Failed(reason()))
@@ -54,13 +58,26 @@ pub fn ending(event: &ProgressEvent) -> Option<Ending> {
         (EventKind::StatusChanged, Some(TenantStatus::Active)) => Some(Ending::Active),
         (EventKind::StatusChanged, Some(TenantStatus::Failed)) => Some(Ending::Failed(reason())),
         (EventKind::StatusChanged, Some(TenantStatus::AwaitingOperator)) => Some(Ending::AwaitingOperator(reason())),
+        // Not coming to life: say so rather than wait for ever.
+        (EventKind::StatusChanged, Some(status @ (TenantStatus::Suspended | TenantStatus::Deleted))) => {
+            Some(Ending::Failed(format!("the tenant is {}", status.as_str())))
+        }
+        (EventKind::StatusChanged, Some(TenantStatus::Offboarding)) if event.error.is_some() => {
+            Some(Ending::Failed(reason()))
+        }
         _ => None,
     }
 }
 
 pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
     let cfg = landlord_worker::WorkerConfig::load(config)?;
-    let bus = Bus::connect_with(&cfg.nats_settings()).await?;
+    let bus = match Bus::connect_with(&cfg.nats_settings()).await {
+        Ok(bus) => bus,
+        Err(e) => {
+            eprintln!("cannot reach NATS: {e}");
+            return Ok(ExitCode::from(3));
+        }
+    };
     let Some(tenant) = args.tenant.as_deref().map(TenantId::parse).transpose()? else {
         let mut events = Box::pin(bus.progress(None).await?);
         while let Some(ev) = events.next().await {
@@ -69,7 +86,14 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     };
     let bars = !args.plain && std::io::stdout().is_terminal();
-    let ending = follow(&bus, &tenant, bars).await?;
+    let ending = match follow(&bus, &tenant, bars).await {
+        Ok(ending) => ending,
+        // Not the tenant's doing: a code of its own, so a script can tell "failed" from "could not watch".
+        Err(e) => {
+            eprintln!("cannot follow tenant {tenant}: {e:#}");
+            return Ok(ExitCode::from(3));
+        }
+    };
     match &ending {
         Ending::Active => println!("tenant {tenant} is active"),
         Ending::Failed(reason) => eprintln!("tenant {tenant} failed: {reason}"),
@@ -86,10 +110,13 @@ async fn follow(bus: &Bus, tenant: &TenantId, bars: bool) -> anyhow::Result<Endi
     let mut view = Steps::new(bars);
     // How the last run in history ended, and which run that was.
     let mut settled: Option<(Ending, Option<Uuid>)> = None;
+    let mut has_tenant = false;
     while let Some((seq, ev)) = events.next().await {
         view.show(&ev);
         let history = caught_up_at.is_some_and(|last| seq <= last);
-        match ending(&ev) {
+        let end = ending(&ev, has_tenant);
+        has_tenant |= ev.kind == EventKind::StatusChanged;
+        match end {
             Some(end) if !history => return Ok(view.done(end)),
             Some(end) => settled = Some((end, ev.run_id)),
             // Anything of another run after a settled one (a retry, a plan change): not settled any more.

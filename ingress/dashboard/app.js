@@ -159,7 +159,8 @@ const ACTIONS = [
   { label: "Retry", path: "provision", when: ["failed", "awaiting_operator"], verb: "Retry provisioning of" },
   { label: "Suspend", path: "suspend", when: ["active"], verb: "Suspend" },
   { label: "Resume", path: "resume", when: ["suspended"], verb: "Resume" },
-  { label: "Offboard", path: null, when: ["active", "suspended", "failed", "awaiting_operator", "offboarding"], verb: "Offboard (delete the database, records and stack of)", danger: true },
+  { label: "Offboard", offboard: "", when: ["active", "suspended"], verb: "Offboard (suspend now, delete after the grace period)", danger: true },
+  { label: "Offboard now", offboard: "?now=true", when: ["failed", "awaiting_operator", "offboarding"], verb: "Offboard now (delete the database, DNS records and stack of)", danger: true },
 ];
 
 async function showTenant(id) {
@@ -188,7 +189,7 @@ async function showTenant(id) {
           failing ? `${failing} failed: ` : "", why)]
       : []));
     actions.replaceChildren(...ACTIONS.filter((a) => a.when.includes(tenant.status)).map((a) =>
-      el("button", { type: "button", className: a.danger ? "danger" : "", "data-action": a.label.toLowerCase(), onclick: () => act(a) }, a.label)));
+      el("button", { type: "button", className: a.danger ? "danger" : "", "data-action": a.label.toLowerCase().replace(" ", "-"), onclick: () => act(a) }, a.label)));
   }
 
   async function act(action) {
@@ -196,12 +197,23 @@ async function showTenant(id) {
     try {
       const answer = action.path
         ? await api(`/v1/tenants/${tenant.id}/${action.path}`, { method: "POST" })
-        : await api(`/v1/tenants/${tenant.id}`, { method: "DELETE" });
+        : await api(`/v1/tenants/${tenant.id}${action.offboard}`, { method: "DELETE" });
       notice.textContent = `${action.label} requested: command ${answer.command_id}`;
     } catch (e) {
       if (e instanceof Unauthorized) return showLogin();
       notice.textContent = `${action.label} refused: ${e.message}`;
     }
+  }
+
+  // One read of the tenant for a burst of status changes (history replays many at once); only the
+  // newest answer is shown.
+  let pending = null, asked = 0;
+  function refresh() {
+    clearTimeout(pending);
+    pending = setTimeout(() => {
+      const mine = ++asked;
+      api(`/v1/tenants/${encodeURIComponent(id)}`).then((t) => { if (mine === asked) { tenant = t; render(); } }).catch(() => {});
+    }, 250);
   }
 
   // The timeline: one box per run, one line per step, updated by every event.
@@ -216,9 +228,7 @@ async function showTenant(id) {
     return runs.get(runId);
   }
   function onEvent(ev) {
-    if (ev.kind === "status_changed") {
-      api(`/v1/tenants/${encodeURIComponent(id)}`).then((t) => { tenant = t; render(); }).catch(() => {});
-    }
+    if (ev.kind === "status_changed") refresh();
     if (!ev.step || !ev.run_id) return;
     const run = runBox(ev.run_id, ev.at);
     let line = run.lines.get(ev.step);

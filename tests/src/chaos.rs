@@ -40,8 +40,13 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub fn spawn(env: &[(String, String)], log: PathBuf) -> Self {
-        let file = std::fs::File::create(&log).expect("worker log");
-        let child = Command::new(workspace_bin("landlord-worker"))
+        Self::spawn_bin("landlord-worker", env, log)
+    }
+
+    /// Another binary of the workspace (`landlord-ingress`), configured the same way.
+    pub fn spawn_bin(bin: &str, env: &[(String, String)], log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("process log");
+        let child = Command::new(workspace_bin(bin))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", std::env::var("HOME").unwrap_or_default())
@@ -49,7 +54,7 @@ impl WorkerProcess {
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
-            .expect("landlord-worker starts");
+            .unwrap_or_else(|e| panic!("{bin} starts: {e}"));
         Self { child, log }
     }
 

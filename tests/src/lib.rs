@@ -59,6 +59,14 @@ pub fn tenant_db_url(engine: Engine) -> String {
     }
 }
 
+/// The tools venv `scripts/services` fills (`LANDLORD_TOOLS_VENV`, else `~/.cache/landlord/venv`).
+pub fn tools_venv() -> PathBuf {
+    match std::env::var_os("LANDLORD_TOOLS_VENV") {
+        Some(dir) => dir.into(),
+        None => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/landlord/venv"),
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }

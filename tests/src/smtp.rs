@@ -16,7 +16,7 @@ pub struct SmtpSink {
 }
 
 fn aiosmtpd() -> PathBuf {
-    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/landlord/venv/bin/aiosmtpd");
+    let venv = crate::tools_venv().join("bin/aiosmtpd");
     if venv.exists() { venv } else { "aiosmtpd".into() }
 }
 

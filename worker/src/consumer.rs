@@ -12,6 +12,7 @@ use landlord_bus::Bus;
 use landlord_protocol::{Command, TenantId, subjects};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     keepalive::{KeepAlive, NoKeepAlive},
@@ -117,7 +118,12 @@ impl Worker {
     /// Handles a JetStream message and acknowledges it according to the outcome.
     pub async fn handle_message(&self, msg: Message) -> Outcome {
         let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-        let outcome = Box::pin(self.handle_with(msg.subject.as_str(), &msg.payload, delivered, &msg)).await;
+        // The command's trace goes on here: the span that published it (a webhook, an admin request) is
+        // this one's parent, so one purchase is one trace from Stripe's request to the last step.
+        let span = tracing::info_span!("command", subject = %msg.subject, delivered);
+        span.set_parent(landlord_bus::trace::extract(msg.headers.as_ref())).ok();
+        let handling = self.handle_with(msg.subject.as_str(), &msg.payload, delivered, &msg);
+        let outcome = Box::pin(tracing::Instrument::instrument(handling, span)).await;
         let ack = match &outcome {
             Outcome::Completed
             | Outcome::AlreadyDone

@@ -53,8 +53,10 @@ async fn readyz(State(ready): State<Arc<Readiness>>) -> impl IntoResponse {
     if let Err(e) = bus.ready().await {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("JetStream: {e}"));
     }
-    if let Err(e) = store.ping().await {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("control plane: {e}"));
+    match tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return (StatusCode::SERVICE_UNAVAILABLE, format!("control plane: {e}")),
+        Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "control plane: no answer within 2 s".to_owned()),
     }
     (StatusCode::OK, "ready".to_owned())
 }

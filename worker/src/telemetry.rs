@@ -19,7 +19,7 @@ pub const COMMANDS_PUBLISHED: &str = landlord_bus::COMMANDS_PUBLISHED;
 pub const STEP_DURATION: &str = "landlord_step_duration_seconds";
 /// Step attempts that failed and were tried again, by `step`.
 pub const STEP_RETRIES: &str = "landlord_step_retries_total";
-/// A provisioning from its first step to `active`.
+/// The provisioning run that made a tenant active, from its start to `active`.
 pub const PROVISIONING_DURATION: &str = "landlord_provisioning_duration_seconds";
 /// Runs that ended, by `kind`, `outcome` and `failing_step` (empty unless one failed).
 pub const RUNS: &str = "landlord_runs_total";
@@ -54,7 +54,7 @@ pub const ALL: &[(&str, Kind, &str)] = &[
     (COMMANDS_PUBLISHED, Kind::Counter, "commands stored on JetStream, by kind"),
     (STEP_DURATION, Kind::Histogram, "step durations, by step and outcome"),
     (STEP_RETRIES, Kind::Counter, "step attempts tried again, by step"),
-    (PROVISIONING_DURATION, Kind::Histogram, "provisionings from their first step to active"),
+    (PROVISIONING_DURATION, Kind::Histogram, "provisioning runs that ended active, start to end"),
     (RUNS, Kind::Counter, "runs ended, by kind, outcome and failing step"),
     (TENANTS, Kind::Gauge, "tenants by status"),
     (DNS_PENDING, Kind::Gauge, "tenants whose DNS is not confirmed yet"),
@@ -83,6 +83,10 @@ pub fn metrics() -> &'static PrometheusHandle {
         // Another recorder installed first (an embedding program's) keeps recording; this one renders empty.
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was installed already; /metrics shows only Landlord's own");
+        }
+        // The first failure of a process must show in `rate()`: the series alerts divide exist from the start.
+        for outcome in ["completed", "failed"] {
+            metrics::counter!(RUNS, "kind" => "provision", "outcome" => outcome, "failing_step" => "").increment(0);
         }
         for (name, kind, help) in ALL {
             match kind {

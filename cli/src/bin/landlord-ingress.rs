@@ -10,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{cfg:#?}\nthe ingress's settings are valid");
         return Ok(());
     }
-    landlord_cli::init_tracing();
+    let _traces = landlord_cli::init_tracing_for("landlord-ingress")?;
     let cfg = landlord_ingress::IngressConfig::load(file.as_deref(), None)?;
     let listener = tokio::net::TcpListener::bind(cfg.http_addr).await?;
     landlord_ingress::run(cfg, listener, landlord_cli::shutdown_on_signal()).await

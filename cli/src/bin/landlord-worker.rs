@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{cfg:#?}\nthe worker's settings are valid");
         return Ok(());
     }
-    landlord_cli::init_tracing();
+    let _traces = landlord_cli::init_tracing_for("landlord-worker")?;
     let cfg = landlord_worker::WorkerConfig::load(file.as_deref())?;
     landlord_worker::run(cfg, landlord_cli::shutdown_on_signal()).await
 }

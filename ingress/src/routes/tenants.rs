@@ -120,6 +120,14 @@ pub struct StepView {
     pub error: Option<StepErrorView>,
 }
 
+/// The step a tenant shows as current: one running, or one that failed while the tenant is failed or
+/// waiting (an active tenant's failed step belongs to a change that was rolled back, not to its state).
+fn current_step(t: &tenant::Model, step: Option<(String, String)>) -> Option<CurrentStep> {
+    let (name, status) = step?;
+    let failing_shown = matches!(t.status.as_str(), "failed" | "awaiting_operator" | "offboarding");
+    (status == "started" || failing_shown).then_some(CurrentStep { name, status })
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CurrentStep {
     pub name: String,
@@ -328,7 +336,7 @@ pub async fn list(
         .iter()
         .map(|t| {
             let mut v = view(&state, &servers, t);
-            v.step = current.remove(&t.id).map(|(name, status)| CurrentStep { name, status });
+            v.step = current_step(t, current.remove(&t.id));
             v
         })
         .collect();
@@ -379,12 +387,8 @@ pub async fn show(
         .map(|(kind, name)| ResourceView { kind, name })
         .collect();
     let servers = server_names(store).await?;
-    let step = store
-        .current_steps(&[id.to_string()])
-        .await
-        .map_err(internal)?
-        .remove(&id.to_string())
-        .map(|(name, status)| CurrentStep { name, status });
+    let current = store.current_steps(&[id.to_string()]).await.map_err(internal)?.remove(&id.to_string());
+    let step = current_step(&row, current);
     Ok(Json(TenantView { step, steps: Some(steps), resources: Some(resources), ..view(&state, &servers, &row) }))
 }
 

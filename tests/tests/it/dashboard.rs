@@ -72,8 +72,15 @@ async fn the_dashboard_shows_steps_live_shows_the_reason_and_retries_after_a_con
     let tenant = app.buy(&slug, 10).await;
     browser.goto(&format!("{}/#/tenants/{tenant}", app.base_url)).await;
     browser.wait_for("create_database done while health_check runs", Duration::from_secs(60), HALF_WAY).await;
-    let badge = browser.text("#tenant h2 .badge").await.unwrap();
-    assert_eq!(badge, "provisioning", "the page shows the tenant still provisioning");
+    // The health check is held: the tenant is still provisioning, and the page says so.
+    browser
+        .wait_for(
+            "the tenant provisioning",
+            Duration::from_secs(20),
+            "const b = document.querySelector('#tenant h2 .badge'); return b && b.textContent === 'provisioning';",
+        )
+        .await;
+    assert_eq!(browser.eval(HALF_WAY, serde_json::json!([])).await, true, "still half-way");
     open.store(true, Ordering::Relaxed);
     browser
         .wait_for(

@@ -28,4 +28,6 @@ mod retention;
 mod secrets;
 mod settings;
 mod stripe_events;
+mod traces;
+mod watch;
 mod webhook_http;

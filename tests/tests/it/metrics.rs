@@ -192,8 +192,7 @@ fn promtool() -> std::path::PathBuf {
     if let Ok(p) = std::env::var("LANDLORD_PROMTOOL") {
         return p.into();
     }
-    let venv =
-        std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/landlord/venv/bin/promtool");
+    let venv = landlord_tests::tools_venv().join("bin/promtool");
     if venv.exists() { venv } else { "promtool".into() }
 }
 

@@ -39,6 +39,20 @@ impl std::fmt::Debug for Smtp {
     }
 }
 
+/// Why a message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendFailure {
+    pub message: String,
+    /// It cannot clear by itself: not tried again.
+    pub permanent: bool,
+}
+
+impl SendFailure {
+    fn permanent(message: String) -> Self {
+        Self { message, permanent: true }
+    }
+}
+
 /// How long one delivery may take before it counts as failed (and is tried again later).
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -80,9 +94,15 @@ impl Mail {
 impl Smtp {
     fn new(url: &SecretString, from: &str) -> anyhow::Result<Self> {
         let text = url.expose_secret();
-        let password = url::Url::parse(text).ok().and_then(|u| {
-            u.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
-        });
+        let parsed = url::Url::parse(text).map_err(|_| anyhow::anyhow!("LANDLORD_SMTP_URL is not a URL"))?;
+        let password =
+            parsed.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
+        // A login over a connection without TLS would send the password in clear: only to this machine.
+        let tls = parsed.scheme() == "smtps" || parsed.query_pairs().any(|(k, v)| k == "tls" && v == "required");
+        let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if password.is_some() && !tls && !local {
+            anyhow::bail!("LANDLORD_SMTP_URL carries a password but no TLS: use smtps://…:465 or add ?tls=required");
+        }
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(text)
             .map_err(|e| anyhow::anyhow!("LANDLORD_SMTP_URL is not an smtp:// or smtps:// URL lettre reads: {e}"))?
             .timeout(Some(SEND_TIMEOUT))
@@ -91,26 +111,31 @@ impl Smtp {
         Ok(Self { transport, from, password })
     }
 
-    /// Sends one plain-text message. The error says why, without the SMTP password.
-    pub async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
-        let to = to.parse::<Mailbox>().map_err(|e| format!("{to:?} is not a mail address: {e}"))?;
+    /// Sends one plain-text message. The error says why, without the SMTP password, and whether it
+    /// can clear (a timeout, a 4xx) or not (a 5xx, an address that is not one).
+    pub async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), SendFailure> {
+        let to =
+            to.parse::<Mailbox>().map_err(|e| SendFailure::permanent(format!("{to:?} is not a mail address: {e}")))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(body.to_owned())
-            .map_err(|e| format!("cannot build the message: {e}"))?;
+            .map_err(|e| SendFailure::permanent(format!("cannot build the message: {e}")))?;
         let sent = tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message)).await;
-        let error = match sent {
+        let (error, permanent) = match sent {
             Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("the SMTP server did not answer within {} s", SEND_TIMEOUT.as_secs()),
+            Ok(Err(e)) => (e.to_string(), e.is_permanent()),
+            Err(_) => (format!("the SMTP server did not answer within {} s", SEND_TIMEOUT.as_secs()), false),
         };
-        Err(match &self.password {
-            Some(p) if !p.is_empty() => error.replace(p.as_str(), "[REDACTED]"),
-            _ => error,
-        })
+        let mut message = error;
+        for secret in self.password.iter().filter(|p| !p.is_empty()) {
+            message = message.replace(secret.as_str(), "[REDACTED]");
+            let encoded = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
+            message = message.replace(&encoded, "[REDACTED]");
+        }
+        Err(SendFailure { message, permanent })
     }
 }
 

@@ -13,7 +13,7 @@ pub struct Template {
 pub type Values<'a> = &'a [(&'a str, &'a str)];
 
 /// What a template may name.
-pub const NAMES: &[&str] = &["store_name", "store_url", "admin_url", "plan", "subdomain", "contact_email", "reason"];
+pub const NAMES: &[&str] = &["store_name", "store_url", "admin_url", "plan", "subdomain", "contact_email"];
 
 fn clean(value: &str, newlines: bool) -> String {
     value.chars().filter(|c| !c.is_control() || (newlines && *c == '\n')).collect()
@@ -32,7 +32,7 @@ impl Template {
             let mut rest = part.as_str();
             while let Some(at) = rest.find("{{") {
                 let end = rest[at..].find("}}").ok_or("a `{{` without `}}`")?;
-                let name = rest[at + 2..at + end].trim();
+                let name = &rest[at + 2..at + end];
                 if !NAMES.contains(&name) {
                     return Err(format!("{{{{{name}}}}} is not a placeholder; there are {}", NAMES.join(", ")));
                 }
@@ -44,12 +44,19 @@ impl Template {
 
     /// The subject and body with `values` filled in (a name without a value becomes empty).
     pub fn render(&self, values: Values<'_>) -> (String, String) {
+        // One pass over the template: a value that looks like a placeholder stays as it is.
         let fill = |text: &str, newlines: bool| {
-            let mut out = text.to_owned();
-            for name in NAMES {
-                let value = values.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v);
-                out = out.replace(&format!("{{{{{name}}}}}", name = name), &clean(value, newlines));
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text;
+            while let Some(at) = rest.find("{{") {
+                let Some(end) = rest[at..].find("}}") else { break };
+                out.push_str(&rest[..at]);
+                let name = &rest[at + 2..at + end];
+                let value = values.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v);
+                out.push_str(&clean(value, newlines));
+                rest = &rest[at + end + 2..];
             }
+            out.push_str(rest);
             out
         };
         (clean(&fill(&self.subject, false), false), fill(&self.body, true))
@@ -69,6 +76,9 @@ mod tests {
         assert_eq!(body, "See https://acme.example.\n");
         assert!(Template::parse("Hello\n\nbody").unwrap_err().contains("Subject"));
         assert!(Template::parse("Subject: x\n\n{{password}}").unwrap_err().contains("not a placeholder"));
+        assert!(Template::parse("Subject: x\n\n{{ store_name }}").is_err(), "names are exact");
+        let (_, body) = t.render(&[("store_name", "x"), ("store_url", "{{admin_url}}")]);
+        assert_eq!(body, "See {{admin_url}}.\n", "a value is never filled in again");
         assert!(Template::parse("Subject: x").is_err());
         let builtin = Template::parse(include_str!("welcome.txt")).unwrap();
         let (_, body) = builtin.render(&[("store_url", "https://s.example"), ("admin_url", "https://s.example/admin")]);

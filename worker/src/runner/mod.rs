@@ -463,6 +463,7 @@ impl Runner {
         alive: &dyn KeepAlive,
     ) -> Result<Outcome, StoreError> {
         let store = &self.deps.store;
+        let run_started = std::time::Instant::now();
         let run = store.start_run(&plan.id, cmd.id.as_str(), cmd.action.kind()).await?;
         if matches!(flow.during, TenantStatus::Provisioning | TenantStatus::Offboarding | TenantStatus::Moving) {
             let message = format!("tenant {} is {}", plan.slug, flow.during.as_str());
@@ -503,14 +504,18 @@ impl Runner {
                     let name = planned.name();
                     in_flight.push(name);
                     alive.touch().await;
-                    running.push(async move {
-                        failpoint::hit(&format!("before:{name}")).await;
-                        let result = self.run_step(planned.step.as_ref(), ctx, run, flow.during).await;
-                        if matches!(result, Ok(Ok(()))) {
-                            failpoint::hit(&format!("after:{name}")).await;
-                        }
-                        (name, result)
-                    });
+                    let span = tracing::info_span!("step", step = name.as_str(), tenant_id = %plan.id);
+                    running.push(tracing::Instrument::instrument(
+                        async move {
+                            failpoint::hit(&format!("before:{name}")).await;
+                            let result = self.run_step(planned.step.as_ref(), ctx, run, flow.during).await;
+                            if matches!(result, Ok(Ok(()))) {
+                                failpoint::hit(&format!("after:{name}")).await;
+                            }
+                            (name, result)
+                        },
+                        span,
+                    ));
                 }
             }
             let Some((name, result)) = running.next().await else { break };
@@ -566,8 +571,9 @@ impl Runner {
             // A move never keeps a tenant locked out waiting for a server: before the switch, an error that
             // outlasted its retries rolls the move back, and the change can be sent again.
             Some(Stop::Transient(name, e)) if flow.moving && !self.switched(plan).await? => {
+                let outcome = self.fail(cmd, plan, run, ctx, &flow, name, e).await?;
                 count_run(cmd, "failed", Some(name));
-                return self.fail(cmd, plan, run, ctx, &flow, name, e).await;
+                return Ok(outcome);
             }
             Some(Stop::Transient(name, e)) => {
                 store.finish_run(run, RunStatus::Interrupted).await?;
@@ -577,23 +583,23 @@ impl Runner {
                 return Ok(Outcome::RetryLater { delay });
             }
             Some(Stop::Permanent(name, e)) => {
+                let outcome = self.fail(cmd, plan, run, ctx, &flow, name, e).await?;
                 count_run(cmd, "failed", Some(name));
-                return self.fail(cmd, plan, run, ctx, &flow, name, e).await;
+                return Ok(outcome);
             }
             Some(Stop::Operator(name, e)) => {
+                let outcome = self.await_operator(cmd, plan, run, name, e).await?;
                 count_run(cmd, "awaiting_operator", Some(name));
-                return self.await_operator(cmd, plan, run, name, e).await;
+                return Ok(outcome);
             }
         }
         // The tenant takes its new status together with its run's record, in one transaction.
         self.end(cmd, plan, run, flow.ending, RunStatus::Succeeded, None).await?;
         count_run(cmd, "completed", None);
-        if flow.during == TenantStatus::Provisioning
-            && let Some(row) = store.tenant(&plan.id).await?
-        {
-            // From the purchase to active, resumed runs and waits included: what the customer waited.
-            let waited = (chrono::Utc::now() - row.created_at).to_std().unwrap_or_default();
-            metrics::histogram!(telemetry::PROVISIONING_DURATION).record(waited.as_secs_f64());
+        if flow.during == TenantStatus::Provisioning {
+            // The run that made the tenant active, from its start: a wait for an operator or a failure
+            // fixed days later is not provisioning time (the stuck-step gauge watches the waits).
+            metrics::histogram!(telemetry::PROVISIONING_DURATION).record(run_started.elapsed().as_secs_f64());
         }
         let message = format!("tenant {} is {}", plan.slug, flow.ending.as_str());
         let id = Some(ending_event_id(&plan.id, cmd));

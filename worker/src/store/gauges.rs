@@ -46,8 +46,15 @@ impl Store {
             .filter(tenant::Column::Status.ne(TenantStatus::Deleted.as_str()))
             .count(db)
             .await?;
+        // A step left started by a tenant that is settled (deleted, failed) is not stuck work.
+        let working = sea_orm::sea_query::Query::select()
+            .column(tenant::Column::Id)
+            .from(tenant::Entity)
+            .and_where(tenant::Column::Status.is_in(["provisioning", "moving", "offboarding", "active", "suspended"]))
+            .to_owned();
         let oldest_running_step = tenant_step::Entity::find()
             .filter(tenant_step::Column::Status.eq(StepState::Started.as_str()))
+            .filter(tenant_step::Column::TenantId.in_subquery(working))
             .order_by_asc(tenant_step::Column::StartedAt)
             .one(db)
             .await?

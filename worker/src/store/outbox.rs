@@ -51,19 +51,18 @@ impl Store {
         }
     }
 
-    /// Claims up to `limit` messages that are due, each until `hold_until` (a sender that dies lets them
-    /// come due again then). A message another sender claimed first is not returned.
-    pub async fn claim_due_mail(&self, limit: u64, hold_until: DateTime<Utc>) -> Result<Vec<mail::Model>, StoreError> {
+    /// Claims the message due first, until `hold_until` (a sender that dies lets it come due again then);
+    /// `None` when nothing is due. A message another sender claimed first is not returned.
+    pub async fn claim_due_mail(&self, hold_until: DateTime<Utc>) -> Result<Option<mail::Model>, StoreError> {
         let now = Utc::now();
         let due = mail::Entity::find()
             .filter(mail::Column::SentAt.is_null())
             .filter(mail::Column::NextAttemptAt.lte(now))
             .order_by_asc(mail::Column::NextAttemptAt)
-            .limit(limit)
+            .limit(5)
             .all(self.connection())
             .await?;
-        let mut claimed = Vec::new();
-        for m in due {
+        for mut m in due {
             let taken = mail::Entity::update_many()
                 .col_expr(mail::Column::NextAttemptAt, Expr::value(hold_until))
                 .filter(mail::Column::Id.eq(m.id.clone()))
@@ -72,31 +71,42 @@ impl Store {
                 .exec(self.connection())
                 .await?;
             if taken.rows_affected == 1 {
-                claimed.push(m);
+                m.next_attempt_at = hold_until;
+                return Ok(Some(m));
             }
         }
-        Ok(claimed)
+        Ok(None)
     }
 
-    /// Records a message sent.
-    pub async fn mail_sent(&self, id: &str) -> Result<(), StoreError> {
-        mail::Entity::update_many()
+    /// Records a claimed message sent. False when the claim had lapsed and another sender holds it now.
+    pub async fn mail_sent(&self, claimed: &mail::Model) -> Result<bool, StoreError> {
+        let done = mail::Entity::update_many()
             .col_expr(mail::Column::SentAt, Expr::value(Utc::now()))
             .col_expr(mail::Column::Attempts, Expr::col(mail::Column::Attempts).add(1))
             .col_expr(mail::Column::LastError, Expr::value(Option::<String>::None))
-            .filter(mail::Column::Id.eq(id))
+            .filter(mail::Column::Id.eq(claimed.id.clone()))
+            .filter(mail::Column::NextAttemptAt.eq(claimed.next_attempt_at))
             .exec(self.connection())
             .await?;
-        Ok(())
+        Ok(done.rows_affected == 1)
     }
 
-    /// Records a failed attempt; the message is tried again at `retry_at`.
-    pub async fn mail_failed(&self, id: &str, error: &str, retry_at: DateTime<Utc>) -> Result<(), StoreError> {
+    /// Records a failed attempt of a claimed message; it is tried again at `retry_at`, or never when
+    /// `None` (a failure that cannot clear: the error says why).
+    pub async fn mail_failed(
+        &self,
+        claimed: &mail::Model,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        // Never again: far enough in the future that no sender finds it due.
+        let at = retry_at.unwrap_or_else(|| DateTime::<Utc>::MAX_UTC - chrono::Duration::days(1));
         mail::Entity::update_many()
             .col_expr(mail::Column::Attempts, Expr::col(mail::Column::Attempts).add(1))
             .col_expr(mail::Column::LastError, Expr::value(error.to_owned()))
-            .col_expr(mail::Column::NextAttemptAt, Expr::value(retry_at))
-            .filter(mail::Column::Id.eq(id))
+            .col_expr(mail::Column::NextAttemptAt, Expr::value(at))
+            .filter(mail::Column::Id.eq(claimed.id.clone()))
+            .filter(mail::Column::NextAttemptAt.eq(claimed.next_attempt_at))
             .exec(self.connection())
             .await?;
         Ok(())

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use landlord_protocol::TenantId;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, sea_query::Expr};
 use uuid::Uuid;
 
 use super::{
@@ -121,17 +121,18 @@ impl Store {
         duration: Duration,
         error: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
-        let row = tenant_step::ActiveModel {
-            tenant_id: Set(id.to_string()),
-            step: Set(step.as_str().to_owned()),
-            status: Set(state.as_str().into()),
-            finished_at: Set(Some(Utc::now())),
-            duration_ms: Set(Some(duration.as_millis() as i64)),
-            error_code: Set(error.map(|e| e.0.to_owned())),
-            error_message: Set(error.map(|e| e.1.to_owned())),
-            ..Default::default()
-        };
-        row.update(self.connection()).await?;
+        // An update that changes nothing (the same values again, or a step cancelled before it began and so
+        // never recorded) is not an error: there is nothing more to record.
+        tenant_step::Entity::update_many()
+            .col_expr(tenant_step::Column::Status, Expr::value(state.as_str()))
+            .col_expr(tenant_step::Column::FinishedAt, Expr::value(Utc::now()))
+            .col_expr(tenant_step::Column::DurationMs, Expr::value(duration.as_millis() as i64))
+            .col_expr(tenant_step::Column::ErrorCode, Expr::value(error.map(|e| e.0.to_owned())))
+            .col_expr(tenant_step::Column::ErrorMessage, Expr::value(error.map(|e| e.1.to_owned())))
+            .filter(tenant_step::Column::TenantId.eq(id.to_string()))
+            .filter(tenant_step::Column::Step.eq(step.as_str()))
+            .exec(self.connection())
+            .await?;
         Ok(())
     }
 
