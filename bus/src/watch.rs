@@ -62,4 +62,20 @@ impl Bus {
             Err(e) => Err(fail(&e)),
         }
     }
+
+    /// How many commands about `tenant` wait in the commands stream (queued, or being worked on: the stream
+    /// is a work queue, so a command leaves it once a worker has acknowledged it). A watcher that found the
+    /// tenant settled in history keeps watching while one waits (`landlord tenants resume X && landlord
+    /// watch X`).
+    pub async fn commands_waiting(&self, tenant: &TenantId) -> Result<usize, BusError> {
+        let fail = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
+        let stream = self.js.get_stream(subjects::COMMANDS_STREAM).await.map_err(|e| fail(&e))?;
+        let mut subjects =
+            stream.info_with_subjects(format!("landlord.commands.*.{tenant}")).await.map_err(|e| fail(&e))?;
+        let mut waiting = 0;
+        while let Some(subject) = subjects.next().await {
+            waiting += subject.map_err(|e| fail(&e))?.1;
+        }
+        Ok(waiting)
+    }
 }

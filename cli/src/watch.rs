@@ -103,15 +103,30 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> 
 }
 
 /// Follows `tenant`'s events until one ends the watch. History is replayed first; if it ends with the
-/// tenant already settled, that is the answer.
+/// tenant already settled, that is the answer, unless a command about the tenant waits (one just sent,
+/// not started yet): then the watch goes on until that command's run ends, or until it has left the queue
+/// without changing anything (a repeated suspend, say).
 async fn follow(bus: &Bus, tenant: &TenantId, bars: bool) -> anyhow::Result<Ending> {
     let caught_up_at = bus.last_progress(tenant).await?;
+    let mut waiting = bus.commands_waiting(tenant).await? > 0;
     let mut events = Box::pin(bus.progress_after(Some(tenant), None).await?);
     let mut view = Steps::new(bars);
     // How the last run in history ended, and which run that was.
     let mut settled: Option<(Ending, Option<Uuid>)> = None;
     let mut has_tenant = false;
-    while let Some((seq, ev)) = events.next().await {
+    let mut caught_up = caught_up_at.is_none();
+    let mut recheck = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let (seq, ev) = tokio::select! {
+            next = events.next() => next.ok_or_else(|| anyhow::anyhow!("the progress stream ended"))?,
+            _ = recheck.tick(), if caught_up && waiting && settled.is_some() => {
+                waiting = bus.commands_waiting(tenant).await? > 0;
+                if !waiting {
+                    return Ok(view.done(settled.take().expect("checked").0));
+                }
+                continue;
+            }
+        };
         view.show(&ev);
         let history = caught_up_at.is_some_and(|last| seq <= last);
         let end = ending(&ev, has_tenant);
@@ -125,11 +140,11 @@ async fn follow(bus: &Bus, tenant: &TenantId, bars: bool) -> anyhow::Result<Endi
             }
             None => {}
         }
-        if history && Some(seq) == caught_up_at && settled.is_some() {
+        caught_up |= Some(seq) == caught_up_at;
+        if history && Some(seq) == caught_up_at && settled.is_some() && !waiting {
             return Ok(view.done(settled.take().expect("checked").0));
         }
     }
-    anyhow::bail!("the progress stream ended")
 }
 
 /// One bar per step of the run shown, or plain lines.

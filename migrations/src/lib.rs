@@ -13,6 +13,7 @@ mod m20261124_000007_audit;
 mod m20261125_000008_placement;
 mod m20261126_000009_moves;
 mod m20261127_000010_mail_outbox;
+mod m20261128_000011_mail_given_up;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_placement::Migration),
             Box::new(m20261126_000009_moves::Migration),
             Box::new(m20261127_000010_mail_outbox::Migration),
+            Box::new(m20261128_000011_mail_given_up::Migration),
         ]
     }
 }

@@ -38,6 +38,11 @@ pub const OLDEST_AWAITING_OPERATOR: &str = "landlord_oldest_awaiting_operator_se
 /// Delivery attempts of mail, by `kind` (`welcome`, `operator`) and `outcome` (`sent`, `failed`).
 pub const MAILS: &str = "landlord_mails_total";
 
+/// Renewals of a worker's leases (one control-plane write each, however many tenants it runs).
+pub const LEASE_RENEWALS: &str = "landlord_lease_renewals_total";
+/// Progress acknowledgements sent to JetStream for messages being worked on.
+pub const PROGRESS_ACKS: &str = "landlord_progress_acks_total";
+
 /// What a series is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -63,6 +68,8 @@ pub const ALL: &[(&str, Kind, &str)] = &[
     (OLDEST_RUNNING_STEP, Kind::Gauge, "age of the longest-running step"),
     (OLDEST_AWAITING_OPERATOR, Kind::Gauge, "age of the longest wait for an operator"),
     (MAILS, Kind::Counter, "mail delivery attempts, by kind and outcome"),
+    (LEASE_RENEWALS, Kind::Counter, "control-plane writes renewing a worker's tenant leases"),
+    (PROGRESS_ACKS, Kind::Counter, "progress acknowledgements keeping running commands from redelivery"),
 ];
 
 /// Duration buckets in seconds: a step takes milliseconds, a stack up to half an hour.
@@ -84,9 +91,12 @@ pub fn metrics() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was installed already; /metrics shows only Landlord's own");
         }
-        // The first failure of a process must show in `rate()`: the series alerts divide exist from the start.
-        for outcome in ["completed", "failed"] {
-            metrics::counter!(RUNS, "kind" => "provision", "outcome" => outcome, "failing_step" => "").increment(0);
+        // The first failure of a process must show in `rate()`: the series alerts divide exist from the start,
+        // a failed provisioning's once for every step it can fail at (a failure names its step).
+        metrics::counter!(RUNS, "kind" => "provision", "outcome" => "completed", "failing_step" => "").increment(0);
+        for step in crate::steps::provisioning().names() {
+            metrics::counter!(RUNS, "kind" => "provision", "outcome" => "failed", "failing_step" => step.as_str())
+                .increment(0);
         }
         for (name, kind, help) in ALL {
             match kind {

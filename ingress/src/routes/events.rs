@@ -68,13 +68,14 @@ pub async fn all_events(
 /// The sequence in `Last-Event-ID`, if the header is there.
 fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get("last-event-id") else { return Ok(None) };
-    let text = value.to_str().unwrap_or_default().trim();
+    let bad =
+        || ApiError::bad_request("bad_last_event_id", "Last-Event-ID must be an event id this ingress sent (a number)");
+    // Not text at all is as wrong as text that is not a number: never a silent replay from the start.
+    let text = value.to_str().map_err(|_| bad())?.trim();
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse::<u64>().map(Some).map_err(|_| {
-        ApiError::bad_request("bad_last_event_id", "Last-Event-ID must be an event id this ingress sent (a number)")
-    })
+    text.parse::<u64>().map(Some).map_err(|_| bad())
 }
 
 async fn events(

@@ -135,6 +135,17 @@ async fn quiet_streams_keep_alive_and_bad_requests_are_refused() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    // Bytes that are not text are refused too, not taken for "no id" (a replay of everything).
+    let not_text = reqwest::header::HeaderValue::from_bytes(b"\xff\xfe12").unwrap();
+    let res = app
+        .http
+        .get(format!("{}{path}", app.base_url))
+        .bearer_auth(VIEWER_TOKEN)
+        .header("Last-Event-ID", not_text)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
     let _second = SseReader::new(SseReader::open(&app, &path, VIEWER_TOKEN, None).await);
     let third = SseReader::open(&app, &path, VIEWER_TOKEN, None).await;
     assert_eq!(third.status(), 503, "one stream more than the limit");

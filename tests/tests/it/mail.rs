@@ -95,3 +95,57 @@ async fn an_operators_template_is_used_and_operators_hear_of_a_tenant_waiting_fo
     assert_eq!(messages.len(), 2, "one welcome (the waiting tenant is not active) and one notice");
     app.drop_tenant_db(&slug).await;
 }
+
+/// The outbox's bookkeeping, on each control plane: one sender at a time holds a message, a lapsed claim
+/// cannot record a delivery, and a message given up on is never claimed again (on SQLite, where times are
+/// text, a far-future "never" once sorted first and came due at once).
+async fn the_outbox_hands_each_message_to_one_sender(store: &landlord_worker::store::Store) {
+    use landlord_worker::store::NewMail;
+    let hold = || chrono::Utc::now() + chrono::Duration::seconds(120);
+    let id = uuid::Uuid::new_v4();
+    let tenant = id.to_string();
+    let new = NewMail {
+        id,
+        kind: "welcome",
+        tenant_id: Some(&tenant),
+        recipient: "owner@example.com",
+        subject: "Welcome",
+        body: "Hello",
+    };
+    assert!(store.queue_mail(new.clone()).await.unwrap());
+    assert!(!store.queue_mail(new).await.unwrap(), "queued once");
+
+    let first = store.claim_due_mail(hold()).await.unwrap().expect("due");
+    assert_eq!(first.id, id.to_string());
+    assert!(store.claim_due_mail(hold()).await.unwrap().is_none(), "held by the first sender");
+
+    // A failure to try again soon: due again then, and a claim from before it no longer counts.
+    store.mail_failed(&first, "421 busy", Some(chrono::Utc::now() - chrono::Duration::seconds(1))).await.unwrap();
+    let second = store.claim_due_mail(hold()).await.unwrap().expect("due again");
+    assert!(!store.mail_sent(&first).await.unwrap(), "the lapsed claim records nothing");
+
+    // Given up: never claimed again, however the times sort.
+    store.mail_failed(&second, "550 no such mailbox", None).await.unwrap();
+    assert!(store.claim_due_mail(hold()).await.unwrap().is_none(), "given up is never due");
+    let kept = store.mail_of(&tenant).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].attempts, 2);
+    assert!(kept[0].given_up_at.is_some() && kept[0].sent_at.is_none());
+    assert_eq!(kept[0].last_error.as_deref(), Some("550 no such mailbox"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_hands_each_message_to_one_sender_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("outbox.db").display());
+    the_outbox_hands_each_message_to_one_sender(&landlord_worker::store::Store::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_hands_each_message_to_one_sender_on_postgresql() {
+    let (url, name) = landlord_tests::chaos::fresh_postgres_database("outbox").await;
+    let store = landlord_worker::store::Store::connect(&url).await.unwrap();
+    the_outbox_hands_each_message_to_one_sender(&store).await;
+    drop(store);
+    landlord_tests::chaos::drop_database(&name).await;
+}

@@ -61,3 +61,67 @@ async fn watch_answers_with_the_tenants_fate() {
     app.drop_tenant_db(&good_slug).await;
     app.drop_tenant_db(&broken_slug).await;
 }
+
+/// `landlord watch TENANT --plain`, running in the background.
+fn spawn_watch(app: &TestApp, tenant: &TenantId) -> tokio::task::JoinHandle<std::process::Output> {
+    let command = tokio::process::Command::new(workspace_bin("landlord"))
+        .args(["watch", &tenant.to_string(), "--plain"])
+        .env("LANDLORD_NATS_URL", &app.nats_url)
+        .env("LANDLORD_LOG", "warn")
+        .output();
+    tokio::spawn(async move { command.await.unwrap() })
+}
+
+/// `landlord tenants resume X && landlord watch X`: the history still ends "suspended" when the watch
+/// starts, but the resume waits in the queue, so the watch follows it to `active` instead of answering
+/// "suspended" at once. A command that leaves the queue changing nothing ends the watch with the history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_after_a_command_follows_that_command() {
+    use landlord_protocol::{Action, Command, CommandId};
+    let app = TestApp::spawn_with(landlord_tests::Options {
+        in_process_worker: false,
+        ..landlord_tests::Options::new(Engine::MariaDb)
+    })
+    .await;
+    let worker = landlord_worker::build(&app.worker_config, &app.bus, None).await.unwrap();
+    let consumer = landlord_worker::consumer::ensure_consumer(&app.bus, Duration::from_secs(30)).await.unwrap();
+    // Handles the next queued command, as a worker's consumer would.
+    let handle_next = || async {
+        use futures::StreamExt;
+        let mut batch = consumer.fetch().max_messages(1).expires(Duration::from_secs(10)).messages().await.unwrap();
+        let msg = batch.next().await.expect("a queued command").unwrap();
+        worker.handle_message(msg).await
+    };
+    let ask = |tenant: TenantId, action: Action| {
+        let id = CommandId::parse(&format!("admin:{}", uuid::Uuid::new_v4())).unwrap();
+        let bus = app.bus.clone();
+        async move { bus.publish_command(&Command::new(id, tenant, "ops-test", action)).await.unwrap() }
+    };
+    let slug = unique_slug("watchcmd");
+    let tenant = app.buy(&slug, 10).await;
+    handle_next().await;
+    app.wait_for_status(&tenant, TenantStatus::Active).await;
+    ask(tenant, Action::Suspend).await;
+    handle_next().await;
+    app.wait_for_status(&tenant, TenantStatus::Suspended).await;
+
+    ask(tenant, Action::Resume).await;
+    let watching = spawn_watch(&app, &tenant);
+    // The watch has read the history (suspended) and sees the resume waiting: it keeps watching.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!watching.is_finished(), "the watch did not answer from the history while a resume waits");
+    handle_next().await;
+    let out = tokio::time::timeout(Duration::from_secs(60), watching).await.expect("the watch ends").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("is active"), "{stdout}");
+
+    // A repeated resume changes nothing: once it has left the queue, the watch answers from the history.
+    ask(tenant, Action::Resume).await;
+    let watching = spawn_watch(&app, &tenant);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    handle_next().await;
+    let out = tokio::time::timeout(Duration::from_secs(60), watching).await.expect("the watch ends").unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    app.drop_tenant_db(&slug).await;
+}

@@ -98,7 +98,7 @@ impl Smtp {
         let password =
             parsed.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
         // A login over a connection without TLS would send the password in clear: only to this machine.
-        let tls = parsed.scheme() == "smtps" || parsed.query_pairs().any(|(k, v)| k == "tls" && v == "required");
+        let tls = requires_tls(&parsed);
         let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if password.is_some() && !tls && !local {
             anyhow::bail!("LANDLORD_SMTP_URL carries a password but no TLS: use smtps://…:465 or add ?tls=required");
@@ -126,7 +126,7 @@ impl Smtp {
         let sent = tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message)).await;
         let (error, permanent) = match sent {
             Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => (e.to_string(), e.is_permanent()),
+            Ok(Err(e)) => (e.to_string(), e.status().is_some_and(|code| refuses_recipient(&code.to_string()))),
             Err(_) => (format!("the SMTP server did not answer within {} s", SEND_TIMEOUT.as_secs()), false),
         };
         let mut message = error;
@@ -137,6 +137,21 @@ impl Smtp {
         }
         Err(SendFailure { message, permanent })
     }
+}
+
+/// Whether a connection to `url` is always encrypted: `smtps://`, or exactly one `tls` parameter, set to
+/// `required` (lettre reads the first of several, so a second one could not be trusted to be it).
+fn requires_tls(url: &url::Url) -> bool {
+    let tls: Vec<_> = url.query_pairs().filter(|(k, _)| k == "tls").map(|(_, v)| v.into_owned()).collect();
+    url.scheme() == "smtps" || tls == ["required"]
+}
+
+/// Whether an SMTP refusal is about the recipient and so cannot clear by trying again: 550 (no such
+/// mailbox), 551 (not local), 553 (not a mailbox name). Other 5xx replies (535 login refused, 530 login
+/// needed, 554 relaying denied) are faults of the mail settings, which an operator fixes: those messages
+/// are kept and tried again.
+fn refuses_recipient(code: &str) -> bool {
+    matches!(code, "550" | "551" | "553")
 }
 
 /// Queues a notice for every operator address (`LANDLORD_OPERATOR_EMAIL`) about `tenant`, once per
@@ -164,4 +179,44 @@ pub async fn notify_operators(
         }
     }
     Ok(queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smtp(url: &str) -> anyhow::Result<Smtp> {
+        Smtp::new(&SecretString::from(url.to_owned()), "Landlord <landlord@example.com>")
+    }
+
+    #[test]
+    fn a_password_goes_only_over_a_connection_that_is_always_encrypted() {
+        assert!(smtp("smtps://user:secret@mail.example.com:465").is_ok());
+        assert!(smtp("smtp://user:secret@mail.example.com:587?tls=required").is_ok());
+        // To this machine only, a relay without TLS may take a login.
+        assert!(smtp("smtp://user:secret@127.0.0.1:2525").is_ok());
+        assert!(smtp("smtp://mail.example.com:25").is_ok(), "no password, nothing to protect");
+        for refused in [
+            "smtp://user:secret@mail.example.com:587",
+            "smtp://user:secret@mail.example.com:587?tls=opportunistic",
+            // lettre reads the first `tls`: a later `required` must not hide an earlier weaker one.
+            "smtp://user:secret@mail.example.com:587?tls=opportunistic&tls=required",
+            "smtp://user:secret@mail.example.com:587?tls=required&tls=none",
+        ] {
+            let err = smtp(refused).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("no TLS"), "{refused}: {err}");
+            assert!(!err.contains("secret"), "the password is not in the error: {err}");
+        }
+    }
+
+    #[test]
+    fn only_a_refused_recipient_is_given_up() {
+        for code in ["550", "551", "553"] {
+            assert!(refuses_recipient(code), "{code}");
+        }
+        // A wrong login, a login needed, relaying denied, a full mailbox, a busy server: kept and tried again.
+        for code in ["535", "530", "554", "552", "421", "451"] {
+            assert!(!refuses_recipient(code), "{code}");
+        }
+    }
 }

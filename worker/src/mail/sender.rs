@@ -1,8 +1,9 @@
 //! Every worker's mail sender: every few seconds it claims one due message at a time, sends it, and
 //! records the outcome only if its claim still holds. A failure is tried again after
 //! `LANDLORD_MAIL_RETRY_SECS`, doubling each time up to an hour, at most 20 times; one the server refuses
-//! for good (a 5xx) is not tried again. A claim outlasts one delivery's timeout, so two senders never send
-//! the same message unless one of them stalled for longer than that.
+//! for good (550, 551, 553: no such recipient) is not tried again; a wrong login or relaying denied is a
+//! setting to fix, so those are kept and retried. A claim outlasts one delivery's timeout, so two senders
+//! never send the same message unless one of them stalled for longer than that.
 
 use std::time::Duration;
 

@@ -598,7 +598,7 @@ impl Runner {
         count_run(cmd, "completed", None);
         if flow.during == TenantStatus::Provisioning {
             // The run that made the tenant active, from its start: a wait for an operator or a failure
-            // fixed days later is not provisioning time (the stuck-step gauge watches the waits).
+            // fixed days later is not provisioning time (the waiting-for-an-operator gauge watches those waits).
             metrics::histogram!(telemetry::PROVISIONING_DURATION).record(run_started.elapsed().as_secs_f64());
         }
         let message = format!("tenant {} is {}", plan.slug, flow.ending.as_str());

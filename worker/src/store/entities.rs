@@ -333,6 +333,8 @@ pub mod mail {
         pub next_attempt_at: ChronoDateTimeUtc,
         pub sent_at: Option<ChronoDateTimeUtc>,
         pub last_error: Option<String>,
+        /// When the sender gave up on it; never claimed again.
+        pub given_up_at: Option<ChronoDateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

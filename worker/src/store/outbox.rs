@@ -42,6 +42,7 @@ impl Store {
             next_attempt_at: Set(now),
             sent_at: Set(None),
             last_error: Set(None),
+            given_up_at: Set(None),
         };
         match row.insert(self.connection()).await {
             Ok(_) => Ok(true),
@@ -57,6 +58,7 @@ impl Store {
         let now = Utc::now();
         let due = mail::Entity::find()
             .filter(mail::Column::SentAt.is_null())
+            .filter(mail::Column::GivenUpAt.is_null())
             .filter(mail::Column::NextAttemptAt.lte(now))
             .order_by_asc(mail::Column::NextAttemptAt)
             .limit(5)
@@ -99,12 +101,13 @@ impl Store {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        // Never again: far enough in the future that no sender finds it due.
-        let at = retry_at.unwrap_or_else(|| DateTime::<Utc>::MAX_UTC - chrono::Duration::days(1));
+        // Never again: marked given up (a far-future time would sort first on SQLite, where times are text).
+        let now = Utc::now();
         mail::Entity::update_many()
             .col_expr(mail::Column::Attempts, Expr::col(mail::Column::Attempts).add(1))
             .col_expr(mail::Column::LastError, Expr::value(error.to_owned()))
-            .col_expr(mail::Column::NextAttemptAt, Expr::value(at))
+            .col_expr(mail::Column::NextAttemptAt, Expr::value(retry_at.unwrap_or(now)))
+            .col_expr(mail::Column::GivenUpAt, Expr::value(retry_at.is_none().then_some(now)))
             .filter(mail::Column::Id.eq(claimed.id.clone()))
             .filter(mail::Column::NextAttemptAt.eq(claimed.next_attempt_at))
             .exec(self.connection())
