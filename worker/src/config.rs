@@ -286,8 +286,8 @@ impl Default for Raw {
             step_retry: HashMap::new(),
             // A database whose schema failed half-way is dropped; DNS and stacks are kept for the retry.
             compensate: StepName::CreateDatabase.as_str().into(),
-            ack_wait_secs: 60,
-            lease_ttl_secs: 60,
+            ack_wait_secs: 4,
+            lease_ttl_secs: 4,
             shutdown_grace_secs: 30,
             nats_replicas: 1,
             retention: crate::retention::Retention::default(),

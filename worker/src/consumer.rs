@@ -10,21 +10,24 @@ use async_nats::jetstream::{
 use futures::StreamExt;
 use landlord_bus::Bus;
 use landlord_protocol::{Command, TenantId, subjects};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     keepalive::{KeepAlive, NoKeepAlive},
+    lease::{Acquired, Lease, Renewals},
     progress::Progress,
     runner::{Outcome, Runner},
-    store::{Store, StoreError},
+    store::StoreError,
 };
 
 /// Creates (or finds) the one durable pull consumer all workers share.
 ///
-/// - `ack_wait` (default 60 s): a worker that dies is replaced after at most this long. Live workers
-///   send progress acknowledgements every quarter of it, so long steps never hit it.
+/// - `ack_wait` (default 4 s): a worker that dies is replaced after at most this long. Live workers
+///   send progress acknowledgements every quarter of it, so long steps never hit it. The consumer is
+///   created or updated, so a changed setting (or the shorter default of a newer version) takes effect
+///   when a worker starts; the last worker started decides.
 /// - `max_deliver` unlimited: a paid purchase is never given up on. Transient failures come back with a
 ///   growing NAK delay; undecodable or unknown commands are terminated, so nothing loops forever.
 /// - no `backoff` list: redelivery delays are chosen per message by the worker (NAK with delay), which
@@ -32,16 +35,13 @@ use crate::{
 pub async fn ensure_consumer(bus: &Bus, ack_wait: Duration) -> anyhow::Result<PullConsumer> {
     let stream = bus.jetstream().get_stream(subjects::COMMANDS_STREAM).await?;
     let consumer = stream
-        .get_or_create_consumer(
-            subjects::WORKERS_CONSUMER,
-            pull::Config {
-                durable_name: Some(subjects::WORKERS_CONSUMER.into()),
-                ack_policy: AckPolicy::Explicit,
-                ack_wait,
-                max_deliver: -1,
-                ..Default::default()
-            },
-        )
+        .create_consumer(pull::Config {
+            durable_name: Some(subjects::WORKERS_CONSUMER.into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait,
+            max_deliver: -1,
+            ..Default::default()
+        })
         .await?;
     Ok(consumer)
 }
@@ -53,6 +53,8 @@ pub struct Worker {
     /// This process's name; each handling holds its lease as `<holder>/<handling id>`, the DNS retrier
     /// as `<holder>/dns-retry`, so that all of them are released together when the process stops.
     pub holder: String,
+    /// The renewal all of this process's leases share.
+    pub renewals: Renewals,
 }
 
 impl Worker {
@@ -79,18 +81,18 @@ impl Worker {
         // after ack_wait) must not share a lease.
         let holder = format!("{}/{}", self.holder, uuid::Uuid::new_v4().simple());
         let lease =
-            Lease { store: &self.runner.deps.store, tenant: &cmd.tenant_id, holder: &holder, ttl: cfg.lease_ttl };
+            Lease { store: &self.runner.deps.store, renewals: &self.renewals, tenant: &cmd.tenant_id, holder: &holder };
         let acquired = match lease.acquire().await {
-            Ok(Some(at)) => at,
-            Ok(None) => {
-                tracing::info!(tenant_id = %cmd.tenant_id, "another worker holds the tenant; trying later");
-                return busy(cfg.lease_ttl);
+            Ok(Acquired::At(at)) => at,
+            Ok(Acquired::Busy(left)) => {
+                tracing::info!(tenant_id = %cmd.tenant_id, ?left, "another worker holds the tenant; trying later");
+                return busy_for(left, cfg.lease_ttl);
             }
             Err(e) => return control_plane_down(&e),
         };
         // Progress acknowledgements ride on the lease renewals, so both happen every quarter of the shorter:
         // one renewal may fail and the next still lands before the run must stop (two thirds of the ttl).
-        let every = cfg.lease_ttl.min(cfg.ack_wait) / 4;
+        let every = heartbeat(cfg.lease_ttl, cfg.ack_wait);
         let outcome =
             match Box::pin(lease.hold(acquired, every, alive, self.runner.handle(&cmd, delivered, alive))).await {
                 Ok(result) => result.unwrap_or_else(|e| control_plane_down(&e)),
@@ -162,94 +164,17 @@ fn busy(ttl: Duration) -> Outcome {
     Outcome::Busy { delay: (ttl / 4).max(Duration::from_secs(1)) }
 }
 
-/// How long a lease is relied on after the last acquire or renewal that succeeded: two thirds of its
-/// ttl. The lease itself lasts the whole ttl from a moment (the control plane's) after the request was
-/// sent, so the last third is a safety margin: for noticing and dropping the work, for a runtime slowed
-/// down under load, and for this host's clock running at a slightly different rate than the control
-/// plane's. With renewals every quarter of the ttl, one renewal may fail and the next still lands in
-/// time; the second failure in a row ends the work.
-fn reliable_for(ttl: Duration) -> Duration {
-    ttl - ttl / 3
+/// Another holder has the tenant for `left` still: the message comes back just after that, so a tenant
+/// whose worker died is taken over as soon as its lease ends (a live holder renews it, and the message
+/// comes back again then).
+fn busy_for(left: Duration, ttl: Duration) -> Outcome {
+    Outcome::Busy { delay: (left + Duration::from_millis(100)).clamp(Duration::from_millis(100), ttl) }
 }
 
-/// Why work under a lease was dropped before it finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum LeaseGone {
-    #[error("the lease was lost: it expired and another holder took it")]
-    Lost,
-    #[error("the lease was not renewed for {unrenewed:?} of its {ttl:?}, so it may be about to expire")]
-    Unsure { unrenewed: Duration, ttl: Duration },
-}
-
-/// A tenant's lease as one holder (a handling, the DNS retrier) takes, keeps and releases it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Lease<'a> {
-    pub store: &'a Store,
-    pub tenant: &'a TenantId,
-    pub holder: &'a str,
-    pub ttl: Duration,
-}
-
-impl Lease<'_> {
-    /// Takes the lease. `Some(when the request was sent)`, from which the lease is relied on; `None`
-    /// when another holder's lease is still valid.
-    pub async fn acquire(&self) -> Result<Option<Instant>, StoreError> {
-        let asked = Instant::now();
-        Ok(self.store.acquire_lease(self.tenant, self.holder, self.ttl).await?.then_some(asked))
-    }
-
-    /// Runs `work` while renewing the lease (taken at `acquired`) every `every`, touching `alive` first.
-    /// The work is dropped when the lease is lost, or once it has gone unrenewed for
-    /// [`reliable_for`] its ttl (the control plane failing or slow), before another holder may take it.
-    pub async fn hold<T>(
-        &self,
-        acquired: Instant,
-        every: Duration,
-        alive: &dyn KeepAlive,
-        work: impl Future<Output = T>,
-    ) -> Result<T, LeaseGone> {
-        let reliable = reliable_for(self.ttl);
-        let mut renewed = acquired;
-        let mut beat = tokio::time::interval(every);
-        beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        beat.tick().await;
-        tokio::pin!(work);
-        loop {
-            let unsure_at = renewed + reliable;
-            tokio::select! {
-                biased;
-                done = &mut work => return Ok(done),
-                () = tokio::time::sleep_until(unsure_at) => return Err(self.unsure(renewed)),
-                _ = beat.tick() => {
-                    let asked = Instant::now();
-                    let renewal = async {
-                        alive.touch().await;
-                        self.store.renew_lease(self.tenant, self.holder, self.ttl).await
-                    };
-                    // A renewal that hangs (a control plane not answering) must not outlast the lease.
-                    match tokio::time::timeout_at(unsure_at, renewal).await {
-                        Ok(Ok(true)) => renewed = asked,
-                        Ok(Ok(false)) => return Err(LeaseGone::Lost),
-                        Ok(Err(e)) => {
-                            tracing::warn!(tenant_id = %self.tenant, error = %e, "lease not renewed this time");
-                        }
-                        Err(_) => return Err(self.unsure(renewed)),
-                    }
-                }
-            }
-        }
-    }
-
-    fn unsure(&self, renewed: Instant) -> LeaseGone {
-        LeaseGone::Unsure { unrenewed: renewed.elapsed(), ttl: self.ttl }
-    }
-
-    /// Gives the lease up; if that fails it expires by itself.
-    pub async fn release(&self) {
-        if let Err(e) = self.store.release_lease(self.tenant, self.holder).await {
-            tracing::warn!(tenant_id = %self.tenant, error = %e, "lease not released; it expires by itself");
-        }
-    }
+/// How often a run's lease is renewed and its message touched: a quarter of the shorter of the lease and
+/// the ack wait, so one renewal may fail and the next still lands before the run must stop.
+pub fn heartbeat(lease_ttl: Duration, ack_wait: Duration) -> Duration {
+    lease_ttl.min(ack_wait) / 4
 }
 
 /// Pulls one message, waiting up to five seconds for one to arrive.

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use landlord_protocol::{EventKind, TenantId, TenantSlug, TenantStatus};
 
 use crate::{
-    consumer::{Lease, Worker},
+    consumer::Worker,
     infra::dns::Dns,
     keepalive::NoKeepAlive,
+    lease::{Acquired, Lease},
     progress::{Detail, Progress},
     steps::{Deps, StepName, apply_dns},
     store::{StepState, entities::tenant},
@@ -45,10 +46,10 @@ async fn retry_each(worker: &Worker) -> usize {
         let (Ok(id), Ok(slug)) = (TenantId::parse(&tenant.id), TenantSlug::parse_stored(&tenant.slug)) else {
             continue;
         };
-        let lease = Lease { store: &deps.store, tenant: &id, holder: &holder, ttl };
+        let lease = Lease { store: &deps.store, renewals: &worker.renewals, tenant: &id, holder: &holder };
         let acquired = match lease.acquire().await {
-            Ok(Some(at)) => at,
-            Ok(None) => {
+            Ok(Acquired::At(at)) => at,
+            Ok(Acquired::Busy(_)) => {
                 tracing::info!(tenant_id = %id, "the tenant is being worked on; its DNS is retried next time");
                 continue;
             }

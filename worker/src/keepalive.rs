@@ -11,6 +11,7 @@ pub trait KeepAlive: Send + Sync {
 impl KeepAlive for Message {
     fn touch(&self) -> BoxFuture<'_, ()> {
         async move {
+            metrics::counter!(crate::telemetry::PROGRESS_ACKS).increment(1);
             if let Err(e) = self.ack_with(AckKind::Progress).await {
                 tracing::warn!(error = %e, "progress acknowledgement not sent");
             }

@@ -12,6 +12,7 @@ pub mod failpoint;
 pub mod http;
 pub mod infra;
 pub mod keepalive;
+mod lease;
 pub mod mail;
 pub mod names;
 pub mod placement;
@@ -92,7 +93,8 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
         shutdown: CancellationToken::new(),
     };
     let holder = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    Ok(Worker { runner, progress, holder })
+    let renewals = lease::Renewals::new(cfg.lease_ttl);
+    Ok(Worker { runner, progress, holder, renewals })
 }
 
 /// The CloudFormation templates database servers are made from (`LANDLORD_POOL_TEMPLATE`,

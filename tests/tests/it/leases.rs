@@ -90,8 +90,31 @@ async fn leases_follow_the_control_planes_clock(store: &Store) {
     end_lease_at(store, &tenant, store.db_now().await.unwrap() - chrono::Duration::milliseconds(10)).await;
     assert!(store.acquire_lease(&tenant, "second/1", ttl).await.unwrap());
     assert_eq!(store.lease_holder(&tenant).await.unwrap().as_deref(), Some("second/1"));
-    assert!(!store.renew_lease(&tenant, "first/1", ttl).await.unwrap());
-    assert!(store.renew_lease(&tenant, "second/1", ttl).await.unwrap());
+    assert_eq!(store.renew_leases(&["first/1".into()], ttl).await.unwrap(), 0);
+    assert_eq!(store.renew_leases(&["second/1".into()], ttl).await.unwrap(), 1);
+
+    // A worker renews the leases it names in one statement, and no others: a lease whose holder is done
+    // with it (its release failed) is left to expire.
+    let other = TenantId::from_checkout_session(&unique_slug("lease"));
+    let third = TenantId::from_checkout_session(&unique_slug("lease"));
+    assert!(store.acquire_lease(&other, "second/2", ttl).await.unwrap());
+    assert!(store.acquire_lease(&third, "second/3", ttl).await.unwrap());
+    let soon = store.db_now().await.unwrap() + chrono::Duration::seconds(1);
+    for t in [&tenant, &other, &third] {
+        end_lease_at(store, t, soon).await;
+    }
+    let held = ["second/1".to_owned(), "second/2".to_owned()];
+    assert_eq!(store.renew_leases(&held, ttl).await.unwrap(), 2);
+    assert!(lease_row(store, &tenant).await.expires_at > soon + chrono::Duration::seconds(30));
+    assert!(lease_row(store, &other).await.expires_at > soon + chrono::Duration::seconds(30));
+    assert_eq!(lease_row(store, &third).await.expires_at, soon, "not named, not renewed");
+    assert_eq!(store.renew_leases(&[], ttl).await.unwrap(), 0);
+
+    // How long a lease has left, by the control plane's clock, tells a busy message when to come back.
+    let left = store.lease_left(&third).await.unwrap().expect("held");
+    assert!(left <= Duration::from_secs(1), "{left:?}");
+    store.release_lease(&third, "second/3").await.unwrap();
+    assert_eq!(store.lease_left(&third).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,6 +200,20 @@ async fn a_run_that_cannot_renew_its_lease_stops_while_the_lease_is_still_valid(
     assert!(stopped < lease.expires_at, "stopped at {stopped}, after the lease ended at {}", lease.expires_at);
     assert_eq!(step_status(&app.store, &cmd.tenant_id, "health_check").await, "started", "dropped, not finished");
     app.drop_tenant_db(&slug).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_with_a_shorter_ack_wait_updates_the_shared_consumer() {
+    // The consumer an older version made, with its minute-long ack wait.
+    let app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::new(Engine::MariaDb) }).await;
+    let mut old = landlord_worker::consumer::ensure_consumer(&app.bus, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(old.info().await.unwrap().config.ack_wait, Duration::from_secs(60));
+
+    let default_wait = WorkerConfig::defaults().ack_wait;
+    assert_eq!(default_wait, Duration::from_secs(4), "the default: a dead worker's message passes on in seconds");
+    let mut new = landlord_worker::consumer::ensure_consumer(&app.bus, default_wait).await.unwrap();
+    assert_eq!(new.info().await.unwrap().config.ack_wait, default_wait);
+    assert_eq!(old.info().await.unwrap().config.ack_wait, default_wait, "one consumer, changed in place");
 }
 
 /// Points the worker at `infra`'s hosted zone, with the background DNS retrier left to the test.

@@ -76,17 +76,28 @@ impl Store {
         Ok(row.insert(self.connection()).await.is_ok())
     }
 
-    /// Extends a lease this holder has to `ttl` from now by the control plane's clock; false when it was
-    /// lost (expired and taken by another).
-    pub async fn renew_lease(&self, tenant: &TenantId, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+    /// Extends the leases of these holders to `ttl` from now by the control plane's clock, in one
+    /// statement; how many there were. A worker renews all of its leases this way at once.
+    pub async fn renew_leases(&self, holders: &[String], ttl: Duration) -> Result<u64, StoreError> {
+        if holders.is_empty() {
+            return Ok(0);
+        }
         let until = self.db_now().await? + chrono::Duration::from_std(ttl).expect("lease ttl fits");
         let renewed = tenant_lease::Entity::update_many()
             .col_expr(tenant_lease::Column::ExpiresAt, Expr::value(until))
-            .filter(tenant_lease::Column::TenantId.eq(tenant.to_string()))
-            .filter(tenant_lease::Column::Holder.eq(holder))
+            .filter(tenant_lease::Column::Holder.is_in(holders.iter().map(String::as_str)))
             .exec(self.connection())
             .await?;
-        Ok(renewed.rows_affected == 1)
+        Ok(renewed.rows_affected)
+    }
+
+    /// How long a tenant's lease has left by the control plane's clock; `None` when nobody holds it.
+    pub async fn lease_left(&self, tenant: &TenantId) -> Result<Option<Duration>, StoreError> {
+        let Some(lease) = tenant_lease::Entity::find_by_id(tenant.to_string()).one(self.connection()).await? else {
+            return Ok(None);
+        };
+        let left = lease.expires_at - self.db_now().await?;
+        Ok(Some(left.to_std().unwrap_or_default()))
     }
 
     pub async fn release_lease(&self, tenant: &TenantId, holder: &str) -> Result<(), StoreError> {
