@@ -269,7 +269,8 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
-    pub fn start() -> Self {
+    /// Starts three nodes, each logging to `n<i>.log` in `logs`.
+    pub fn start(logs: &std::path::Path) -> Self {
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
@@ -283,6 +284,8 @@ impl NatsCluster {
                 .arg(dir.path())
                 .args(["--server_name", &format!("n{i}"), "--cluster_name", "landlord"])
                 .args(["--cluster", &format!("nats://127.0.0.1:{}", routes[i]), "--routes", &others.join(",")])
+                .arg("-l")
+                .arg(logs.join(format!("n{i}.log")))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -295,6 +298,27 @@ impl NatsCluster {
         }
         let url = ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
         Self { nodes, _dirs: dirs, url }
+    }
+
+    /// Waits until the cluster has elected its JetStream meta leader (the account's JetStream answers), up
+    /// to 90 s: on a loaded two-core machine an election can take many seconds, and what the scenario
+    /// tests starts only after it.
+    pub async fn wait_jetstream(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let servers: Vec<async_nats::ServerAddr> =
+                self.url.split(',').map(|u| u.parse().expect("a node's URL parses")).collect();
+            match async_nats::connect(servers).await {
+                Ok(client) => match async_nats::jetstream::new(client).query_account().await {
+                    Ok(_) => return,
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("the cluster's JetStream did not answer within 90 s: {last}");
     }
 
     /// SIGKILLs node `i`.

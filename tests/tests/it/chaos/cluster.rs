@@ -14,7 +14,9 @@ use super::harness::{Figures, deliver, deliver_all, log, purchase, wait_processe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_of_a_three_node_cluster_killed_mid_batch() {
-    let mut cluster = NatsCluster::start();
+    let logs = super::harness::log_dir("cluster");
+    let mut cluster = NatsCluster::start(&logs);
+    cluster.wait_jetstream().await;
     // The ingress creates R3 streams once the cluster has elected a JetStream leader; ready waits for it.
     let app = TestApp::spawn_with(Options {
         in_process_worker: false,
@@ -27,7 +29,6 @@ async fn one_node_of_a_three_node_cluster_killed_mid_batch() {
     assert_eq!(info.config.num_replicas, 3);
     let (control_plane, cp_name) = fresh_postgres_database("chaoscluster").await;
     let store = Store::connect(&control_plane).await.unwrap();
-    let logs = super::harness::log_dir("cluster");
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[]);
     let _workers: Vec<_> = (0..2).map(|i| WorkerProcess::spawn(&env, log(&logs, &format!("w{i}")))).collect();
 
