@@ -1,7 +1,13 @@
 //! The JetStream side of a worker: the shared durable consumer, the per-tenant lease and heartbeat around
 //! each run, and turning a run's [`Outcome`] into an acknowledgement.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use async_nats::jetstream::{
     AckKind, Message,
@@ -46,15 +52,54 @@ pub async fn ensure_consumer(bus: &Bus, ack_wait: Duration) -> anyhow::Result<Pu
     Ok(consumer)
 }
 
+/// The ack wait the shared consumer has, as last read from JetStream. Workers share one consumer and
+/// the last one started sets it: one started with a shorter setting (or a newer version's shorter
+/// default) shortens it for all, and the others must then acknowledge progress often enough for it.
+#[derive(Debug, Clone)]
+pub struct SharedAckWait {
+    configured: Duration,
+    seen_ms: Arc<AtomicU64>,
+}
+
+impl SharedAckWait {
+    pub fn new(configured: Duration) -> Self {
+        Self { configured, seen_ms: Arc::new(AtomicU64::new(millis(configured))) }
+    }
+
+    /// The shorter of this worker's setting and the consumer's: what heartbeats must keep up with.
+    pub fn get(&self) -> Duration {
+        self.configured.min(Duration::from_millis(self.seen_ms.load(Ordering::Relaxed)))
+    }
+
+    /// Notes the consumer's ack wait as JetStream reports it; says so once when it is not this worker's.
+    pub fn observe(&self, actual: Duration) {
+        let before = self.seen_ms.swap(millis(actual), Ordering::Relaxed);
+        if actual != self.configured && before != millis(actual) {
+            tracing::warn!(
+                consumer_ack_wait_ms = millis(actual),
+                configured_ms = millis(self.configured),
+                "the shared consumer's ack wait differs from this worker's LANDLORD_ACK_WAIT_SECS (another worker \
+                 set it); heartbeats follow the shorter, and a dead worker's message passes on after the consumer's"
+            );
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[derive(Debug)]
 pub struct Worker {
     pub runner: Runner,
     pub progress: Progress,
     /// This process's name; each handling holds its lease as `<holder>/<handling id>`, the DNS retrier
-    /// as `<holder>/dns-retry`, so that all of them are released together when the process stops.
+    /// as `<holder>/dns-retry/<tenant>`, so that all of them are released together when the process stops.
     pub holder: String,
     /// The renewal all of this process's leases share.
     pub renewals: Renewals,
+    /// The shared consumer's ack wait, read back from JetStream.
+    pub ack_wait: SharedAckWait,
 }
 
 impl Worker {
@@ -92,7 +137,7 @@ impl Worker {
         };
         // Progress acknowledgements ride on the lease renewals, so both happen every quarter of the shorter:
         // one renewal may fail and the next still lands before the run must stop (two thirds of the ttl).
-        let every = heartbeat(cfg.lease_ttl, cfg.ack_wait);
+        let every = heartbeat(cfg.lease_ttl, self.ack_wait.get());
         let outcome =
             match Box::pin(lease.hold(acquired, every, alive, self.runner.handle(&cmd, delivered, alive))).await {
                 Ok(result) => result.unwrap_or_else(|e| control_plane_down(&e)),
@@ -244,4 +289,22 @@ pub async fn consume(
         Err(_) => tracing::warn!("no time left to release leases; they expire by themselves"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_follow_the_shorter_of_the_setting_and_the_shared_consumer() {
+        let wait = SharedAckWait::new(Duration::from_secs(60));
+        assert_eq!(wait.get(), Duration::from_secs(60));
+        // Another worker set 4 s on the shared consumer.
+        wait.observe(Duration::from_secs(4));
+        assert_eq!(wait.get(), Duration::from_secs(4));
+        assert_eq!(heartbeat(Duration::from_secs(60), wait.get()), Duration::from_secs(1));
+        // A longer consumer setting does not lengthen this worker's own.
+        wait.observe(Duration::from_secs(120));
+        assert_eq!(wait.get(), Duration::from_secs(60));
+    }
 }

@@ -20,7 +20,7 @@ use crate::{
 /// Retries every pending tenant once, skipping those a run (or another worker's retrier) holds; returns
 /// how many are now in sync. Stops at once when the worker shuts down (`runner.shutdown`): the records
 /// are UPSERTed, so abandoning one midway is safe, and the lease it held is released with the worker's
-/// others (`<holder>/dns-retry`).
+/// others (`<holder>/dns-retry/<tenant>`).
 pub async fn retry_pending(worker: &Worker) -> usize {
     let shutdown = &worker.runner.shutdown;
     tokio::select! {
@@ -39,13 +39,15 @@ async fn retry_each(worker: &Worker) -> usize {
             return 0;
         }
     };
-    let holder = format!("{}/dns-retry", worker.holder);
     let ttl = worker.runner.config.lease_ttl;
     let mut fixed = 0;
     for tenant in pending {
         let (Ok(id), Ok(slug)) = (TenantId::parse(&tenant.id), TenantSlug::parse_stored(&tenant.slug)) else {
             continue;
         };
+        // A name of its own per tenant: the process's renewal counts the rows it extends by name, and a
+        // lease whose release failed must not be renewed along with the next tenant's.
+        let holder = format!("{}/dns-retry/{id}", worker.holder);
         let lease = Lease { store: &deps.store, renewals: &worker.renewals, tenant: &id, holder: &holder };
         let acquired = match lease.acquire().await {
             Ok(Acquired::At(at)) => at,

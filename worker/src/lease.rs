@@ -76,9 +76,10 @@ impl Renewals {
         {
             return Ok(done);
         }
+        // Asked before the names are read: a lease taken meanwhile is not counted as renewed by this.
+        let asked = Instant::now();
         let holders: Vec<String> = self.held().iter().cloned().collect();
         let held = holders.len() as u64;
-        let asked = Instant::now();
         let extended = store.renew_leases(&holders, self.ttl).await?;
         if held > 0 {
             metrics::counter!(telemetry::LEASE_RENEWALS).increment(1);
@@ -145,9 +146,11 @@ impl Lease<'_> {
         loop {
             let unsure_at = renewed + reliable;
             tokio::select! {
+                // The deadline first: after a stall (a paused machine, a starved thread) the work must not
+                // take one more step once the lease may have passed to another worker.
                 biased;
-                done = &mut work => return Ok(done),
                 () = tokio::time::sleep_until(unsure_at) => return Err(self.unsure(renewed)),
+                done = &mut work => return Ok(done),
                 tick = beat.tick() => {
                     let fresh_from = taken.max(tick.checked_sub(every / 2).unwrap_or(tick));
                     let renewal = async {

@@ -94,7 +94,8 @@ pub async fn build(cfg: &WorkerConfig, bus: &Bus, aws: Option<&aws_config::SdkCo
     };
     let holder = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let renewals = lease::Renewals::new(cfg.lease_ttl);
-    Ok(Worker { runner, progress, holder, renewals })
+    let ack_wait = consumer::SharedAckWait::new(cfg.ack_wait);
+    Ok(Worker { runner, progress, holder, renewals, ack_wait })
 }
 
 /// The CloudFormation templates database servers are made from (`LANDLORD_POOL_TEMPLATE`,

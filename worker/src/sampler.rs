@@ -1,6 +1,6 @@
 //! Gauges sampled every few seconds: the control plane's tenants by status, DNS pending, the oldest
 //! running step and the longest wait for an operator, and the command consumer's pending and unacknowledged
-//! messages. Every worker samples the same control plane and consumer, so dashboards take the `max` of
+//! messages; and the consumer's ack wait, which another worker may have changed. Every worker samples the same control plane and consumer, so dashboards take the `max` of
 //! these across workers, not the sum.
 
 use std::time::Duration;
@@ -41,6 +41,7 @@ pub async fn sample(worker: &Worker, consumer: &PullConsumer) {
         Ok(info) => {
             metrics::gauge!(telemetry::CONSUMER_PENDING).set(info.num_pending as f64);
             metrics::gauge!(telemetry::CONSUMER_ACK_PENDING).set(info.num_ack_pending as f64);
+            worker.ack_wait.observe(info.config.ack_wait);
         }
         Err(e) => tracing::debug!(error = %e, "cannot read the consumer for metrics"),
     }

@@ -214,6 +214,13 @@ async fn a_worker_started_with_a_shorter_ack_wait_updates_the_shared_consumer() 
     let mut new = landlord_worker::consumer::ensure_consumer(&app.bus, default_wait).await.unwrap();
     assert_eq!(new.info().await.unwrap().config.ack_wait, default_wait);
     assert_eq!(old.info().await.unwrap().config.ack_wait, default_wait, "one consumer, changed in place");
+
+    // A worker still set to 60 s reads the consumer's ack wait back and heartbeats for the shorter one.
+    let seen = landlord_worker::consumer::SharedAckWait::new(Duration::from_secs(60));
+    seen.observe(old.info().await.unwrap().config.ack_wait);
+    assert_eq!(seen.get(), default_wait);
+    let every = landlord_worker::consumer::heartbeat(Duration::from_secs(60), seen.get());
+    assert!(every * 4 <= default_wait, "progress every {every:?} keeps a {default_wait:?} ack wait alive");
 }
 
 /// Points the worker at `infra`'s hosted zone, with the background DNS retrier left to the test.

@@ -137,7 +137,7 @@ async fn sigterm_ends_within_the_grace_while_the_dns_retrier_waits_on_route53() 
     let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &aws("120", "1"));
     let mut second = WorkerProcess::spawn(&env, log(&logs, "second"));
     eventually(Duration::from_secs(60), "the DNS retrier to take the tenant's lease", || async {
-        store.lease_holder(&p.tenant).await.unwrap().is_some_and(|h| h.ends_with("/dns-retry"))
+        store.lease_holder(&p.tenant).await.unwrap().is_some_and(|h| h.ends_with(&format!("/dns-retry/{}", p.tenant)))
     })
     .await;
     // ...still ends within its 5 s grace when told to stop, and gives the lease back.
