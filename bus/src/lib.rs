@@ -177,9 +177,23 @@ impl Bus {
 
     /// Publishes a progress event, deduplicated by its event id.
     pub async fn publish_progress(&self, event: &ProgressEvent) -> Result<(), BusError> {
+        self.send_progress(event).await?.await
+    }
+
+    /// Sends a progress event without waiting for JetStream's acknowledgement; the returned future
+    /// resolves when JetStream has stored it (or says it did not). Events sent this way reach the stream
+    /// in the order they were sent (one connection), so a caller that only logs a lost event need not
+    /// wait a round trip per event.
+    pub async fn send_progress(
+        &self,
+        event: &ProgressEvent,
+    ) -> Result<impl Future<Output = Result<(), BusError>> + Send + 'static, BusError> {
         let payload = serde_json::to_vec(event).expect("a progress event always serializes");
         let message = PublishMessage::build().payload(payload.into()).message_id(event.id.to_string());
-        self.store(event.subject(), message).await.map(|_| ())
+        let subject = event.subject();
+        let fail = |subject: &String, source| BusError::Publish { subject: subject.clone(), source };
+        let ack = self.js.send_publish(subject.clone(), message).await.map_err(|e| fail(&subject, e))?;
+        Ok(async move { ack.await.map(|_| ()).map_err(|e| fail(&subject, e)) })
     }
 
     async fn store(&self, subject: String, message: PublishMessage) -> Result<Stored, BusError> {

@@ -249,5 +249,10 @@ pub async fn run_with(
         consumed
     };
     let (_, _, _, _, _, consumed) = tokio::join!(dns, prune, timers, sampling, mailing, consume);
+    // A step's progress events are sent without waiting for their acknowledgement; what is still in the
+    // connection's buffer goes out before the process exits.
+    if let Err(e) = bus.client().flush().await {
+        tracing::warn!(error = %e, "progress events still buffered at shutdown may be lost");
+    }
     consumed
 }

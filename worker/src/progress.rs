@@ -35,9 +35,32 @@ impl Progress {
         &self.bus
     }
 
+    /// Publishes an event for dashboards and watchers; a lost event is logged, never fails the run.
+    ///
+    /// A step's events do not wait for JetStream's acknowledgement (a round trip each, two per step):
+    /// they are sent in order on the bus's connection and the acknowledgement is awaited beside the run.
+    /// A status change, and an event with a fixed id, is awaited: the command is acknowledged only after
+    /// the tenant's new status is in the stream, where `landlord watch` and the event streams read it.
     pub async fn emit(&self, tenant: Option<TenantId>, run: Option<Uuid>, kind: EventKind, d: Detail) {
-        if let Err(e) = self.publish(tenant, run, kind, d).await {
-            tracing::warn!(error = %e, ?kind, "progress event not published");
+        let awaited = kind == EventKind::StatusChanged || d.event_id.is_some();
+        let event = event(tenant, run, kind, d);
+        let id = event.id;
+        let sent = match self.bus.send_progress(&event).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(error = %e, ?kind, %id, ?tenant, "progress event not published");
+                return;
+            }
+        };
+        let stored = async move {
+            if let Err(e) = sent.await {
+                tracing::warn!(error = %e, ?kind, %id, ?tenant, "progress event not stored");
+            }
+        };
+        if awaited {
+            stored.await;
+        } else {
+            tokio::spawn(tracing::Instrument::in_current_span(stored));
         }
     }
 
@@ -50,17 +73,7 @@ impl Progress {
         kind: EventKind,
         d: Detail,
     ) -> Result<(), landlord_bus::BusError> {
-        let event = ProgressEvent {
-            step: d.step.map(|s| s.as_str().to_owned()),
-            attempt: d.attempt,
-            duration_ms: d.duration.map(|x| x.as_millis() as u64),
-            status: d.status,
-            error: d.error,
-            message: d.message,
-            ..ProgressEvent::new(tenant, run, kind)
-        };
-        let event = ProgressEvent { id: d.event_id.unwrap_or(event.id), ..event };
-        self.bus.publish_progress(&event).await
+        self.bus.publish_progress(&event(tenant, run, kind, d)).await
     }
 
     /// A `rejected` event: the command will not be acted on, and `reason` says why.
@@ -68,4 +81,18 @@ impl Progress {
         let error = EventError { code: code.into(), message: reason.into(), retryable: false };
         self.emit(tenant, None, EventKind::Rejected, Detail { error: Some(error), ..Detail::default() }).await;
     }
+}
+
+/// The event `kind` about `tenant`'s `run` with its optional parts.
+fn event(tenant: Option<TenantId>, run: Option<Uuid>, kind: EventKind, d: Detail) -> ProgressEvent {
+    let event = ProgressEvent {
+        step: d.step.map(|s| s.as_str().to_owned()),
+        attempt: d.attempt,
+        duration_ms: d.duration.map(|x| x.as_millis() as u64),
+        status: d.status,
+        error: d.error,
+        message: d.message,
+        ..ProgressEvent::new(tenant, run, kind)
+    };
+    ProgressEvent { id: d.event_id.unwrap_or(event.id), ..event }
 }
