@@ -98,6 +98,9 @@ fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
     }
 }
 
+/// `PRAGMA cache_size` of each SQLite connection: negative is KiB (256 KiB).
+const SQLITE_CACHE_KIB: &str = "-256";
+
 impl Store {
     /// Whether the control plane answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -112,6 +115,10 @@ impl Store {
         }
         let db = crate::connect::connect(&SecretString::from(url.to_owned()), |o| {
             o.max_connections(8).acquire_timeout(Duration::from_secs(10));
+            // SQLite keeps a page cache per connection, 2 MiB each by default, and a worker's memory grew
+            // with the control plane (BENCHMARKS.md, memory). The file's pages stay in the operating
+            // system's cache, so a small one per connection costs little.
+            o.map_sqlx_sqlite_opts(|s| s.pragma("cache_size", SQLITE_CACHE_KIB));
         })
         .await?;
         if url.starts_with("sqlite:") {
