@@ -1,0 +1,48 @@
+//! Memory: resident set (VmRSS) of the ingress and of a worker once started and idle, and again after a
+//! burst of 1 000 tenants (idle again); with the burst's own rate beside it.
+
+use std::time::Duration;
+
+use landlord_tests::Engine;
+
+use crate::stack::{ControlPlane, Stack};
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+pub async fn run(tenants: usize, cp: ControlPlane) -> anyhow::Result<()> {
+    let mut stack = Stack::start(Engine::MariaDb, cp).await?;
+    stack.start_ingress().await?;
+    stack.start_worker().await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ingress = stack.ingress.as_ref().expect("started");
+    let (ingress_idle, worker_idle) = (ingress.rss(), stack.workers[0].rss());
+
+    let tag = crate::run_tag();
+    let started = std::time::Instant::now();
+    let posted = crate::throughput::post_all(&stack, &tag, tenants).await?;
+    let ids: Vec<_> = posted.iter().map(|(t, _)| *t).collect();
+    let active = stack.events.wait_active(&ids, Duration::from_secs(60 + tenants as u64)).await;
+    let took = *active.iter().max().expect("tenants") - started;
+    crate::throughput::where_the_time_went(&stack, &posted);
+    let (ingress_peak, worker_peak) = (stack.ingress.as_ref().expect("started").rss(), stack.workers[0].rss());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (ingress_after, worker_after) = (stack.ingress.as_ref().expect("started").rss(), stack.workers[0].rss());
+
+    println!();
+    println!(
+        "## memory (VmRSS), one ingress and one worker, control plane {cp:?}; {tenants} tenants in {:.1} s ({:.0}/min)",
+        took.as_secs_f64(),
+        tenants as f64 / took.as_secs_f64() * 60.0
+    );
+    println!("| process | idle | right after the burst | 10 s later | later / idle |");
+    println!("|---|---|---|---|---|");
+    for (name, idle, peak, after) in
+        [("ingress", ingress_idle, ingress_peak, ingress_after), ("worker", worker_idle, worker_peak, worker_after)]
+    {
+        println!("| {name} | {} | {} | {} | {:.2} |", mib(idle), mib(peak), mib(after), after as f64 / idle as f64);
+    }
+    stack.clean_up().await;
+    Ok(())
+}
