@@ -124,8 +124,12 @@ async fn requests_over_the_concurrency_limit_get_503_at_once_while_liveness_stil
     // An unsigned webhook: 400 when it gets a permit, 503 when none is free.
     let probe = || app.http.post(format!("http://{ingress}/webhooks/stripe")).body("{}").send();
     // A webhook whose body never comes holds the only permit.
-    let mut stalled = TcpStream::connect(ingress).await.unwrap();
-    stalled.write_all(STALLED_WEBHOOK.as_bytes()).await.unwrap();
+    let stall = || async {
+        let mut stalled = TcpStream::connect(ingress).await.unwrap();
+        stalled.write_all(STALLED_WEBHOOK.as_bytes()).await.unwrap();
+        stalled
+    };
+    let mut stalled = stall().await;
     let mut refused = None;
     for _ in 0..40 {
         let res = probe().await.unwrap();
@@ -133,7 +137,12 @@ async fn requests_over_the_concurrency_limit_get_503_at_once_while_liveness_stil
             refused = Some(res);
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The ingress may have taken this probe before the stalled request, which was then the one refused
+        // (it was answered): stall another.
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(50), stalled.peek(&mut byte)).await {
+            stalled = stall().await;
+        }
     }
     let refused = refused.expect("a second request is refused while the first holds the only permit");
     assert_eq!(refused.headers()["retry-after"], "1");
