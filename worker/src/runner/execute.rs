@@ -17,19 +17,23 @@ use crate::{
 };
 
 impl Runner {
-    /// Runs `step` until it succeeds, fails permanently, or its retry policy runs out.
+    /// Runs `step` until it succeeds, fails permanently, or its retry policy runs out. `attempts` is how
+    /// many times earlier runs started it.
     pub(super) async fn run_step(
         &self,
         step: &dyn Step,
         ctx: &StepContext<'_>,
         run: Uuid,
         during: TenantStatus,
+        mut attempts: u32,
     ) -> Result<Result<(), StepError>, StoreError> {
         let (store, step_name, tenant) = (&self.deps.store, step.name(), ctx.tenant.id);
         let name = step_name.as_str();
         let mut delays = self.config.retry_for(step_name).backoff().build();
         loop {
-            let attempt = store.step_started(&tenant, step_name, run).await?;
+            attempts += 1;
+            let attempt = attempts;
+            store.step_started(&tenant, step_name, run, attempt).await?;
             let detail =
                 Detail { step: Some(step_name), attempt: Some(attempt), status: Some(during), ..Detail::default() };
             self.progress.emit(Some(tenant), Some(run), EventKind::StepStarted, detail).await;

@@ -479,12 +479,17 @@ impl Runner {
         };
         let ctx = StepContext { tenant: plan, deps: &self.deps, alive, checkpoint: &checkpoint };
         let ctx = &ctx;
-        let mut settled = Vec::new();
-        for name in flow.plan.names() {
-            if store.step(&plan.id, name).await?.is_some_and(|s| StepState::is_settled(&s.status)) {
-                settled.push(name);
-            }
-        }
+        // The tenant's steps as earlier runs left them, in one query: which are settled, and how many
+        // attempts each has had.
+        let recorded: std::collections::HashMap<String, (String, u32)> = store
+            .steps(&plan.id)
+            .await?
+            .into_iter()
+            .map(|row| (row.step, (row.status, u32::try_from(row.attempts).unwrap_or(0))))
+            .collect();
+        let attempts_of = |name: StepName| recorded.get(name.as_str()).map_or(0, |r| r.1);
+        let settled_before = |name: &StepName| recorded.get(name.as_str()).is_some_and(|r| StepState::is_settled(&r.0));
+        let mut settled: Vec<StepName> = flow.plan.names().filter(settled_before).collect();
         // Every step whose needs are settled runs at once; a step boundary is a checkpoint: once the run
         // must stop (shutdown, a transient failure), nothing new starts and the steps in flight finish
         // first. A permanent failure stops the steps in flight at once, as a crash would (each is safe to
@@ -502,13 +507,14 @@ impl Runner {
                 let ready = flow.plan.ready(&settled).into_iter().filter(|s| !in_flight.contains(&s.name()));
                 for planned in ready.collect::<Vec<&PlannedStep>>() {
                     let name = planned.name();
+                    let attempts = attempts_of(name);
                     in_flight.push(name);
                     alive.touch().await;
                     let span = tracing::info_span!("step", step = name.as_str(), tenant_id = %plan.id);
                     running.push(tracing::Instrument::instrument(
                         async move {
                             failpoint::hit(&format!("before:{name}")).await;
-                            let result = self.run_step(planned.step.as_ref(), ctx, run, flow.during).await;
+                            let result = self.run_step(planned.step.as_ref(), ctx, run, flow.during, attempts).await;
                             if matches!(result, Ok(Ok(()))) {
                                 failpoint::hit(&format!("after:{name}")).await;
                             }

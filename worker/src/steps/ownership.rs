@@ -10,10 +10,12 @@ use crate::store::ResourceKind;
 pub async fn claim(ctx: &StepContext<'_>, kind: ResourceKind, name: &str, exists: bool) -> Result<(), StepError> {
     let store = &ctx.deps.store;
     let tenant = ctx.tenant.id;
-    let owner = match store.resource_owner(kind, name).await? {
-        Some(owner) => owner,
-        None if exists => return Err(not_ours(kind, name)),
-        None => store.claim_resource(&tenant, kind, name).await?,
+    // A resource that does not exist yet is claimed at once (the claim answers with its owner); one that
+    // exists is Landlord's only if it was claimed before.
+    let owner = if exists {
+        store.resource_owner(kind, name).await?.ok_or_else(|| not_ours(kind, name))?
+    } else {
+        store.claim_resource(&tenant, kind, name).await?
     };
     if owner == tenant {
         Ok(())

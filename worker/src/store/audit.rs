@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use landlord_protocol::{Action, Command, TenantId};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, sea_query::OnConflict};
 
 use super::{Store, StoreError, entities::audit_entry};
 
@@ -14,9 +14,6 @@ impl Store {
     /// Records `cmd` unless it already is (a redelivery).
     pub async fn audit(&self, cmd: &Command) -> Result<(), StoreError> {
         let id = cmd.id.as_str();
-        if audit_entry::Entity::find_by_id(id.to_owned()).one(self.connection()).await?.is_some() {
-            return Ok(());
-        }
         let detail = match &cmd.action {
             Action::ChangePlan(change) => Some(serde_json::to_string(change).expect("serializes")),
             Action::StripeSubscription(ev) => Some(serde_json::to_string(ev).expect("serializes")),
@@ -35,12 +32,9 @@ impl Store {
             tenant_id: Set(cmd.tenant_id.to_string()),
             detail: Set(detail),
         };
-        // Two workers handling copies of one command at once: the primary key keeps one row.
-        if row.insert(self.connection()).await.is_err()
-            && audit_entry::Entity::find_by_id(id.to_owned()).one(self.connection()).await?.is_none()
-        {
-            return Err(StoreError::Db(sea_orm::DbErr::Custom(format!("audit entry {id} neither written nor found"))));
-        }
+        // A redelivery, or two workers handling copies of one command at once: the primary key keeps one row.
+        let once = OnConflict::column(audit_entry::Column::CommandId).do_nothing().to_owned();
+        audit_entry::Entity::insert(row).on_conflict(once).exec_without_returning(self.connection()).await?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! Tenant leases: a worker runs a tenant only while it holds the tenant's lease. Taking one is a
-//! compare-and-set — an UPDATE that succeeds only if the lease is ours or expired, else an INSERT that
-//! the primary key lets only one worker win — so it works the same on SQLite and PostgreSQL.
+//! compare-and-set — an INSERT that the primary key lets only one worker win, else an UPDATE that
+//! succeeds only if the lease is ours or expired — so it works the same on SQLite and PostgreSQL.
 //!
 //! When a lease ends is decided by the control plane's clock alone ([`Store::db_now`]): a worker whose
 //! clock runs ahead would otherwise take leases that are still valid, and one whose clock runs behind
@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use landlord_protocol::TenantId;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Set,
-    Statement, sea_query::Expr,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Set, Statement,
+    sea_query::{Expr, OnConflict},
 };
 
 use super::{Store, StoreError, entities::tenant_lease};
@@ -53,6 +53,17 @@ impl Store {
     pub async fn acquire_lease(&self, tenant: &TenantId, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = self.db_now().await?;
         let until = now + chrono::Duration::from_std(ttl).expect("lease ttl fits");
+        // A tenant nobody holds has no row (a release deletes it): the insert takes it in one statement, and
+        // the primary key lets only one worker win. Otherwise the update takes it only if it is ours or expired.
+        let row = tenant_lease::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            holder: Set(holder.to_owned()),
+            expires_at: Set(until),
+        };
+        let free = OnConflict::column(tenant_lease::Column::TenantId).do_nothing().to_owned();
+        if tenant_lease::Entity::insert(row).on_conflict(free).exec_without_returning(self.connection()).await? == 1 {
+            return Ok(true);
+        }
         let taken = tenant_lease::Entity::update_many()
             .col_expr(tenant_lease::Column::Holder, Expr::value(holder))
             .col_expr(tenant_lease::Column::ExpiresAt, Expr::value(until))
@@ -64,16 +75,8 @@ impl Store {
             )
             .exec(self.connection())
             .await?;
-        if taken.rows_affected == 1 {
-            return Ok(true);
-        }
-        let row = tenant_lease::ActiveModel {
-            tenant_id: Set(tenant.to_string()),
-            holder: Set(holder.to_owned()),
-            expires_at: Set(until),
-        };
-        // Losing the insert race (or a live lease existing) is the normal "busy" answer.
-        Ok(row.insert(self.connection()).await.is_ok())
+        // A live lease of another holder is the normal "busy" answer.
+        Ok(taken.rows_affected == 1)
     }
 
     /// Extends the leases of these holders to `ttl` from now by the control plane's clock, in one

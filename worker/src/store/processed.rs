@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use landlord_protocol::{CommandKind, TenantId};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ConnectionTrait, EntityTrait, Set, sea_query::OnConflict};
 
 use super::{Store, StoreError, entities::processed_command};
 
@@ -24,16 +24,14 @@ pub(super) async fn insert_processed<C: ConnectionTrait>(
     id: &TenantId,
     kind: CommandKind,
 ) -> Result<(), StoreError> {
-    if processed_command::Entity::find_by_id(command_id.to_owned()).one(conn).await?.is_some() {
-        return Ok(());
-    }
-    processed_command::ActiveModel {
+    let row = processed_command::ActiveModel {
         command_id: Set(command_id.to_owned()),
         tenant_id: Set(id.to_string()),
         kind: Set(kind.as_str().to_owned()),
         processed_at: Set(Utc::now()),
-    }
-    .insert(conn)
-    .await?;
+    };
+    // Already processed (a redelivery that raced this one): the first record stands.
+    let once = OnConflict::column(processed_command::Column::CommandId).do_nothing().to_owned();
+    processed_command::Entity::insert(row).on_conflict(once).exec_without_returning(conn).await?;
     Ok(())
 }

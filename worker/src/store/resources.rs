@@ -6,7 +6,7 @@ use std::fmt;
 
 use chrono::Utc;
 use landlord_protocol::TenantId;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, sea_query::OnConflict};
 
 use super::{Store, StoreError, entities::tenant_resource};
 
@@ -69,7 +69,10 @@ impl Store {
             claimed_at: Set(Utc::now()),
         };
         // The primary key lets one claim win; whoever lost reads the winner.
-        if row.insert(self.connection()).await.is_ok() {
+        let once =
+            OnConflict::columns([tenant_resource::Column::Kind, tenant_resource::Column::Name]).do_nothing().to_owned();
+        if tenant_resource::Entity::insert(row).on_conflict(once).exec_without_returning(self.connection()).await? == 1
+        {
             return Ok(*tenant);
         }
         self.resource_owner(kind, name).await?.ok_or_else(|| {

@@ -396,12 +396,14 @@ impl Store {
     }
 
     /// The server a tenant is placed on.
+    /// One statement: every step that talks to the tenant's database asks.
     pub async fn placement_of(&self, tenant_id: &TenantId) -> Result<Option<db_server::Model>, StoreError> {
-        let Some(row) = self.tenant(tenant_id).await? else { return Ok(None) };
-        match row.db_server {
-            Some(id) => self.server(&id).await,
-            None => Ok(None),
-        }
+        let placed = sea_orm::sea_query::Query::select()
+            .column(tenant::Column::DbServer)
+            .from(tenant::Entity)
+            .and_where(tenant::Column::Id.eq(tenant_id.to_string()))
+            .to_owned();
+        Ok(db_server::Entity::find().filter(db_server::Column::Id.in_subquery(placed)).one(self.connection()).await?)
     }
 
     /// Frees the tenant's slot (its database is gone): the tenant is no longer placed, and its server

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use landlord_protocol::TenantId;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, sea_query::Expr};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, sea_query::Expr};
 use uuid::Uuid;
 
 use super::{
@@ -87,29 +87,43 @@ impl Store {
         Ok(tenant_step::Entity::find_by_id((id.to_string(), step.as_str().to_owned())).one(self.connection()).await?)
     }
 
-    /// Marks a step started for this run and returns its attempt number across all runs.
-    pub async fn step_started(&self, id: &TenantId, step: StepName, run_id: Uuid) -> Result<u32, StoreError> {
-        let now = Utc::now();
-        let previous = self.step(id, step).await?;
-        let attempts = previous.as_ref().map_or(0, |p| p.attempts) + 1;
+    /// Marks a step started for this run as its `attempt`th attempt across all runs (the run read the
+    /// earlier count with [`Store::steps`] when it began; only the lease holder writes a tenant's steps).
+    /// One statement: an insert that updates the row a previous attempt left.
+    pub async fn step_started(
+        &self,
+        id: &TenantId,
+        step: StepName,
+        run_id: Uuid,
+        attempt: u32,
+    ) -> Result<(), StoreError> {
+        use tenant_step::Column as C;
         let row = tenant_step::ActiveModel {
             tenant_id: Set(id.to_string()),
             step: Set(step.as_str().to_owned()),
             run_id: Set(run_id.to_string()),
             status: Set(StepState::Started.as_str().into()),
-            attempts: Set(attempts),
-            started_at: Set(now),
+            attempts: Set(i32::try_from(attempt).unwrap_or(i32::MAX)),
+            started_at: Set(Utc::now()),
             finished_at: Set(None),
             duration_ms: Set(None),
             error_code: Set(None),
             error_message: Set(None),
         };
-        if previous.is_some() {
-            row.update(self.connection()).await?;
-        } else {
-            row.insert(self.connection()).await?;
-        }
-        Ok(attempts as u32)
+        let again = sea_orm::sea_query::OnConflict::columns([C::TenantId, C::Step])
+            .update_columns([
+                C::RunId,
+                C::Status,
+                C::Attempts,
+                C::StartedAt,
+                C::FinishedAt,
+                C::DurationMs,
+                C::ErrorCode,
+                C::ErrorMessage,
+            ])
+            .to_owned();
+        tenant_step::Entity::insert(row).on_conflict(again).exec_without_returning(self.connection()).await?;
+        Ok(())
     }
 
     /// Records how a step ended.
