@@ -39,10 +39,8 @@ impl Store {
     }
 
     /// Creates the tenant in `pending`, or finds it; refuses a subdomain another tenant holds.
+    /// The insert comes first (a new purchase is the common case); a conflict reads back why.
     pub async fn create_tenant(&self, id: &TenantId, spec: &ProvisionSpec) -> Result<NewTenant, StoreError> {
-        if let Some(existing) = self.tenant(id).await? {
-            return Ok(NewTenant::Exists(existing));
-        }
         let now = Utc::now();
         let row = tenant::ActiveModel {
             id: Set(id.to_string()),
