@@ -142,11 +142,13 @@ impl Worker {
             match Box::pin(lease.hold(acquired, every, alive, self.runner.handle(&cmd, delivered, alive))).await {
                 Ok(result) => result.unwrap_or_else(|e| control_plane_down(&e)),
                 Err(gone) => {
-                    // Dropped as a crash would drop it: every step is safe to repeat.
+                    // Dropped as a crash would drop it: every step is safe to repeat, and whatever the run
+                    // recorded (even its end) is what the redelivery starts from.
                     tracing::error!(
                         tenant_id = %cmd.tenant_id,
                         reason = %gone,
-                        "abandoning the run before another worker may take the tenant"
+                        "the lease could not be confirmed in time: the run stops before another worker may take \
+                         the tenant, and the command's redelivery goes on from what it recorded"
                     );
                     busy(cfg.lease_ttl)
                 }

@@ -178,6 +178,9 @@ pub async fn run(cfg: WorkerConfig, shutdown: CancellationToken) -> anyhow::Resu
     Box::pin(run_with(cfg, None, shutdown)).await
 }
 
+/// How long a stopping worker waits for NATS to take the progress events still in its buffer.
+const EXIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// [`run`] with an explicit AWS SDK configuration.
 pub async fn run_with(
     cfg: WorkerConfig,
@@ -249,10 +252,15 @@ pub async fn run_with(
         consumed
     };
     let (_, _, _, _, _, consumed) = tokio::join!(dns, prune, timers, sampling, mailing, consume);
-    // A step's progress events are sent without waiting for their acknowledgement; what is still in the
-    // connection's buffer goes out before the process exits.
-    if let Err(e) = bus.client().flush().await {
-        tracing::warn!(error = %e, "progress events still buffered at shutdown may be lost");
+    // Progress events are sent without waiting for their acknowledgement; what is still in the
+    // connection's buffer goes out before the process exits, unless NATS is unreachable: then the stop is
+    // not held up (a flush waits for a reconnection that may never come).
+    match tokio::time::timeout(EXIT_FLUSH, bus.client().flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "progress events still buffered at shutdown may be lost"),
+        Err(_) => {
+            tracing::warn!(?EXIT_FLUSH, "NATS did not take the buffered progress events in time; they may be lost")
+        }
     }
     consumed
 }

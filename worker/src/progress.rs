@@ -39,11 +39,12 @@ impl Progress {
     ///
     /// Events do not wait for JetStream's acknowledgement (a round trip each, two per step): they are
     /// sent in order on the bus's connection and the acknowledgement is awaited beside the run. An event
-    /// with a fixed id (a run's ending: active, failed, waiting for an operator) is awaited: the command
-    /// is acknowledged only after the tenant's final status is in the stream, where `landlord watch` and
-    /// the event streams read it, and everything sent before it on the connection went out first.
+    /// with a fixed id (a run's ending: active, failed, waiting for an operator) or a rejection (a
+    /// command's ending when no run starts) is awaited: the command is acknowledged only after its ending
+    /// is in the stream, where `landlord watch` and the event streams read it, and everything sent before
+    /// it on the connection went out first.
     pub async fn emit(&self, tenant: Option<TenantId>, run: Option<Uuid>, kind: EventKind, d: Detail) {
-        let awaited = d.event_id.is_some();
+        let awaited = d.event_id.is_some() || kind == EventKind::Rejected;
         let event = event(tenant, run, kind, d);
         let id = event.id;
         let sent = match self.bus.send_progress(&event).await {

@@ -61,7 +61,8 @@ impl Store {
             expires_at: Set(until),
         };
         let free = OnConflict::column(tenant_lease::Column::TenantId).do_nothing().to_owned();
-        if tenant_lease::Entity::insert(row).on_conflict(free).exec_without_returning(self.connection()).await? == 1 {
+        let insert = || tenant_lease::Entity::insert(row.clone()).on_conflict(free.clone());
+        if insert().exec_without_returning(self.connection()).await? == 1 {
             return Ok(true);
         }
         let taken = tenant_lease::Entity::update_many()
@@ -75,8 +76,12 @@ impl Store {
             )
             .exec(self.connection())
             .await?;
-        // A live lease of another holder is the normal "busy" answer.
-        Ok(taken.rows_affected == 1)
+        if taken.rows_affected == 1 {
+            return Ok(true);
+        }
+        // Released between the two statements: free again. Otherwise a live lease of another holder is
+        // the normal "busy" answer.
+        Ok(insert().exec_without_returning(self.connection()).await? == 1)
     }
 
     /// Extends the leases of these holders to `ttl` from now by the control plane's clock, in one

@@ -3,7 +3,10 @@
 
 use chrono::Utc;
 use landlord_protocol::{ProvisionSpec, TenantId, TenantStatus};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set, TryIntoModel,
+    sea_query::OnConflict,
+};
 use secrecy::SecretString;
 
 use super::{Store, StoreError, entities::tenant, password_context};
@@ -79,14 +82,18 @@ impl Store {
             move_copy_started: Set(false),
             moved_from: Set(None),
         };
-        match row.insert(self.connection()).await {
-            Ok(model) => Ok(NewTenant::Created(model)),
-            // Lost a race or hit the unique slug: read back which.
-            Err(e) => match self.tenant(id).await? {
-                Some(existing) => Ok(NewTenant::Exists(existing)),
-                None if self.slug_taken(spec.slug.as_str()).await? => Ok(NewTenant::SlugTaken),
-                None => Err(e.into()),
-            },
+        // Any conflict (the id: a redelivery or a race; the slug: another tenant's subdomain) inserts
+        // nothing and is read back, without an error in the database's log for each redelivery.
+        let anything = OnConflict::new().do_nothing().to_owned();
+        let inserted =
+            tenant::Entity::insert(row.clone()).on_conflict(anything).exec_without_returning(self.connection()).await?;
+        if inserted == 1 {
+            return Ok(NewTenant::Created(row.try_into_model()?));
+        }
+        match self.tenant(id).await? {
+            Some(existing) => Ok(NewTenant::Exists(existing)),
+            None if self.slug_taken(spec.slug.as_str()).await? => Ok(NewTenant::SlugTaken),
+            None => Err(StoreError::Db(DbErr::Custom(format!("tenant {id} neither inserted nor found")))),
         }
     }
 

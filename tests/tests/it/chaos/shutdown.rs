@@ -156,3 +156,30 @@ async fn sigterm_ends_within_the_grace_while_the_dns_retrier_waits_on_route53() 
     app.drop_tenant_db(&p.slug).await;
     drop_database(&cp_name).await;
 }
+
+/// A worker told to stop while NATS is gone does not wait for it: the progress events still in its buffer
+/// are given up after a short wait instead of holding the process until NATS returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_nats_is_gone_still_ends() {
+    let mut app = TestApp::spawn_with(Options { in_process_worker: false, ..Options::new(Engine::MariaDb) }).await;
+    let (control_plane, cp_name) = fresh_postgres_database("chaosnonats").await;
+    let store = Store::connect(&control_plane).await.unwrap();
+    let logs = super::harness::log_dir("shutdown-no-nats");
+    let env = worker_env(&app, &control_plane, &tenant_db_url(Engine::MariaDb), &[]);
+    let mut worker = WorkerProcess::spawn(&env, log(&logs, "worker"));
+    let p = purchase(&unique_slug("nonats"), 10);
+    deliver(&app, &p).await;
+    wait_processed(&store, std::slice::from_ref(&p), Duration::from_secs(60)).await;
+
+    app.nats.as_mut().expect("a private nats-server").kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signalled = Instant::now();
+    worker.terminate();
+    let status = worker.wait_exit(Duration::from_secs(30)).expect("the worker exits after SIGTERM with NATS gone");
+    assert!(status.success(), "clean exit: {status:?}");
+    println!("chaos sigterm without NATS: exited {:.1} s after SIGTERM (grace 5 s)", signalled.elapsed().as_secs_f64());
+
+    drop(store);
+    app.drop_tenant_db(&p.slug).await;
+    drop_database(&cp_name).await;
+}
