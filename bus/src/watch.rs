@@ -8,6 +8,18 @@ use landlord_protocol::{ProgressEvent, TenantId, subjects};
 
 use crate::{Bus, BusError};
 
+/// Errors in a row, with no message between them, after which a read of progress events ends.
+const ERRORS_THAT_END_A_READ: u32 = 5;
+
+/// A progress message with its stream sequence; `None` (with a warning) when it does not decode.
+fn decoded(m: &async_nats::jetstream::Message) -> Option<(u64, ProgressEvent)> {
+    let seq = m.info().ok()?.stream_sequence;
+    serde_json::from_slice::<ProgressEvent>(&m.payload)
+        .inspect_err(|e| tracing::warn!(error = %e, seq, "skipping undecodable progress event"))
+        .ok()
+        .map(|event| (seq, event))
+}
+
 impl Bus {
     /// Every progress event of `tenant` (or of all tenants), from the oldest kept, then live ones as they
     /// arrive. Events that do not decode are skipped with a warning rather than ending the stream.
@@ -41,14 +53,25 @@ impl Bus {
             .await
             .map_err(|e| fail(&e))?;
         let messages = consumer.messages().await.map_err(|e| fail(&e))?;
-        Ok(messages.filter_map(|m| async move {
-            let m = m.ok()?;
-            let seq = m.info().ok()?.stream_sequence;
-            serde_json::from_slice::<ProgressEvent>(&m.payload)
-                .inspect_err(|e| tracing::warn!(error = %e, seq, "skipping undecodable progress event"))
-                .ok()
-                .map(|event| (seq, event))
-        }))
+        // The ordered consumer recreates itself after a lost message or heartbeat; errors it cannot get
+        // past come again and again. Those end the stream, so its reader resumes (an SSE client reconnects
+        // with `Last-Event-ID`) instead of waiting on a stream that only sends keep-alives.
+        Ok(messages
+            .scan(0u32, |errors, m| {
+                let next = match m {
+                    Ok(m) => {
+                        *errors = 0;
+                        Some(decoded(&m))
+                    }
+                    Err(e) => {
+                        *errors += 1;
+                        tracing::warn!(error = %e, errors = *errors, "reading progress events failed");
+                        (*errors < ERRORS_THAT_END_A_READ).then_some(None)
+                    }
+                };
+                futures::future::ready(next)
+            })
+            .filter_map(futures::future::ready))
     }
 
     /// The stream sequence of the newest progress event of `tenant`, if it has any: where a reader that

@@ -2,8 +2,9 @@
 //! (plain lines when the output is not a terminal), and an exit code a script can act on: 0 once the
 //! tenant is active, 1 when it failed (or its purchase was refused, a change was rolled back, or it is
 //! suspended or deleted), 2 when it waits for an operator, each with the reason; 3 when it cannot be
-//! followed (NATS unreachable). A tenant already there exits at once. Without a tenant, every tenant's
-//! events, one line each, until interrupted.
+//! followed (NATS unreachable, not a tenant id, a configuration that does not load). A tenant already
+//! there exits at once, also one whose events are older than the stream keeps (its status is read from
+//! the control plane then). Without a tenant, every tenant's events, one line each, until interrupted.
 
 use std::{collections::HashMap, io::IsTerminal, path::Path, process::ExitCode, time::Duration};
 
@@ -11,6 +12,8 @@ use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use landlord_bus::Bus;
 use landlord_protocol::{EventKind, ProgressEvent, TenantId, TenantStatus};
+use landlord_worker::{WorkerConfig, store::Store};
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 #[derive(Debug, clap::Args)]
@@ -69,16 +72,32 @@ pub fn ending(event: &ProgressEvent, has_tenant: bool) -> Option<Ending> {
     }
 }
 
+/// Exit code when the watch cannot be made: not the tenant's doing, so a script can tell it from "failed".
+const CANNOT_WATCH: u8 = 3;
+
 pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
-    let cfg = landlord_worker::WorkerConfig::load(config)?;
+    let cfg = match landlord_worker::WorkerConfig::load(config) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("cannot read the configuration: {e:#}");
+            return Ok(ExitCode::from(CANNOT_WATCH));
+        }
+    };
+    let tenant = match args.tenant.as_deref().map(TenantId::parse).transpose() {
+        Ok(tenant) => tenant,
+        Err(e) => {
+            eprintln!("not a tenant id: {e}");
+            return Ok(ExitCode::from(CANNOT_WATCH));
+        }
+    };
     let bus = match Bus::connect_with(&cfg.nats_settings()).await {
         Ok(bus) => bus,
         Err(e) => {
             eprintln!("cannot reach NATS: {e}");
-            return Ok(ExitCode::from(3));
+            return Ok(ExitCode::from(CANNOT_WATCH));
         }
     };
-    let Some(tenant) = args.tenant.as_deref().map(TenantId::parse).transpose()? else {
+    let Some(tenant) = tenant else {
         let mut events = Box::pin(bus.progress(None).await?);
         while let Some(ev) = events.next().await {
             println!("{}", line(&ev));
@@ -86,12 +105,11 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     };
     let bars = !args.plain && std::io::stdout().is_terminal();
-    let ending = match follow(&bus, &tenant, bars).await {
+    let ending = match follow(&bus, &cfg, &tenant, bars).await {
         Ok(ending) => ending,
-        // Not the tenant's doing: a code of its own, so a script can tell "failed" from "could not watch".
         Err(e) => {
             eprintln!("cannot follow tenant {tenant}: {e:#}");
-            return Ok(ExitCode::from(3));
+            return Ok(ExitCode::from(CANNOT_WATCH));
         }
     };
     match &ending {
@@ -105,11 +123,21 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> 
 /// Follows `tenant`'s events until one ends the watch. History is replayed first; if it ends with the
 /// tenant already settled, that is the answer, unless a command about the tenant waits (one just sent,
 /// not started yet): then the watch goes on until that command's run ends, or until it has left the queue
-/// without changing anything (a repeated suspend, say).
-async fn follow(bus: &Bus, tenant: &TenantId, bars: bool) -> anyhow::Result<Ending> {
+/// without changing anything (a repeated suspend, say). With no history and no command waiting, the
+/// control plane says whether the tenant settled long ago (its events are past the stream's retention).
+async fn follow(bus: &Bus, cfg: &WorkerConfig, tenant: &TenantId, bars: bool) -> anyhow::Result<Ending> {
     let caught_up_at = bus.last_progress(tenant).await?;
     let mut waiting = bus.commands_waiting(tenant).await? > 0;
     let mut events = Box::pin(bus.progress_after(Some(tenant), None).await?);
+    if caught_up_at.is_none() && !waiting {
+        match settled_in_control_plane(cfg, tenant).await {
+            Ok(Some(ending)) => return Ok(ending),
+            Ok(None) => eprintln!("no event of tenant {tenant} yet: waiting for its first (Ctrl-C to stop)"),
+            Err(e) => eprintln!(
+                "no event of tenant {tenant} yet, and the control plane cannot say more ({e}): waiting for its first (Ctrl-C to stop)"
+            ),
+        }
+    }
     let mut view = Steps::new(bars);
     // How the last run in history ended, and which run that was.
     let mut settled: Option<(Ending, Option<Uuid>)> = None;
@@ -145,6 +173,31 @@ async fn follow(bus: &Bus, tenant: &TenantId, bars: bool) -> anyhow::Result<Endi
             return Ok(view.done(settled.take().expect("checked").0));
         }
     }
+}
+
+/// How `tenant` stands in the control plane when that settles a watch; `None` when the tenant is not
+/// there (a purchase not taken yet) or still between two states.
+async fn settled_in_control_plane(cfg: &WorkerConfig, tenant: &TenantId) -> anyhow::Result<Option<Ending>> {
+    let read = async {
+        let store = Store::connect_existing(cfg.database_url.expose_secret()).await?;
+        anyhow::Ok(store.tenant(tenant).await?)
+    };
+    let Some(row) = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 5 s"))??
+    else {
+        return Ok(None);
+    };
+    let reason = || row.last_error.clone().unwrap_or_else(|| format!("the tenant is {}", row.status));
+    Ok(match TenantStatus::parse(&row.status) {
+        Some(TenantStatus::Active) => Some(Ending::Active),
+        Some(TenantStatus::Failed) => Some(Ending::Failed(reason())),
+        Some(TenantStatus::AwaitingOperator) => Some(Ending::AwaitingOperator(reason())),
+        Some(status @ (TenantStatus::Suspended | TenantStatus::Deleted)) => {
+            Some(Ending::Failed(format!("the tenant is {}", status.as_str())))
+        }
+        _ => None,
+    })
 }
 
 /// One bar per step of the run shown, or plain lines.

@@ -73,22 +73,24 @@ function showLogin(message) {
 
 // ---- the tenant list ----
 
-async function showList(params) {
+async function showList(params, current) {
   const query = new URLSearchParams();
-  for (const key of ["status", "package_id", "failing_step", "after"]) {
+  for (const key of ["search", "status", "package_id", "failing_step", "after"]) {
     if (params.get(key)) query.set(key, params.get(key));
   }
   query.set("limit", String(PAGE));
   const page = await api(`/v1/tenants?${query}`);
+  if (!current()) return;
   const filters = el("form", { className: "filters", onsubmit: (e) => {
     e.preventDefault();
     const f = new URLSearchParams();
-    for (const key of ["status", "package_id", "failing_step"]) {
+    for (const key of ["search", "status", "package_id", "failing_step"]) {
       const v = e.target.elements[key].value.trim();
       if (v) f.set(key, v);
     }
     location.hash = `#/?${f}`;
   } },
+  el("label", {}, "subdomain or email starts with", el("input", { name: "search", size: 18, maxLength: 100, value: params.get("search") || "" })),
   el("label", {}, "status", el("select", { name: "status" }, el("option", { value: "" }, "any"),
     STATUSES.map((s) => el("option", { value: s, selected: params.get("status") === s }, s)))),
   el("label", {}, "package", el("input", { name: "package_id", size: 6, value: params.get("package_id") || "" })),
@@ -163,7 +165,7 @@ const ACTIONS = [
   { label: "Offboard now", offboard: "?now=true", when: ["failed", "awaiting_operator", "offboarding"], verb: "Offboard now (delete the database, DNS records and stack of)", danger: true },
 ];
 
-async function showTenant(id) {
+async function showTenant(id, current) {
   const view = el("div", { id: "tenant" });
   main.replaceChildren(view);
   // A purchase the workers have not recorded yet: its events come first, the tenant with them.
@@ -171,6 +173,8 @@ async function showTenant(id) {
     if (e instanceof Unauthorized || !String(e.message).startsWith("tenant_not_found")) throw e;
     return { id, subdomain: id, store_name: "not recorded yet", status: "pending", plan: {}, created_at: new Date().toISOString() };
   });
+  // Another page was asked for while this one loaded: that one owns the screen and the live stream.
+  if (!current()) return;
   const head = el("div");
   const reason = el("div");
   const actions = el("div", { className: "actions" });
@@ -257,7 +261,12 @@ async function showTenant(id) {
 
 // ---- routing ----
 
+// Which navigation is the newest: a page whose data arrives after the next page was asked for is dropped.
+let navigation = 0;
+
 async function route() {
+  const mine = ++navigation;
+  const current = () => mine === navigation;
   if (stream) { stream.abort(); stream = null; }
   document.getElementById("forget").hidden = !token();
   if (!token()) return showLogin();
@@ -265,9 +274,10 @@ async function route() {
   const [path, search] = hash.split("?");
   try {
     const match = path.match(/^\/tenants\/([0-9a-f-]{36})$/);
-    if (match) await showTenant(match[1]);
-    else await showList(new URLSearchParams(search || ""));
+    if (match) await showTenant(match[1], current);
+    else await showList(new URLSearchParams(search || ""), current);
   } catch (e) {
+    if (!current()) return;
     if (e instanceof Unauthorized) return showLogin("That token was refused; enter another.");
     main.replaceChildren(el("p", { className: "reason" }, e.message));
   }

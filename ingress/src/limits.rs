@@ -13,14 +13,32 @@ use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 
+/// The webhook's path: its refusals here are counted with the handler's own (received, rejected by reason),
+/// or an overloaded ingress would look quiet on its dashboard exactly when it refuses Stripe.
+const WEBHOOK_PATH: &str = "/webhooks/stripe";
+
+/// Counts a webhook refused before its handler answered.
+fn count_refused_webhook(error: &ApiError) {
+    metrics::counter!(landlord_worker::telemetry::WEBHOOKS_REJECTED, "reason" => error.code()).increment(1);
+}
+
 /// Answers `408` when the request is not read and answered within `limit`. A handler cut off here is
-/// dropped; a command it had already stored stays stored, and the caller's retry is deduplicated.
+/// dropped; a command it had already stored stays stored, and the caller's retry is deduplicated. The
+/// outermost of the limits, so it counts every webhook request as received.
 pub(crate) async fn time_out(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    let webhook = request.uri().path() == WEBHOOK_PATH;
+    if webhook {
+        metrics::counter!(landlord_worker::telemetry::WEBHOOKS_RECEIVED).increment(1);
+    }
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::info!(limit_secs = limit.as_secs(), "request timed out");
-            ApiError::Timeout { limit_secs: limit.as_secs() }.into_response()
+            let error = ApiError::Timeout { limit_secs: limit.as_secs() };
+            if webhook {
+                count_refused_webhook(&error);
+            }
+            error.into_response()
         }
     }
 }
@@ -31,6 +49,9 @@ pub(crate) async fn shed_load(State(in_flight): State<Arc<Semaphore>>, request: 
         Ok(_permit) => next.run(request).await,
         Err(_) => {
             tracing::warn!("refusing a request: the concurrency limit is reached");
+            if request.uri().path() == WEBHOOK_PATH {
+                count_refused_webhook(&ApiError::Overloaded);
+            }
             ApiError::Overloaded.into_response()
         }
     }

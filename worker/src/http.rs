@@ -50,13 +50,19 @@ async fn readyz(State(ready): State<Arc<Readiness>>) -> impl IntoResponse {
     else {
         return (StatusCode::SERVICE_UNAVAILABLE, "not consuming commands yet".to_owned());
     };
+    // The port is open to whoever can reach it: the answer names what is not ready, the log says why (a
+    // driver's error can name hosts, databases and logins).
     if let Err(e) = bus.ready().await {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("JetStream: {e}"));
+        tracing::warn!(error = %e, "not ready: JetStream");
+        return (StatusCode::SERVICE_UNAVAILABLE, "JetStream is not reachable".to_owned());
     }
     match tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return (StatusCode::SERVICE_UNAVAILABLE, format!("control plane: {e}")),
-        Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "control plane: no answer within 2 s".to_owned()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: control plane");
+            return (StatusCode::SERVICE_UNAVAILABLE, "the control plane is not reachable".to_owned());
+        }
+        Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "the control plane gave no answer within 2 s".to_owned()),
     }
     (StatusCode::OK, "ready".to_owned())
 }

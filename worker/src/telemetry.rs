@@ -35,7 +35,7 @@ pub const CONSUMER_ACK_PENDING: &str = "landlord_consumer_ack_pending_messages";
 pub const OLDEST_RUNNING_STEP: &str = "landlord_oldest_running_step_seconds";
 /// How long the tenant waiting longest for an operator has waited (0 when none waits).
 pub const OLDEST_AWAITING_OPERATOR: &str = "landlord_oldest_awaiting_operator_seconds";
-/// Delivery attempts of mail, by `kind` (`welcome`, `operator`) and `outcome` (`sent`, `failed`).
+/// Delivery attempts of mail, by `kind` (`welcome`, `operator`) and `outcome` (`sent`, `failed`, `given_up`).
 pub const MAILS: &str = "landlord_mails_total";
 
 /// Renewals of a worker's leases (one control-plane write each, however many tenants it runs).

@@ -137,7 +137,11 @@ pub async fn remind_operators(worker: &Worker, every: Duration) -> Result<usize,
              everything waiting for a person.\n",
             row.slug
         );
-        crate::mail::notify_operators(store, &deps.mail, &tenant, &key, &subject, &body).await?;
+        // One tenant's notice that cannot be queued now must not hold back the others' reminders.
+        if let Err(e) = crate::mail::notify_operators(store, &deps.mail, &tenant, &key, &subject, &body).await {
+            tracing::warn!(error = %e, tenant_id = %tenant, "operator notice not queued yet; trying again");
+            continue;
+        }
         if let Err(e) = worker.runner.progress.publish(Some(tenant), None, EventKind::OperatorReminder, detail).await {
             tracing::warn!(error = %e, tenant_id = %tenant, "operator reminder not sent yet; trying again");
             continue;

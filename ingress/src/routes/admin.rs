@@ -110,7 +110,8 @@ fn authenticate(tokens: &[AdminToken], headers: &HeaderMap) -> Result<(String, R
     let given = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The scheme's name is case-insensitive (RFC 9110, 11.1): `bearer x` is a bearer token too.
+        .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t))
         .ok_or(AuthFailure::NoBearerToken)?;
     let token = crate::admin_tokens::find(tokens, given.trim()).ok_or(AuthFailure::UnknownToken)?;
     Ok((token.name.clone(), token.role))
@@ -213,7 +214,9 @@ pub(crate) async fn send(
     publish(state, caller, Command::new(id, tenant, caller.requested_by(), action)).await
 }
 
-/// Publishes an admin's command and answers 202 with its id.
+/// Publishes an admin's command and answers 202 with its id. Its span is the trace the command carries
+/// to the worker (`traceparent` beside `Nats-Msg-Id`), as a webhook's span is for a purchase.
+#[tracing::instrument(name = "admin_command", skip_all, fields(tenant_id = %cmd.tenant_id, kind = cmd.action.kind().as_str()))]
 pub(crate) async fn publish(
     state: &AppState,
     caller: &Caller,
@@ -519,6 +522,8 @@ mod tests {
         assert_eq!(authenticate(&tokens, &bearer("Bearer viewer-token-0123456789")).unwrap().1, Role::Viewer);
         assert!(matches!(authenticate(&tokens, &bearer("Bearer admin-token-2")), Err(AuthFailure::UnknownToken)));
         assert!(matches!(authenticate(&tokens, &bearer("Basic admin-token-1")), Err(AuthFailure::NoBearerToken)));
+        assert_eq!(authenticate(&tokens, &bearer("bearer viewer-token-0123456789")).unwrap().1, Role::Viewer);
+        assert!(matches!(authenticate(&tokens, &bearer("Bearer")), Err(AuthFailure::NoBearerToken)));
         assert!(matches!(authenticate(&tokens, &HeaderMap::new()), Err(AuthFailure::NoBearerToken)));
         assert!(matches!(authenticate(&[], &bearer("Bearer admin-token-1")), Err(AuthFailure::UnknownToken)));
     }

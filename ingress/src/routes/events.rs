@@ -9,7 +9,10 @@ use std::convert::Infallible;
 use axum::{
     extract::State,
     http::HeaderMap,
-    response::sse::{Event, KeepAlive, Sse},
+    response::{
+        IntoResponse,
+        sse::{Event, KeepAlive, Sse},
+    },
 };
 use futures::{Stream, StreamExt};
 use landlord_protocol::TenantId;
@@ -39,7 +42,7 @@ pub async fn tenant_events(
     _caller: Caller,
     TenantPath(tenant): TenantPath,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     events(&state, Some(tenant), &headers).await
 }
 
@@ -61,7 +64,7 @@ pub async fn all_events(
     State(state): State<AppState>,
     _caller: Caller,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     events(&state, None, &headers).await
 }
 
@@ -75,6 +78,10 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     if text.is_empty() {
         return Ok(None);
     }
+    // Digits only: `u64::from_str` would take "+42" too, an id this ingress never sent.
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     text.parse::<u64>().map(Some).map_err(|_| bad())
 }
 
@@ -82,7 +89,7 @@ async fn events(
     state: &AppState,
     tenant: Option<TenantId>,
     headers: &HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
+) -> Result<([(&'static str, &'static str); 1], Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>), ApiError> {
     let after = last_event_id(headers)?;
     // Held as long as the stream is open: dropped with it when the client goes.
     let permit = state.event_streams.clone().try_acquire_owned().map_err(|_| ApiError::Overloaded)?;
@@ -92,7 +99,8 @@ async fn events(
         let data = serde_json::to_string(&event).expect("a progress event serializes");
         Ok(Event::default().event("progress").id(seq.to_string()).data(data))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(state.event_keep_alive)))
+    // `X-Accel-Buffering: no`: a buffering proxy in front (nginx) passes each event on as it comes.
+    Ok(([("x-accel-buffering", "no")], Sse::new(events).keep_alive(KeepAlive::new().interval(state.event_keep_alive))))
 }
 
 #[cfg(test)]
@@ -106,6 +114,8 @@ mod tests {
         headers.insert("last-event-id", "42".parse().unwrap());
         assert_eq!(last_event_id(&headers).unwrap(), Some(42));
         headers.insert("last-event-id", "42; DROP".parse().unwrap());
+        assert!(last_event_id(&headers).is_err());
+        headers.insert("last-event-id", "+42".parse().unwrap());
         assert!(last_event_id(&headers).is_err());
         headers.insert("last-event-id", "".parse().unwrap());
         assert_eq!(last_event_id(&headers).unwrap(), None);

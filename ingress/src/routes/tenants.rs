@@ -260,6 +260,20 @@ fn only(query: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError>
     }
 }
 
+/// Longest `search` text: more than any subdomain or email address needs.
+const MAX_SEARCH: usize = 100;
+
+/// A `search` text as the store takes it: printable, at most [`MAX_SEARCH`] characters.
+fn search_text(text: &str) -> Result<String, ApiError> {
+    if text.chars().count() > MAX_SEARCH || text.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("search must be 1 to {MAX_SEARCH} printable characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// Tenants, filtered, in pages ordered by id.
 #[utoipa::path(
     get,
@@ -272,6 +286,7 @@ fn only(query: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError>
         ("failing_step" = Option<String>, Query, description = "only tenants whose step of this name failed"),
         ("dns_pending" = Option<bool>, Query),
         ("payment_overdue" = Option<bool>, Query),
+        ("search" = Option<String>, Query, description = "only tenants whose subdomain or contact email starts with this text (case-insensitive, 1 to 100 characters, taken literally)"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
         ("after" = Option<String>, Query, description = "the previous page's next_after"),
     ),
@@ -297,10 +312,12 @@ pub async fn list(
             "failing_step",
             "dns_pending",
             "payment_overdue",
+            "search",
             "limit",
             "after",
         ],
     )?;
+    let search = query.get("search").map(|s| s.trim()).filter(|s| !s.is_empty()).map(search_text).transpose()?;
     let status = query
         .get("status")
         .map(|s| {
@@ -323,6 +340,7 @@ pub async fn list(
         failing_step,
         dns_pending: flag(&query, "dns_pending")?,
         payment_overdue: flag(&query, "payment_overdue")?,
+        search,
         after,
         limit: limit(&query)?,
     };

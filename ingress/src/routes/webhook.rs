@@ -29,7 +29,7 @@ pub async fn stripe_webhook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    metrics::counter!(telemetry::WEBHOOKS_RECEIVED).increment(1);
+    // Counted as received by the time-out layer, which sees every request, even one refused before here.
     let answer = handle(&state, &headers, body).await;
     if let Err(e) = &answer {
         metrics::counter!(telemetry::WEBHOOKS_REJECTED, "reason" => e.code()).increment(1);

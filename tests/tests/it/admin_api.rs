@@ -265,3 +265,53 @@ async fn the_cli_uses_the_admin_api_and_the_served_openapi_is_the_checked_in_one
     assert_eq!(served, checked_in);
     app.drop_tenant_db(&slug).await;
 }
+
+/// Finding one customer among thousands: `search` matches the start of the subdomain or of the contact
+/// email, in any case, and takes `_` and `%` literally (they are LIKE's wildcards).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_finds_a_tenant_by_the_start_of_its_subdomain_or_email_with_wildcards_taken_literally() {
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let tag = unique_slug("find").replace('-', "");
+    let mut made = Vec::new();
+    for (n, email) in [(1, format!("{tag}_1@search.example")), (2, format!("{tag}x1@search.example"))] {
+        let slug = unique_slug(&format!("find{n}"));
+        let new = json!({"store_name": "Find", "contact_email": email, "package_id": 10, "subscription_type_id": 10, "subdomain": slug});
+        let (status, answer) = call(&app, Method::POST, "/v1/tenants", Some(ADMIN_TOKEN), Some(new)).await;
+        assert_eq!(status, 202, "{answer}");
+        let id = TenantId::parse(answer["tenant_id"].as_str().unwrap()).unwrap();
+        made.push((id, slug));
+    }
+    for (id, _) in &made {
+        eventually(Duration::from_secs(60), "the tenant recorded", || async {
+            app.store.tenant(id).await.unwrap().is_some()
+        })
+        .await;
+    }
+    let (app, made) = (&app, &made);
+    let found = |search: String| async move {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("search", &search)
+            .append_pair("limit", "500")
+            .finish();
+        let (status, page) = call(app, Method::GET, &format!("/v1/tenants?{query}"), Some(VIEWER_TOKEN), None).await;
+        assert_eq!(status, 200, "{page}");
+        let ids: Vec<String> =
+            page["tenants"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+        made.iter().map(|(id, _)| ids.contains(&id.to_string())).collect::<Vec<bool>>()
+    };
+    // `_` is not "any character": only the first tenant's email starts with `<tag>_1`.
+    assert_eq!(found(format!("{tag}_1")).await, [true, false]);
+    // Any case, email or subdomain.
+    assert_eq!(found(format!("{}X1", tag.to_uppercase())).await, [false, true]);
+    assert_eq!(found(made[0].1.to_uppercase()).await, [true, false]);
+    assert_eq!(found(tag.clone()).await, [true, true]);
+    // `%` is not "anything".
+    assert_eq!(found("%".into()).await, [false, false]);
+    assert_eq!(found(format!("%{}", &tag[1..])).await, [false, false]);
+    let (status, answer) =
+        call(app, Method::GET, &format!("/v1/tenants?search={}", "a".repeat(101)), Some(VIEWER_TOKEN), None).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_query")));
+    for (_, slug) in made.iter() {
+        app.drop_tenant_db(slug).await;
+    }
+}

@@ -35,6 +35,8 @@ impl SseReader {
         assert_eq!(response.status(), 200);
         let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(kind.starts_with("text/event-stream"), "{kind}");
+        // A buffering proxy in front would hold events back otherwise.
+        assert_eq!(response.headers()["x-accel-buffering"], "no");
         Self { response, buffer: String::new(), comments: 0 }
     }
 

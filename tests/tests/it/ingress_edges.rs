@@ -148,6 +148,18 @@ async fn requests_over_the_concurrency_limit_get_503_at_once_while_liveness_stil
     assert_eq!(refused.headers()["retry-after"], "1");
     let (_, body) = status_and_json(refused).await;
     assert_eq!(body["error"]["code"], "overloaded");
+    // The refusal is counted with the webhooks, though no handler saw it: an overloaded ingress must not
+    // look quiet on its dashboard.
+    let metrics = app.http.get(format!("http://{ingress}/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |series: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse::<f64>().ok()))
+            .unwrap_or_else(|| panic!("{series} in /metrics:\n{metrics}"))
+    };
+    let overloaded = value("landlord_webhooks_rejected_total{reason=\"overloaded\"}");
+    assert!(overloaded >= 1.0, "overloaded refusals counted: {overloaded}");
+    assert!(value("landlord_webhooks_received_total") >= overloaded + 1.0, "every probe and the stall received");
     // Liveness and readiness still answer, so no orchestrator restarts or unroutes a busy replica.
     assert_eq!(app.http.get(format!("http://{ingress}/healthz")).send().await.unwrap().status(), 200);
     assert_eq!(app.http.get(format!("http://{ingress}/readyz")).send().await.unwrap().status(), 200);

@@ -1,7 +1,7 @@
 //! One trace per purchase: the ingress and a worker run as processes with `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! pointing at a small OTLP/HTTP receiver in the test, a signed checkout goes to the ingress, and the
 //! spans that arrive show one trace id from the ingress's request through the worker's command to every
-//! step of the provisioning.
+//! step of the provisioning. An operator's command through the admin API is traced the same way.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -96,6 +96,8 @@ async fn one_trace_spans_the_webhook_the_command_and_every_step() {
         ("LANDLORD_STRIPE_WEBHOOK_SECRET", app.secret.clone()),
         ("LANDLORD_PLANS", repo_root().join("tests/plans.toml").display().to_string()),
         ("LANDLORD_NATS_DUPLICATE_WINDOW_SECS", app.worker_config.duplicate_window.as_secs().to_string()),
+        ("LANDLORD_DATABASE_URL", control_plane.clone()),
+        ("LANDLORD_ADMIN_TOKENS", format!("ops:admin:{}", landlord_tests::ADMIN_TOKEN)),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.clone()),
         ("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned()),
     ]
@@ -126,22 +128,22 @@ async fn one_trace_spans_the_webhook_the_command_and_every_step() {
     // The worker's step spans and the ingress's request span arrive in batches.
     let steps = ["place_database", "create_database", "apply_schema", "health_check", "activate", "notify"];
     eventually(Duration::from_secs(30), "the spans of the provisioning exported", || async {
-        let spans = spans.lock().unwrap();
-        let mut by_trace: HashMap<&str, BTreeSet<String>> = HashMap::new();
-        for s in spans.iter() {
-            let what = match &s.step {
-                Some(step) => {
-                    format!("{}:{}", s.service, step.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_'))
-                }
-                None => format!("{}:{}", s.service, s.name),
-            };
-            by_trace.entry(s.trace.as_str()).or_default().insert(what);
-        }
-        by_trace.values().any(|seen| {
-            seen.iter().any(|w| w.contains("landlord-ingress"))
-                && seen.iter().any(|w| w.contains("landlord-worker") && w.ends_with(":command"))
-                && steps.iter().all(|step| seen.iter().any(|w| w.contains("landlord-worker") && w.contains(step)))
-        })
+        one_trace_holds(&spans.lock().unwrap(), "stripe_webhook", &steps)
+    })
+    .await;
+
+    // An operator's suspend: the admin API's command span, the worker's command and its step, one trace.
+    let res = app
+        .http
+        .post(format!("{ingress}/v1/tenants/{tenant}/suspend"))
+        .bearer_auth(landlord_tests::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202, "{}", res.text().await.unwrap_or_default());
+    app.wait_for_status(&tenant, TenantStatus::Suspended).await;
+    eventually(Duration::from_secs(30), "the spans of the suspension exported", || async {
+        one_trace_holds(&spans.lock().unwrap(), "admin_command", &["lock_login"])
     })
     .await;
     let spans = spans.lock().unwrap().clone();
@@ -149,4 +151,24 @@ async fn one_trace_spans_the_webhook_the_command_and_every_step() {
         spans.iter().filter(|s| s.service.contains("landlord-worker")).map(|s| s.trace.as_str()).collect();
     println!("traces: {} spans received, {} worker trace(s)", spans.len(), traces.len());
     drop_database(&cp_name).await;
+}
+
+/// Whether one trace holds the ingress's span `ingress_span`, the worker's `command` span and a worker span
+/// for each of `steps`.
+fn one_trace_holds(spans: &[Received], ingress_span: &str, steps: &[&str]) -> bool {
+    let mut by_trace: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    for s in spans {
+        let what = match &s.step {
+            Some(step) => {
+                format!("{}:{}", s.service, step.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_'))
+            }
+            None => format!("{}:{}", s.service, s.name),
+        };
+        by_trace.entry(s.trace.as_str()).or_default().insert(what);
+    }
+    by_trace.values().any(|seen| {
+        seen.iter().any(|w| w.contains("landlord-ingress") && w.ends_with(&format!(":{ingress_span}")))
+            && seen.iter().any(|w| w.contains("landlord-worker") && w.ends_with(":command"))
+            && steps.iter().all(|step| seen.iter().any(|w| w.contains("landlord-worker") && w.contains(step)))
+    })
 }

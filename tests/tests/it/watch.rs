@@ -1,6 +1,7 @@
 //! `landlord watch TENANT` as a script uses it: it follows the tenant's steps and answers with its exit
 //! code, 0 once active, 1 when it failed (with the reason), 2 when it waits for an operator; a tenant that
-//! is already settled answers at once; NATS out of reach is 3.
+//! is already settled answers at once, from the control plane when its events are no longer kept; NATS out
+//! of reach, or not a tenant id, is 3.
 
 use std::time::Duration;
 
@@ -60,6 +61,72 @@ async fn watch_answers_with_the_tenants_fate() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     app.drop_tenant_db(&good_slug).await;
     app.drop_tenant_db(&broken_slug).await;
+}
+
+/// A tenant whose events are past the stream's retention still gets its answer (from the control plane),
+/// rather than a watch that waits for ever; a tenant nobody has bought yet is waited for, saying so; a
+/// text that is not a tenant id is 3, not 1 (which says "failed").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_answers_without_history_and_waits_only_for_what_may_come() {
+    use secrecy::ExposeSecret;
+    let app = TestApp::spawn(Engine::MariaDb).await;
+    let slug = unique_slug("watchold");
+    let tenant = app.buy(&slug, 10).await;
+    app.wait_for_status(&tenant, TenantStatus::Active).await;
+    // As if 30 days had passed: the stream keeps none of its events.
+    let stream = app.bus.jetstream().get_stream(landlord_protocol::subjects::PROGRESS_STREAM).await.unwrap();
+    stream.purge().filter(landlord_protocol::subjects::progress_subject(Some(&tenant))).await.unwrap();
+    let control_plane = app.worker_config.database_url.expose_secret().to_owned();
+    let watch_with_control_plane = |id: String| {
+        tokio::process::Command::new(workspace_bin("landlord"))
+            .args(["watch", &id, "--plain"])
+            .env("LANDLORD_NATS_URL", &app.nats_url)
+            .env("LANDLORD_DATABASE_URL", &control_plane)
+            .env("LANDLORD_LOG", "warn")
+            .kill_on_drop(true)
+            .output()
+    };
+    let out = tokio::time::timeout(Duration::from_secs(60), watch_with_control_plane(tenant.to_string()))
+        .await
+        .expect("a watch of a settled tenant ends by itself")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("is active"), "{stdout}");
+
+    // Nobody has bought this one (yet): the watch waits for its first event, and says so.
+    let unknown = TenantId::new_random();
+    let mut child = tokio::process::Command::new(workspace_bin("landlord"))
+        .args(["watch", &unknown.to_string(), "--plain"])
+        .env("LANDLORD_NATS_URL", &app.nats_url)
+        .env("LANDLORD_DATABASE_URL", &control_plane)
+        .env("LANDLORD_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stderr.take().unwrap()));
+    let said = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if line.contains("no event of tenant") {
+                return line;
+            }
+        }
+        panic!("the watch ended without saying what it waits for")
+    })
+    .await
+    .expect("the watch says what it waits for");
+    assert!(said.contains("waiting"), "{said}");
+    assert!(child.try_wait().unwrap().is_none(), "still waiting");
+    child.kill().await.unwrap();
+
+    let out = tokio::time::timeout(Duration::from_secs(60), watch_with_control_plane("not-a-tenant".into()))
+        .await
+        .expect("ends")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a tenant id"));
+    app.drop_tenant_db(&slug).await;
 }
 
 /// `landlord watch TENANT --plain`, running in the background.

@@ -2,7 +2,10 @@
 //! of the one before, so tenants created meanwhile neither repeat nor shift pages).
 
 use landlord_protocol::{TenantId, TenantStatus};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Query};
+use sea_orm::{
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
+};
 
 use super::{
     StepState, Store, StoreError,
@@ -20,9 +23,25 @@ pub struct TenantFilter {
     pub failing_step: Option<StepName>,
     pub dns_pending: Option<bool>,
     pub payment_overdue: Option<bool>,
+    /// Tenants whose subdomain or contact email starts with this text (case-insensitive), to find one
+    /// customer among thousands. Taken literally: `%` and `_` match only themselves.
+    pub search: Option<String>,
     /// The last id of the previous page.
     pub after: Option<TenantId>,
     pub limit: u64,
+}
+
+/// `text` with LIKE's wildcards (`%`, `_`) and the escape character itself escaped by `\`, so a pattern
+/// built from it matches the text literally.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl Store {
@@ -59,6 +78,15 @@ impl Store {
                 .to_owned();
             q = q.filter(tenant::Column::Id.in_subquery(failing));
         }
+        if let Some(text) = &f.search {
+            let prefix = LikeExpr::new(format!("{}%", escape_like(&text.to_lowercase()))).escape('\\');
+            let lower = |c: tenant::Column| Expr::expr(Func::lower(Expr::col((tenant::Entity, c))));
+            q = q.filter(
+                sea_orm::Condition::any()
+                    .add(lower(tenant::Column::Slug).like(prefix.clone()))
+                    .add(lower(tenant::Column::ContactEmail).like(prefix)),
+            );
+        }
         if let Some(after) = f.after {
             q = q.filter(tenant::Column::Id.gt(after.to_string()));
         }
@@ -73,5 +101,14 @@ impl Store {
             .all(self.connection())
             .await?;
         Ok(rows.into_iter().map(|r| (r.kind, r.name)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_wildcards_are_taken_literally() {
+        assert_eq!(super::escape_like("a_b%c\\d"), "a\\_b\\%c\\\\d");
+        assert_eq!(super::escape_like("plain"), "plain");
     }
 }
