@@ -2,14 +2,17 @@
 //! Server-Sent Events (each event with its JetStream sequence, so a client resumes after the last one it
 //! saw) and the tests.
 
+use std::time::{Duration, Instant};
+
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use futures::{Stream, StreamExt};
 use landlord_protocol::{ProgressEvent, TenantId, subjects};
 
 use crate::{Bus, BusError};
 
-/// Errors in a row, with no message between them, after which a read of progress events ends.
-const ERRORS_THAT_END_A_READ: u32 = 5;
+/// Errors within [`ERROR_WINDOW`] after which a read of progress events ends.
+const ERRORS_THAT_END_A_READ: usize = 5;
+const ERROR_WINDOW: Duration = Duration::from_secs(30);
 
 /// A progress message with its stream sequence; `None` (with a warning) when it does not decode.
 fn decoded(m: &async_nats::jetstream::Message) -> Option<(u64, ProgressEvent)> {
@@ -57,16 +60,17 @@ impl Bus {
         // past come again and again. Those end the stream, so its reader resumes (an SSE client reconnects
         // with `Last-Event-ID`) instead of waiting on a stream that only sends keep-alives.
         Ok(messages
-            .scan(0u32, |errors, m| {
+            .scan(Vec::<Instant>::new(), |errors, m| {
                 let next = match m {
-                    Ok(m) => {
-                        *errors = 0;
-                        Some(decoded(&m))
-                    }
+                    Ok(m) => Some(decoded(&m)),
                     Err(e) => {
-                        *errors += 1;
-                        tracing::warn!(error = %e, errors = *errors, "reading progress events failed");
-                        (*errors < ERRORS_THAT_END_A_READ).then_some(None)
+                        // Only errors close together count: one after each of a few NATS reconnects, days
+                        // apart, must not end a healthy stream.
+                        let now = Instant::now();
+                        errors.retain(|at| now.duration_since(*at) < ERROR_WINDOW);
+                        errors.push(now);
+                        tracing::warn!(error = %e, recent_errors = errors.len(), "reading progress events failed");
+                        (errors.len() < ERRORS_THAT_END_A_READ).then_some(None)
                     }
                 };
                 futures::future::ready(next)

@@ -98,11 +98,19 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> 
         }
     };
     let Some(tenant) = tenant else {
-        let mut events = Box::pin(bus.progress(None).await?);
+        let mut events = match bus.progress(None).await {
+            Ok(events) => Box::pin(events),
+            Err(e) => {
+                eprintln!("cannot follow the progress events: {e}");
+                return Ok(ExitCode::from(CANNOT_WATCH));
+            }
+        };
         while let Some(ev) = events.next().await {
             println!("{}", line(&ev));
         }
-        return Ok(ExitCode::SUCCESS);
+        // Only interrupting ends a watch of every tenant; a stream that ends is NATS failing.
+        eprintln!("the progress stream ended (NATS failed repeatedly)");
+        return Ok(ExitCode::from(CANNOT_WATCH));
     };
     let bars = !args.plain && std::io::stdout().is_terminal();
     let ending = match follow(&bus, &cfg, &tenant, bars).await {
@@ -122,23 +130,21 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> 
 
 /// Follows `tenant`'s events until one ends the watch. History is replayed first; if it ends with the
 /// tenant already settled, that is the answer, unless a command about the tenant waits (one just sent,
-/// not started yet): then the watch goes on until that command's run ends, or until it has left the queue
-/// without changing anything (a repeated suspend, say). With no history and no command waiting, the
-/// control plane says whether the tenant settled long ago (its events are past the stream's retention).
+/// or being worked on): then the watch goes on until that command's run ends, or until it has left the
+/// queue without changing anything (a repeated suspend, say). When history does not settle it and no
+/// command waits, the control plane says whether the tenant settled long ago (the event that said so is
+/// past the stream's retention, while later ones, such as reminders, are kept).
 async fn follow(bus: &Bus, cfg: &WorkerConfig, tenant: &TenantId, bars: bool) -> anyhow::Result<Ending> {
     let caught_up_at = bus.last_progress(tenant).await?;
     let mut waiting = bus.commands_waiting(tenant).await? > 0;
     let mut events = Box::pin(bus.progress_after(Some(tenant), None).await?);
-    if caught_up_at.is_none() && !waiting {
-        match settled_in_control_plane(cfg, tenant).await {
-            Ok(Some(ending)) => return Ok(ending),
-            Ok(None) => eprintln!("no event of tenant {tenant} yet: waiting for its first (Ctrl-C to stop)"),
-            Err(e) => eprintln!(
-                "no event of tenant {tenant} yet, and the control plane cannot say more ({e}): waiting for its first (Ctrl-C to stop)"
-            ),
-        }
-    }
     let mut view = Steps::new(bars);
+    if caught_up_at.is_none()
+        && !waiting
+        && let Some(end) = ask_control_plane(cfg, tenant, true).await
+    {
+        return Ok(view.done(end));
+    }
     // How the last run in history ended, and which run that was.
     let mut settled: Option<(Ending, Option<Uuid>)> = None;
     let mut has_tenant = false;
@@ -147,10 +153,17 @@ async fn follow(bus: &Bus, cfg: &WorkerConfig, tenant: &TenantId, bars: bool) ->
     loop {
         let (seq, ev) = tokio::select! {
             next = events.next() => next.ok_or_else(|| anyhow::anyhow!("the progress stream ended"))?,
-            _ = recheck.tick(), if caught_up && waiting && settled.is_some() => {
+            _ = recheck.tick(), if caught_up && waiting => {
                 waiting = bus.commands_waiting(tenant).await? > 0;
                 if !waiting {
-                    return Ok(view.done(settled.take().expect("checked").0));
+                    // The command left the queue: its run ended (its ending is in the control plane even if
+                    // its event is still on the way), or it changed nothing.
+                    if let Some((end, _)) = settled.take() {
+                        return Ok(view.done(end));
+                    }
+                    if let Some(end) = ask_control_plane(cfg, tenant, false).await {
+                        return Ok(view.done(end));
+                    }
                 }
                 continue;
             }
@@ -169,8 +182,36 @@ async fn follow(bus: &Bus, cfg: &WorkerConfig, tenant: &TenantId, bars: bool) ->
             None => {}
         }
         caught_up |= Some(seq) == caught_up_at;
-        if history && Some(seq) == caught_up_at && settled.is_some() && !waiting {
-            return Ok(view.done(settled.take().expect("checked").0));
+        if history && Some(seq) == caught_up_at && !waiting {
+            if let Some((end, _)) = settled.take() {
+                return Ok(view.done(end));
+            }
+            if let Some(end) = ask_control_plane(cfg, tenant, false).await {
+                return Ok(view.done(end));
+            }
+        }
+    }
+}
+
+/// [`settled_in_control_plane`], saying on stderr why the watch goes on when it does not settle the
+/// watch. `nothing_yet`: the stream holds no event of the tenant.
+async fn ask_control_plane(cfg: &WorkerConfig, tenant: &TenantId, nothing_yet: bool) -> Option<Ending> {
+    match settled_in_control_plane(cfg, tenant).await {
+        Ok(Some(end)) => Some(end),
+        Ok(None) if nothing_yet => {
+            eprintln!("no event of tenant {tenant} yet: waiting for its first (Ctrl-C to stop)");
+            None
+        }
+        Ok(None) => None,
+        Err(e) if nothing_yet => {
+            eprintln!(
+                "no event of tenant {tenant} yet, and the control plane cannot say more ({e:#}): waiting for its first (Ctrl-C to stop)"
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("the control plane cannot say how tenant {tenant} stands ({e:#}): following its events");
+            None
         }
     }
 }

@@ -17,6 +17,11 @@ use crate::error::ApiError;
 /// or an overloaded ingress would look quiet on its dashboard exactly when it refuses Stripe.
 const WEBHOOK_PATH: &str = "/webhooks/stripe";
 
+/// A Stripe webhook delivery (another method on its path is a 405, not a webhook).
+fn is_webhook(request: &Request) -> bool {
+    request.method() == axum::http::Method::POST && request.uri().path() == WEBHOOK_PATH
+}
+
 /// Counts a webhook refused before its handler answered.
 fn count_refused_webhook(error: &ApiError) {
     metrics::counter!(landlord_worker::telemetry::WEBHOOKS_REJECTED, "reason" => error.code()).increment(1);
@@ -26,7 +31,7 @@ fn count_refused_webhook(error: &ApiError) {
 /// dropped; a command it had already stored stays stored, and the caller's retry is deduplicated. The
 /// outermost of the limits, so it counts every webhook request as received.
 pub(crate) async fn time_out(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    let webhook = request.uri().path() == WEBHOOK_PATH;
+    let webhook = is_webhook(&request);
     if webhook {
         metrics::counter!(landlord_worker::telemetry::WEBHOOKS_RECEIVED).increment(1);
     }
@@ -49,7 +54,7 @@ pub(crate) async fn shed_load(State(in_flight): State<Arc<Semaphore>>, request: 
         Ok(_permit) => next.run(request).await,
         Err(_) => {
             tracing::warn!("refusing a request: the concurrency limit is reached");
-            if request.uri().path() == WEBHOOK_PATH {
+            if is_webhook(&request) {
                 count_refused_webhook(&ApiError::Overloaded);
             }
             ApiError::Overloaded.into_response()

@@ -286,7 +286,7 @@ fn search_text(text: &str) -> Result<String, ApiError> {
         ("failing_step" = Option<String>, Query, description = "only tenants whose step of this name failed"),
         ("dns_pending" = Option<bool>, Query),
         ("payment_overdue" = Option<bool>, Query),
-        ("search" = Option<String>, Query, description = "only tenants whose subdomain or contact email starts with this text (case-insensitive, 1 to 100 characters, taken literally)"),
+        ("search" = Option<String>, Query, description = "only tenants whose subdomain or contact email starts with this text (ASCII letters in any case, at most 100 characters, `_` and `%` taken literally; empty: no filter)"),
         ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
         ("after" = Option<String>, Query, description = "the previous page's next_after"),
     ),

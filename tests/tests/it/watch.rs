@@ -73,9 +73,18 @@ async fn watch_answers_without_history_and_waits_only_for_what_may_come() {
     let slug = unique_slug("watchold");
     let tenant = app.buy(&slug, 10).await;
     app.wait_for_status(&tenant, TenantStatus::Active).await;
-    // As if 30 days had passed: the stream keeps none of its events.
+    let broken_slug = unique_slug("watcholdbad");
+    let broken = app.buy(&broken_slug, 8).await;
+    app.wait_for_status(&broken, TenantStatus::Failed).await;
+    // As if 30 days had passed: the stream keeps none of their events...
     let stream = app.bus.jetstream().get_stream(landlord_protocol::subjects::PROGRESS_STREAM).await.unwrap();
-    stream.purge().filter(landlord_protocol::subjects::progress_subject(Some(&tenant))).await.unwrap();
+    for id in [&tenant, &broken] {
+        stream.purge().filter(landlord_protocol::subjects::progress_subject(Some(id))).await.unwrap();
+    }
+    // ...but for a later one that settles nothing (a reminder, a DNS record confirmed late).
+    let later =
+        landlord_protocol::ProgressEvent::new(Some(tenant), None, landlord_protocol::EventKind::OperatorReminder);
+    app.bus.publish_progress(&later).await.unwrap();
     let control_plane = app.worker_config.database_url.expose_secret().to_owned();
     let watch_with_control_plane = |id: String| {
         tokio::process::Command::new(workspace_bin("landlord"))
@@ -93,6 +102,14 @@ async fn watch_answers_without_history_and_waits_only_for_what_may_come() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("is active"), "{stdout}");
+    let out = tokio::time::timeout(Duration::from_secs(60), watch_with_control_plane(broken.to_string()))
+        .await
+        .expect("a watch of a failed tenant ends by itself")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // With the reason the control plane kept, not just the status.
+    assert!(stderr.contains("failed: ") && !stderr.contains("the tenant is failed"), "{stderr}");
 
     // Nobody has bought this one (yet): the watch waits for its first event, and says so.
     let unknown = TenantId::new_random();
@@ -127,6 +144,7 @@ async fn watch_answers_without_history_and_waits_only_for_what_may_come() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a tenant id"));
     app.drop_tenant_db(&slug).await;
+    app.drop_tenant_db(&broken_slug).await;
 }
 
 /// `landlord watch TENANT --plain`, running in the background.

@@ -23,8 +23,9 @@ pub struct TenantFilter {
     pub failing_step: Option<StepName>,
     pub dns_pending: Option<bool>,
     pub payment_overdue: Option<bool>,
-    /// Tenants whose subdomain or contact email starts with this text (case-insensitive), to find one
-    /// customer among thousands. Taken literally: `%` and `_` match only themselves.
+    /// Tenants whose subdomain or contact email starts with this text (ASCII letters in any case, as
+    /// SQLite's `lower()` knows only those), to find one customer among thousands. Taken literally: `%`
+    /// and `_` match only themselves.
     pub search: Option<String>,
     /// The last id of the previous page.
     pub after: Option<TenantId>,
@@ -79,7 +80,7 @@ impl Store {
             q = q.filter(tenant::Column::Id.in_subquery(failing));
         }
         if let Some(text) = &f.search {
-            let prefix = LikeExpr::new(format!("{}%", escape_like(&text.to_lowercase()))).escape('\\');
+            let prefix = LikeExpr::new(format!("{}%", escape_like(&text.to_ascii_lowercase()))).escape('\\');
             let lower = |c: tenant::Column| Expr::expr(Func::lower(Expr::col((tenant::Entity, c))));
             q = q.filter(
                 sea_orm::Condition::any()

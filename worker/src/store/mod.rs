@@ -49,6 +49,8 @@ pub enum StoreError {
     Secret(#[from] SecretError),
     #[error("the control plane was opened without LANDLORD_SECRET_KEYS, so it cannot read or write tenant secrets")]
     NoSecretKeys,
+    #[error("there is no control-plane file {0} (no worker has used it yet)")]
+    NoFile(String),
     #[error("cannot create the control-plane file {path} with mode 0600: {source}")]
     File {
         path: String,
@@ -70,15 +72,18 @@ fn password_context(id: &TenantId) -> String {
     format!("tenant:{id}:db_password")
 }
 
+/// The file of a `sqlite:` URL; `None` for another database or an in-memory one.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let path = url.strip_prefix("sqlite:")?;
+    let path = path.trim_start_matches("//").split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
 /// Creates a SQLite control-plane file readable by its owner only, before SQLite creates it with the
 /// process's umask (often world-readable). SQLite gives its `-wal` and `-shm` files the same mode.
 fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return Ok(());
-    }
+    let Some(path) = sqlite_file(url) else { return Ok(()) };
     if let Ok(meta) = std::fs::metadata(path) {
         // A file from an earlier version (or made by hand) may be readable by others: it holds every tenant's
         // database password, so it is narrowed to its owner.
@@ -144,6 +149,10 @@ impl Store {
     /// Connects without migrating, with a small pool: for the ingress's admin API, which only reads (and
     /// can run with a SELECT-only role). The workers own the schema.
     pub async fn connect_existing(url: &str) -> Result<Self, StoreError> {
+        // `mode=rwc` (the default URL's) would make an empty file, world-readable, wherever this runs.
+        if let Some(path) = sqlite_file(url).filter(|path| !std::path::Path::new(path).exists()) {
+            return Err(StoreError::NoFile(path.to_owned()));
+        }
         let db = crate::connect::connect(&SecretString::from(url.to_owned()), |o| {
             o.max_connections(4).acquire_timeout(Duration::from_secs(3));
         })
@@ -191,5 +200,30 @@ impl From<StoreError> for crate::error::StepError {
         };
         // Neither a database error nor a secret error repeats secret material (see `secret_box`).
         error.caused_by(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_of_a_sqlite_url() {
+        assert_eq!(sqlite_file("sqlite://landlord.db?mode=rwc"), Some("landlord.db"));
+        assert_eq!(sqlite_file("sqlite:///var/lib/landlord/cp.db"), Some("/var/lib/landlord/cp.db"));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://localhost/landlord"), None);
+    }
+
+    /// A reader (the admin API, `landlord watch`) pointed at a control plane no worker has made finds
+    /// none, rather than leaving an empty database file behind.
+    #[tokio::test]
+    async fn connecting_to_an_existing_control_plane_makes_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("landlord.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let err = Store::connect_existing(&url).await.unwrap_err();
+        assert!(matches!(err, StoreError::NoFile(_)), "{err}");
+        assert!(!path.exists(), "no file made");
     }
 }

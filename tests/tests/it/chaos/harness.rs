@@ -104,21 +104,31 @@ pub async fn deliver_all<'a>(
 pub async fn all_events(app: &TestApp) -> Vec<ProgressEvent> {
     let stream = app.bus.jetstream().get_stream("LANDLORD_PROGRESS").await.unwrap();
     let total = stream.clone().get_info().await.unwrap().state.messages as usize;
+    let mut events = Vec::with_capacity(total);
+    let mut after = None;
     // Right after a cluster node is lost, JetStream may time out creating the reading consumer while it
-    // elects new leaders: ask again for a while, as `landlord watch` users would.
+    // elects new leaders, or a read may end after repeated errors: read on after the last event seen, as
+    // an SSE client or a `landlord watch` user would.
     let mut attempt = 0;
-    let events = loop {
-        match app.bus.progress(None).await {
-            Ok(events) => break events,
-            Err(e) if attempt < 10 => {
-                attempt += 1;
-                eprintln!("progress not readable yet ({e}); asking again");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    while events.len() < total {
+        match app.bus.progress_after(None, after).await {
+            Ok(read) => {
+                let mut read = Box::pin(read.take(total - events.len()));
+                while let Some((seq, event)) = read.next().await {
+                    after = Some(seq);
+                    events.push(event);
+                }
             }
+            Err(e) if attempt < 10 => eprintln!("progress not readable yet ({e}); asking again"),
             Err(e) => panic!("progress not readable: {e}"),
         }
-    };
-    events.take(total).collect::<Vec<_>>().await
+        if events.len() < total {
+            attempt += 1;
+            assert!(attempt <= 10, "only {} of {total} progress events could be read", events.len());
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+    events
 }
 
 /// What a scenario ends with.
