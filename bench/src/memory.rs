@@ -17,7 +17,7 @@ pub async fn run(tenants: usize, cp: ControlPlane) -> anyhow::Result<()> {
     stack.start_worker().await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let ingress = stack.ingress.as_ref().expect("started");
-    let (ingress_idle, worker_idle) = (ingress.rss(), stack.workers[0].rss());
+    let (ingress_idle, worker_idle) = (ingress.memory(), stack.workers[0].memory());
 
     let tag = crate::run_tag();
     let started = std::time::Instant::now();
@@ -26,9 +26,9 @@ pub async fn run(tenants: usize, cp: ControlPlane) -> anyhow::Result<()> {
     let active = stack.events.wait_active(&ids, Duration::from_secs(60 + tenants as u64)).await;
     let took = *active.iter().max().expect("tenants") - started;
     crate::throughput::where_the_time_went(&stack, &posted);
-    let (ingress_peak, worker_peak) = (stack.ingress.as_ref().expect("started").rss(), stack.workers[0].rss());
+    let (ingress_peak, worker_peak) = (stack.ingress.as_ref().expect("started").memory(), stack.workers[0].memory());
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let (ingress_after, worker_after) = (stack.ingress.as_ref().expect("started").rss(), stack.workers[0].rss());
+    let (ingress_after, worker_after) = (stack.ingress.as_ref().expect("started").memory(), stack.workers[0].memory());
 
     println!();
     println!(
@@ -41,7 +41,21 @@ pub async fn run(tenants: usize, cp: ControlPlane) -> anyhow::Result<()> {
     for (name, idle, peak, after) in
         [("ingress", ingress_idle, ingress_peak, ingress_after), ("worker", worker_idle, worker_peak, worker_after)]
     {
-        println!("| {name} | {} | {} | {} | {:.2} |", mib(idle), mib(peak), mib(after), after as f64 / idle as f64);
+        println!(
+            "| {name} | {} | {} | {} | {:.2} |",
+            mib(idle.total),
+            mib(peak.total),
+            mib(after.total),
+            after.total as f64 / idle.total as f64
+        );
+    }
+    // What the resident memory is: pages of the program mapped from its file (shared and clean) and
+    // the process's private memory.
+    println!();
+    println!("| process, idle → 10 s after | mapped from files (RssFile) | private (RssAnon) |");
+    println!("|---|---|---|");
+    for (name, idle, after) in [("ingress", ingress_idle, ingress_after), ("worker", worker_idle, worker_after)] {
+        println!("| {name} | {} → {} | {} → {} |", mib(idle.file), mib(after.file), mib(idle.anon), mib(after.anon));
     }
     stack.clean_up().await;
     Ok(())

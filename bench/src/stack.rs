@@ -67,16 +67,29 @@ impl Proc {
         self.child.wait().ok();
     }
 
-    /// Resident memory (VmRSS) in bytes.
-    pub fn rss(&self) -> u64 {
+    /// Resident memory in bytes, and its parts: `file`, pages mapped from files (the program's own text
+    /// and read-only data, shared libraries; clean, shared with other processes running the same binary
+    /// and given back under memory pressure) and `anon`, the process's private memory (heap, stacks).
+    pub fn memory(&self) -> Resident {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        let kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or(0);
-        kb * 1024
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        Resident { total: field("VmRSS:"), anon: field("RssAnon:"), file: field("RssFile:") }
     }
+}
+
+/// A process's resident memory in bytes (see [`Proc::memory`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Resident {
+    pub total: u64,
+    pub anon: u64,
+    pub file: u64,
 }
 
 impl Drop for Proc {
