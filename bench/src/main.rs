@@ -3,9 +3,14 @@
 //! against the MariaDB and PostgreSQL `scripts/services` runs. Results go in `BENCHMARKS.md`.
 //!
 //! ```sh
-//! scripts/services                                  # once: MariaDB, PostgreSQL, nats-server
-//! cargo run --release -p landlord-bench -- all      # or one of: resume, overhead, throughput, ingress, memory
+//! scripts/services                                                          # once: the services
+//! cargo build --release --locked -p landlord-cli -p landlord-bench --bins   # one build for everything
+//! target/release/landlord-bench all     # or one of: resume, overhead, throughput, ingress, memory
 //! ```
+//!
+//! One build of both packages, not `cargo run -p landlord-bench`: the release profile's whole-program
+//! LTO makes builds of different package sets rebuild their shared dependencies after one another, and
+//! the benchmark builds the binaries it runs with the same command (a no-op after it).
 
 mod cpu;
 mod direct;

@@ -29,11 +29,16 @@ pub fn binary(name: &str) -> PathBuf {
     exe.parent().expect("target dir").join(name)
 }
 
-/// Builds the release binaries of `landlord-cli` (the ingress and the worker among them; quick when they
-/// are up to date).
+/// The build of the binaries the benchmark runs, and of the benchmark itself: the same command as the one
+/// BENCHMARKS.md gives, so it finds everything up to date. With whole-program LTO, two builds of different
+/// package sets rebuild their shared dependencies each time the other one ran.
+pub const BUILD: [&str; 8] = ["build", "--release", "--locked", "-p", "landlord-cli", "-p", "landlord-bench", "--bins"];
+
+/// Builds the release binaries of `landlord-cli` (the ingress and the worker among them) with [`BUILD`];
+/// quick when they are up to date.
 pub fn build_binaries() -> anyhow::Result<()> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--locked", "-p", "landlord-cli", "--bins"])
+        .args(BUILD)
         .current_dir(repo_root())
         .status()?;
     anyhow::ensure!(status.success(), "building the release binaries failed");
