@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use landlord_protocol::{CommandKind, TenantId, TenantStatus};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
@@ -49,10 +49,21 @@ pub struct RunEnd<'a> {
     pub kind: CommandKind,
 }
 
+/// A run's outcome, for an update by its id. Updates are made without reading the row back
+/// (`ActiveModel::update` does, a second statement on SQLite); a run that is not there is still an error.
+fn finished(run: Uuid, status: RunStatus) -> run::ActiveModel {
+    run::ActiveModel {
+        id: Set(run.to_string()),
+        status: Set(status.as_str().to_owned()),
+        finished_at: Set(Some(Utc::now())),
+        ..Default::default()
+    }
+}
+
 impl Store {
     pub async fn start_run(&self, id: &TenantId, command_id: &str, kind: CommandKind) -> Result<Uuid, StoreError> {
         let run_id = Uuid::new_v4();
-        run::ActiveModel {
+        let row = run::ActiveModel {
             id: Set(run_id.to_string()),
             tenant_id: Set(id.to_string()),
             command_id: Set(command_id.to_owned()),
@@ -60,21 +71,14 @@ impl Store {
             status: Set(RunStatus::Running.as_str().into()),
             started_at: Set(Utc::now()),
             finished_at: Set(None),
-        }
-        .insert(self.connection())
-        .await?;
+        };
+        // Inserted without reading it back (`ActiveModel::insert` does, a second statement on SQLite).
+        run::Entity::insert(row).exec_without_returning(self.connection()).await?;
         Ok(run_id)
     }
 
     pub async fn finish_run(&self, run_id: Uuid, status: RunStatus) -> Result<(), StoreError> {
-        run::ActiveModel {
-            id: Set(run_id.to_string()),
-            status: Set(status.as_str().to_owned()),
-            finished_at: Set(Some(Utc::now())),
-            ..Default::default()
-        }
-        .update(self.connection())
-        .await?;
+        run::Entity::update(finished(run_id, status)).exec_without_returning(self.connection()).await?;
         Ok(())
     }
 
@@ -122,15 +126,8 @@ impl Store {
         if end.status == landlord_protocol::TenantStatus::Active {
             row.offboard_at = Set(None);
         }
-        row.update(&txn).await?;
-        run::ActiveModel {
-            id: Set(end.run.to_string()),
-            status: Set(end.outcome.as_str().to_owned()),
-            finished_at: Set(Some(Utc::now())),
-            ..Default::default()
-        }
-        .update(&txn)
-        .await?;
+        tenant::Entity::update(row).exec_without_returning(&txn).await?;
+        run::Entity::update(finished(end.run, end.outcome)).exec_without_returning(&txn).await?;
         insert_processed(&txn, end.command_id, end.tenant, end.kind).await?;
         txn.commit().await?;
         Ok(())

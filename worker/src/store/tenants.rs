@@ -3,10 +3,7 @@
 
 use chrono::Utc;
 use landlord_protocol::{ProvisionSpec, TenantId, TenantStatus};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set, TryIntoModel,
-    sea_query::OnConflict,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set, TryIntoModel, sea_query::OnConflict};
 use secrecy::SecretString;
 
 use super::{Store, StoreError, entities::tenant, password_context};
@@ -110,7 +107,8 @@ impl Store {
         let mut row =
             tenant::ActiveModel { id: Set(id.to_string()), updated_at: Set(Utc::now()), ..Default::default() };
         change(&mut row);
-        row.update(self.connection()).await?;
+        // Without reading the row back: sea-orm's `ActiveModel::update` does, a second statement on SQLite.
+        tenant::Entity::update(row).exec_without_returning(self.connection()).await?;
         Ok(())
     }
 
