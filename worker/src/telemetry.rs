@@ -15,7 +15,7 @@ pub const WEBHOOKS_VERIFIED: &str = "landlord_webhooks_verified_total";
 pub const WEBHOOKS_REJECTED: &str = "landlord_webhooks_rejected_total";
 /// Commands stored on JetStream, by `kind` and `duplicate` (counted where they are published).
 pub const COMMANDS_PUBLISHED: &str = landlord_bus::COMMANDS_PUBLISHED;
-/// Each step's duration, by `step` and `outcome` (`succeeded`, `failed`, `retried`).
+/// Each step's duration, by `step` and `outcome` (`succeeded`, `skipped`, `failed`, `retried`).
 pub const STEP_DURATION: &str = "landlord_step_duration_seconds";
 /// Step attempts that failed and were tried again, by `step`.
 pub const STEP_RETRIES: &str = "landlord_step_retries_total";

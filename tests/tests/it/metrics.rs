@@ -111,16 +111,22 @@ async fn metrics_count_what_happened_and_the_worker_port_answers_probes() {
     assert_eq!(value(&worker, &count, &[]), 1.0, "only the tenant that became active");
     let step_count = format!("{}_count", telemetry::STEP_DURATION);
     // Both purchases placed and made their databases; only the good one got further.
-    for (step, times) in [
-        ("place_database", 2.0),
-        ("create_database", 2.0),
-        ("apply_schema", 1.0),
-        ("health_check", 1.0),
-        ("activate", 1.0),
-    ] {
+    for (step, times) in [("place_database", 2.0), ("create_database", 2.0), ("apply_schema", 1.0), ("activate", 1.0)] {
         let n = value(&worker, &step_count, &[("step", step), ("outcome", "succeeded")]);
         assert_eq!(n, times, "{step} succeeded {times} times");
     }
+    // Skipped steps are counted apart: the health check (no health URL: skipped when it ran) and the
+    // welcome (no mail server: skipped without running) of the good purchase; DNS (no zone) runs beside
+    // the database steps, so the broken purchase may have skipped it too.
+    for step in ["health_check", "notify"] {
+        assert_eq!(value(&worker, &step_count, &[("step", step), ("outcome", "skipped")]), 1.0, "{step} skipped");
+        let succeeded = worker.get(&(
+            step_count.clone(),
+            [("step", step), ("outcome", "succeeded")].map(|(k, v)| (k.to_owned(), v.to_owned())).into(),
+        ));
+        assert_eq!(succeeded, None, "{step} is not counted as succeeded");
+    }
+    assert!(value(&worker, &step_count, &[("step", "configure_dns"), ("outcome", "skipped")]) >= 1.0);
     assert_eq!(value(&worker, &step_count, &[("step", "apply_schema"), ("outcome", "failed")]), 1.0);
     for status in ["pending", "provisioning", "suspended", "awaiting_operator", "moving", "offboarding", "deleted"] {
         assert_eq!(value(&worker, telemetry::TENANTS, &[("status", status)]), 0.0, "{status}");

@@ -3,6 +3,7 @@
 
 use landlord_protocol::{EventKind, TenantId, TenantStatus};
 use landlord_tests::{Engine, Options, TestApp, scalar, unique_slug};
+use landlord_worker::steps::StepName;
 use secrecy::ExposeSecret;
 
 async fn provision(
@@ -59,6 +60,17 @@ async fn end_to_end(engine: Engine, control_plane: Option<String>) {
                 "no {kind:?} for {step}: {events:#?}"
             );
         }
+    }
+    // Steps this deployment has no provider for (no Route 53 zone, no stack template, no mail server)
+    // are skipped without starting: one event each, with the reason, and one record.
+    for step in ["configure_dns", "deploy_stack", "notify"] {
+        let of_step: Vec<_> = events.iter().filter(|e| e.step.as_deref() == Some(step)).collect();
+        assert_eq!(of_step.len(), 1, "{step}: {of_step:#?}");
+        assert_eq!((of_step[0].kind, of_step[0].attempt), (EventKind::StepSkipped, Some(1)), "{step}");
+        assert!(of_step[0].message.as_deref().is_some_and(|m| m.contains("LANDLORD_")), "{:?}", of_step[0]);
+        let row = app.store.step(&a, StepName::parse(step).unwrap()).await.unwrap().expect("recorded");
+        assert_eq!((row.status.as_str(), row.attempts, row.duration_ms), ("skipped", 1, Some(0)), "{step}");
+        assert!(row.finished_at.is_some(), "{step}");
     }
     assert!(events.iter().all(|e| e.tenant_id == Some(a) && e.v == 1 && e.run_id.is_some()));
     assert!(

@@ -29,6 +29,22 @@ impl Runner {
     ) -> Result<Result<(), StepError>, StoreError> {
         let (store, step_name, tenant) = (&self.deps.store, step.name(), ctx.tenant.id);
         let name = step_name.as_str();
+        if let Some(message) = step.configured_off(&self.deps) {
+            let attempt = attempts + 1;
+            store.step_skipped(&tenant, step_name, run, attempt).await?;
+            metrics::histogram!(telemetry::STEP_DURATION, "step" => name, "outcome" => "skipped").record(0.0);
+            tracing::info!(step = name, attempt, %message, "step skipped: not configured");
+            let detail = Detail {
+                step: Some(step_name),
+                attempt: Some(attempt),
+                duration: Some(std::time::Duration::ZERO),
+                message: Some(message),
+                status: Some(during),
+                ..Detail::default()
+            };
+            self.progress.emit(Some(tenant), Some(run), EventKind::StepSkipped, detail).await;
+            return Ok(Ok(()));
+        }
         let mut delays = self.config.retry_for(step_name).backoff().build();
         loop {
             attempts += 1;
@@ -51,7 +67,9 @@ impl Runner {
                         StepDone::Deferred(m) => (StepState::Deferred, EventKind::StepSkipped, m),
                     };
                     store.step_finished(&tenant, step_name, state, took, None).await?;
-                    metrics::histogram!(telemetry::STEP_DURATION, "step" => name, "outcome" => "succeeded")
+                    // A skipped step did nothing: its near-zero time is kept out of the succeeded steps'.
+                    let outcome = if state == StepState::Skipped { "skipped" } else { "succeeded" };
+                    metrics::histogram!(telemetry::STEP_DURATION, "step" => name, "outcome" => outcome)
                         .record(took.as_secs_f64());
                     tracing::info!(step = name, attempt, duration_ms = took.as_millis() as u64, %message, "step succeeded");
                     // The tenant becomes active only when the run ends, after its last step.

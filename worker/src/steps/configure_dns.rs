@@ -18,6 +18,8 @@ use crate::{
 #[derive(Debug)]
 pub struct ConfigureDns;
 
+const NO_ZONE: &str = "no Route 53 zone configured (LANDLORD_ROUTE53_ZONE_ID)";
+
 /// Claims both names for the tenant (refusing records someone else made), UPSERTs both records and waits
 /// for the change, retrying transient errors until `deadline`. The background retrier calls this too, so a
 /// record that appeared meanwhile is never taken over.
@@ -61,11 +63,15 @@ impl Step for ConfigureDns {
         StepName::ConfigureDns
     }
 
+    fn configured_off(&self, deps: &super::Deps) -> Option<String> {
+        deps.infra.dns.is_none().then(|| NO_ZONE.to_owned())
+    }
+
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {
         async move {
             let infra = &ctx.deps.infra;
             let Some(dns) = &infra.dns else {
-                return Ok(StepDone::Skipped("no Route 53 zone configured (LANDLORD_ROUTE53_ZONE_ID)".into()));
+                return Ok(StepDone::Skipped(NO_ZONE.into()));
             };
             let store = &ctx.deps.store;
             let control_plane =

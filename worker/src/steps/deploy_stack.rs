@@ -13,6 +13,8 @@ pub const TENANT_TAG: &str = "landlord:tenant-id";
 #[derive(Debug)]
 pub struct DeployStack;
 
+const NO_TEMPLATE: &str = "no stack template configured (LANDLORD_STACK_TEMPLATE)";
+
 /// Whether a live stack is the tenant's: it carries the tenant's tag, or the control plane recorded its id
 /// for the tenant (stacks made before tags existed).
 fn carries_tenant(
@@ -30,11 +32,15 @@ impl Step for DeployStack {
         StepName::DeployStack
     }
 
+    fn configured_off(&self, deps: &super::Deps) -> Option<String> {
+        deps.infra.stacks.is_none().then(|| NO_TEMPLATE.to_owned())
+    }
+
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {
         async move {
             let infra = &ctx.deps.infra;
             let Some(stacks) = &infra.stacks else {
-                return Ok(StepDone::Skipped("no stack template configured (LANDLORD_STACK_TEMPLATE)".into()));
+                return Ok(StepDone::Skipped(NO_TEMPLATE.into()));
             };
             let t = ctx.tenant;
             // Unknown hostnames (no domain, or DNS unreachable) must not fail the stack: DNS never fails provisioning.

@@ -16,7 +16,7 @@ pub struct Notify;
 async fn welcome(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     let (deps, t) = (ctx.deps, ctx.tenant);
     if deps.mail.smtp.is_none() {
-        return Ok(StepDone::Skipped("no LANDLORD_SMTP_URL: no welcome email".into()));
+        return Ok(StepDone::Skipped(NO_SMTP.into()));
     }
     let row = deps
         .store
@@ -64,9 +64,15 @@ async fn welcome(ctx: &StepContext<'_>) -> Result<StepDone, StepError> {
     }))
 }
 
+const NO_SMTP: &str = "no LANDLORD_SMTP_URL: no welcome email";
+
 impl Step for Notify {
     fn name(&self) -> StepName {
         StepName::Notify
+    }
+
+    fn configured_off(&self, deps: &super::Deps) -> Option<String> {
+        deps.mail.smtp.is_none().then(|| NO_SMTP.to_owned())
     }
 
     fn run<'a>(&'a self, ctx: &'a StepContext<'a>) -> BoxFuture<'a, Result<StepDone, StepError>> {

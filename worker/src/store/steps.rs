@@ -97,16 +97,42 @@ impl Store {
         run_id: Uuid,
         attempt: u32,
     ) -> Result<(), StoreError> {
+        self.put_step(id, step, run_id, attempt, StepState::Started).await
+    }
+
+    /// Records a step skipped before it started (nothing to do in this deployment), as its `attempt`th
+    /// attempt: one statement, where a step that runs takes two.
+    pub async fn step_skipped(
+        &self,
+        id: &TenantId,
+        step: StepName,
+        run_id: Uuid,
+        attempt: u32,
+    ) -> Result<(), StoreError> {
+        self.put_step(id, step, run_id, attempt, StepState::Skipped).await
+    }
+
+    /// Writes a step's row afresh (started, or skipped and finished at once).
+    async fn put_step(
+        &self,
+        id: &TenantId,
+        step: StepName,
+        run_id: Uuid,
+        attempt: u32,
+        state: StepState,
+    ) -> Result<(), StoreError> {
         use tenant_step::Column as C;
+        let now = Utc::now();
+        let finished = state != StepState::Started;
         let row = tenant_step::ActiveModel {
             tenant_id: Set(id.to_string()),
             step: Set(step.as_str().to_owned()),
             run_id: Set(run_id.to_string()),
-            status: Set(StepState::Started.as_str().into()),
+            status: Set(state.as_str().into()),
             attempts: Set(i32::try_from(attempt).unwrap_or(i32::MAX)),
-            started_at: Set(Utc::now()),
-            finished_at: Set(None),
-            duration_ms: Set(None),
+            started_at: Set(now),
+            finished_at: Set(finished.then_some(now)),
+            duration_ms: Set(finished.then_some(0)),
             error_code: Set(None),
             error_message: Set(None),
         };
