@@ -72,11 +72,13 @@ fn password_context(id: &TenantId) -> String {
     format!("tenant:{id}:db_password")
 }
 
-/// The file of a `sqlite:` URL; `None` for another database or an in-memory one.
+/// The file of a `sqlite:` URL; `None` for another database or an in-memory one (`:memory:`, or a
+/// named one with `mode=memory`).
 fn sqlite_file(url: &str) -> Option<&str> {
-    let path = url.strip_prefix("sqlite:")?;
-    let path = path.trim_start_matches("//").split('?').next().unwrap_or_default();
-    (!path.is_empty() && path != ":memory:").then_some(path)
+    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory");
+    (!path.is_empty() && !in_memory).then_some(path)
 }
 
 /// Creates a SQLite control-plane file readable by its owner only, before SQLite creates it with the
@@ -106,6 +108,14 @@ fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
 /// `PRAGMA cache_size` of each SQLite connection: negative is KiB (256 KiB).
 const SQLITE_CACHE_KIB: &str = "-256";
 
+/// How long an idle SQLite connection is kept. Each holds its own memory (page cache, prepared
+/// statements, lookaside, its thread), and a burst opens all eight: kept for the driver's default ten
+/// minutes, a worker's private memory stayed almost four times its idle size after a burst (BENCHMARKS.md,
+/// memory). The driver closes connections idle longer than this (checked as often) and opens one again
+/// when none is left (`min_connections`); longer than the timers' default 5 s tick, so an idle worker's
+/// last connection is in use often enough to stay open. Opening one is a file open and a few pragmas.
+const SQLITE_IDLE: Duration = Duration::from_secs(10);
+
 impl Store {
     /// Whether the control plane answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -118,15 +128,20 @@ impl Store {
         if url.starts_with("sqlite:") {
             create_sqlite_file(url)?;
         }
+        let sqlite = url.starts_with("sqlite:");
         let db = crate::connect::connect(&SecretString::from(url.to_owned()), |o| {
             o.max_connections(8).acquire_timeout(Duration::from_secs(10));
+            // (An in-memory database lives only as long as its connections: it is not given a timeout.)
+            if sqlite_file(url).is_some() {
+                o.min_connections(1).idle_timeout(SQLITE_IDLE);
+            }
             // SQLite keeps a page cache per connection, 2 MiB each by default, and a worker's memory grew
             // with the control plane (BENCHMARKS.md, memory). The file's pages stay in the operating
             // system's cache, so a small one per connection costs little.
             o.map_sqlx_sqlite_opts(|s| s.pragma("cache_size", SQLITE_CACHE_KIB));
         })
         .await?;
-        if url.starts_with("sqlite:") {
+        if sqlite {
             // Several tasks write at once; WAL lets readers continue meanwhile.
             db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         }
@@ -212,7 +227,32 @@ mod tests {
         assert_eq!(sqlite_file("sqlite://landlord.db?mode=rwc"), Some("landlord.db"));
         assert_eq!(sqlite_file("sqlite:///var/lib/landlord/cp.db"), Some("/var/lib/landlord/cp.db"));
         assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://cp?mode=memory&cache=shared"), None, "a named in-memory database");
+        assert_eq!(sqlite_file("sqlite://cp.db?cache=shared&mode=rwc"), Some("cp.db"));
         assert_eq!(sqlite_file("postgres://localhost/landlord"), None);
+    }
+
+    /// A burst opens several SQLite connections; once idle past [`SQLITE_IDLE`] they are closed, down to
+    /// the one kept, so what each held (its caches, its thread) is given back.
+    #[tokio::test]
+    async fn a_bursts_sqlite_connections_are_closed_once_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("cp.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let pool = store.connection().get_sqlite_connection_pool();
+        let slow =
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) SELECT count(*) FROM c";
+        futures::future::try_join_all((0..8).map(|_| store.connection().execute_unprepared(slow))).await.unwrap();
+        let opened = pool.size();
+        assert!(opened > 1, "the burst ran on several connections: {opened}");
+        let closed = tokio::time::timeout(SQLITE_IDLE * 6, async {
+            while pool.size() > 1 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        closed.await.unwrap_or_else(|_| panic!("{} of {opened} connections still open", pool.size()));
+        // The store still works on what is left (or on one opened again).
+        store.ping().await.unwrap();
     }
 
     /// A reader (the admin API, `landlord watch`) pointed at a control plane no worker has made finds
