@@ -18,6 +18,8 @@ pub struct Direct {
     admin: DatabaseConnection,
     engine: Engine,
     statements: Vec<String>,
+    /// The plan's script as a file, for the database's own client.
+    script: std::path::PathBuf,
 }
 
 impl Direct {
@@ -28,9 +30,62 @@ impl Direct {
             Engine::Postgres => ("postgres", Dialect::Postgres),
         };
         let path = landlord_tests::repo_root().join("sql-scripts").join(dir).join("package-10-type-10.sql");
-        let script = std::fs::read_to_string(path)?;
-        let statements = split(&script, dialect)?.into_iter().map(|s| s.sql).collect();
-        Ok(Self { admin, engine, statements })
+        let text = std::fs::read_to_string(&path)?;
+        let statements = split(&text, dialect)?.into_iter().map(|s| s.sql).collect();
+        Ok(Self { admin, engine, statements, script: path })
+    }
+
+    /// The same work with the database's own command-line client, as the issue's by-hand figure was
+    /// taken and as a person or a shell script does it: one `mariadb` (or `psql`) call as the
+    /// administrator to create the database and login and grant, one as the login with the plan's
+    /// script. Each call starts a client process and connects anew, which the driver baseline does not.
+    pub async fn provision_with_client(&self, name: &str) -> anyhow::Result<()> {
+        let password = "Bench-client-password-1";
+        let admin = url::Url::parse(&tenant_db_url(self.engine))?;
+        let host = admin.host_str().unwrap_or("127.0.0.1").to_owned();
+        match self.engine {
+            Engine::MariaDb => {
+                let port = admin.port().unwrap_or(3306).to_string();
+                let grant_pattern = name.replace('_', "\\_");
+                let sql = format!(
+                    "CREATE DATABASE `{name}` CHARACTER SET utf8mb4; \
+                     CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'; \
+                     GRANT ALL PRIVILEGES ON `{grant_pattern}`.* TO '{name}'@'%';"
+                );
+                let mut as_admin = tokio::process::Command::new("mariadb");
+                as_admin.args(["--protocol=tcp", "-h", &host, "-P", &port, "-u", admin.username(), "-e", &sql]);
+                if let Some(pw) = admin.password() {
+                    as_admin.env("MYSQL_PWD", pw);
+                }
+                run(as_admin).await?;
+                let mut as_login = tokio::process::Command::new("mariadb");
+                as_login.args(["--protocol=tcp", "-h", &host, "-P", &port, "-u", name, name]);
+                as_login.env("MYSQL_PWD", password).stdin(std::fs::File::open(&self.script)?);
+                run(as_login).await
+            }
+            Engine::Postgres => {
+                let port = admin.port().unwrap_or(5432).to_string();
+                let database = admin.path().trim_start_matches('/');
+                let database = if database.is_empty() { "postgres" } else { database };
+                // Each -c is its own transaction: CREATE DATABASE cannot run inside one.
+                let mut as_admin = tokio::process::Command::new("psql");
+                as_admin.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", &host, "-p", &port]);
+                as_admin.args(["-U", admin.username(), "-d", database]);
+                as_admin.args(["-c", &format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'")]);
+                as_admin.args(["-c", &format!("CREATE DATABASE {name} OWNER {name}")]);
+                as_admin.args(["-c", &format!("REVOKE CONNECT, TEMPORARY ON DATABASE {name} FROM PUBLIC")]);
+                if let Some(pw) = admin.password() {
+                    as_admin.env("PGPASSWORD", pw);
+                }
+                run(as_admin).await?;
+                // The script in one transaction (-1, which applies to -f, not to standard input), as Landlord
+                // runs it on PostgreSQL.
+                let mut as_login = tokio::process::Command::new("psql");
+                as_login.args(["-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-h", &host, "-p", &port]);
+                as_login.args(["-U", name, "-d", name]).arg("-f").arg(&self.script).env("PGPASSWORD", password);
+                run(as_login).await
+            }
+        }
     }
 
     /// Provisions database and login `name` (a bench name: `tenant_bench_…`).
@@ -77,6 +132,15 @@ impl Direct {
         tenant.close().await?;
         Ok(())
     }
+}
+
+/// Runs a client to its end; its output is not wanted, its failure is an error with what it said.
+async fn run(mut command: tokio::process::Command) -> anyhow::Result<()> {
+    let out = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).output().await?;
+    // The program's name only: its arguments and environment hold passwords.
+    let program = command.as_std().get_program().to_string_lossy().into_owned();
+    anyhow::ensure!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(())
 }
 
 /// Drops every database and login whose name starts with `tenant_bench` (Landlord's and the baseline's

@@ -1,7 +1,8 @@
 //! Throughput: a burst of signed webhooks, all posted at once, with 1, 2 and 4 worker processes (default
 //! settings: four runs at a time each) until every tenant is active; beside it, the same database work
 //! done by as many direct client loops as Landlord runs at once (four per worker), with Landlord's
-//! processes still running, idle. Also says where a
+//! processes still running, idle: over the same driver, and with the `mariadb` command-line client (as
+//! the issue's by-hand figure was taken). Also says where a
 //! tenant's time went: waiting in the queue, in its steps, and around them.
 
 use std::{
@@ -29,6 +30,8 @@ const PER_WORKER: usize = 4;
 pub struct Burst {
     pub per_minute: f64,
     pub baseline_per_minute: f64,
+    /// The same loops with the database's own command-line client ([`Direct::provision_with_client`]).
+    pub client_per_minute: f64,
 }
 
 pub async fn run(workers: &[usize], tenants: usize, cp: ControlPlane) -> anyhow::Result<()> {
@@ -36,17 +39,19 @@ pub async fn run(workers: &[usize], tenants: usize, cp: ControlPlane) -> anyhow:
     for &n in workers {
         let b = burst(n, tenants, cp).await?;
         lines.push(format!(
-            "| {tenants} tenants, {n} worker(s) | {:.0}/min | {:.0}/min ({} loops) | {:.2} |",
+            "| {tenants} tenants, {n} worker(s) | {:.0}/min | {:.0}/min ({} loops) | {:.2} | {:.0}/min | {:.2} |",
             b.per_minute,
             b.baseline_per_minute,
             n * PER_WORKER,
-            b.per_minute / b.baseline_per_minute
+            b.per_minute / b.baseline_per_minute,
+            b.client_per_minute,
+            b.per_minute / b.client_per_minute,
         ));
     }
     println!();
     println!("## throughput, control plane {cp:?}, tenant databases on MariaDB");
-    println!("| burst | Landlord | direct client loops | ratio |");
-    println!("|---|---|---|---|");
+    println!("| burst | Landlord | direct loops (driver) | ratio | loops with the mariadb client | ratio |");
+    println!("|---|---|---|---|---|---|");
     for l in lines {
         println!("{l}");
     }
@@ -80,6 +85,28 @@ pub async fn burst(workers: usize, tenants: usize, cp: ControlPlane) -> anyhow::
 
     let loops = workers * PER_WORKER;
     let direct = Arc::new(Direct::connect(Engine::MariaDb).await?);
+    // Which baseline goes first alternates from burst to burst: the second finds the server holding the
+    // first one's databases and logins.
+    let (baseline_per_minute, client_per_minute) = if workers % 2 == 1 {
+        let driver = loops_of(&direct, loops, tenants, &format!("{tag}_b"), false).await?;
+        (driver, loops_of(&direct, loops, tenants, &format!("{tag}_c"), true).await?)
+    } else {
+        let client = loops_of(&direct, loops, tenants, &format!("{tag}_c"), true).await?;
+        (loops_of(&direct, loops, tenants, &format!("{tag}_b"), false).await?, client)
+    };
+    // Stopped only now: the baseline runs beside Landlord's processes, idle, as Landlord ran beside them.
+    stack.clean_up().await;
+    println!(
+        "{tenants} tenants, {workers} worker(s): Landlord {per_minute:.0}/min in {}, direct {baseline_per_minute:.0}/min, \
+         client {client_per_minute:.0}/min",
+        ms(took)
+    );
+    Ok(Burst { per_minute, baseline_per_minute, client_per_minute })
+}
+
+/// `tenants` provisionings by hand, `loops` at a time, over the driver or with the command-line client;
+/// tenants per minute, with the CPU they took.
+async fn loops_of(direct: &Arc<Direct>, loops: usize, tenants: usize, tag: &str, client: bool) -> anyhow::Result<f64> {
     let next = Arc::new(AtomicUsize::new(0));
     let meter = cpu::Meter::start(vec![
         ("mariadbd".into(), cpu::named("mariadbd")),
@@ -88,29 +115,26 @@ pub async fn burst(workers: usize, tenants: usize, cp: ControlPlane) -> anyhow::
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..loops {
-        let (direct, next, tag) = (direct.clone(), next.clone(), tag.clone());
+        let (direct, next, tag) = (direct.clone(), next.clone(), tag.to_owned());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= tenants {
                     return Ok::<_, anyhow::Error>(());
                 }
-                direct.provision(&format!("tenant_bench_{tag}_b{i}")).await?;
+                let name = format!("tenant_bench_{tag}{i}");
+                if client { direct.provision_with_client(&name).await? } else { direct.provision(&name).await? }
             }
         }));
     }
     for t in tasks {
         t.await??;
     }
-    let baseline_per_minute = tenants as f64 / started.elapsed().as_secs_f64() * 60.0;
-    println!("  CPU per tenant, direct: {}", cpu::line(&meter.per(tenants)));
-    // Stopped only now: the baseline runs beside Landlord's processes, idle, as Landlord ran beside them.
-    stack.clean_up().await;
-    println!(
-        "{tenants} tenants, {workers} worker(s): Landlord {per_minute:.0}/min in {}, direct {baseline_per_minute:.0}/min",
-        ms(took)
-    );
-    Ok(Burst { per_minute, baseline_per_minute })
+    let per_minute = tenants as f64 / started.elapsed().as_secs_f64() * 60.0;
+    // (The client processes' own CPU is not counted: they are gone before it is read.)
+    let way = if client { "mariadb client" } else { "direct" };
+    println!("  CPU per tenant, {way}: {}", cpu::line(&meter.per(tenants)));
+    Ok(per_minute)
 }
 
 /// Posts `tenants` purchases, 32 at a time; each tenant with when its webhook was answered.
