@@ -130,7 +130,10 @@ impl Store {
         }
         let sqlite = url.starts_with("sqlite:");
         let db = crate::connect::connect(&SecretString::from(url.to_owned()), |o| {
-            o.max_connections(8).acquire_timeout(Duration::from_secs(10));
+            // SQLite writes one at a time whatever the pool, so four connections serve a worker's four runs
+            // at a time; each holds its own memory, and connections taken in turn (the pool hands out the
+            // one idle longest) are all kept warm by the timers, so fewer is the only way to hold less.
+            o.max_connections(if sqlite { 4 } else { 8 }).acquire_timeout(Duration::from_secs(10));
             // (An in-memory database lives only as long as its connections: it is not given a timeout.)
             if sqlite_file(url).is_some() {
                 o.min_connections(1).idle_timeout(SQLITE_IDLE);
