@@ -123,9 +123,9 @@ pub trait Step: Send + Sync {
     /// The name shown in progress events and stored per tenant.
     fn name(&self) -> StepName;
     /// Why this deployment has nothing for the step to do (its provider is not configured), known
-    /// before it runs: the runner then records it skipped in one write and one event, with no `started`
-    /// record, which is most of what such a step cost (a quarter of a provisioning's control-plane writes
-    /// with DNS, stacks and mail off; BENCHMARKS.md). `None` when the step has to run to know.
+    /// before it runs: the runner then records it skipped in one write and one event, instead of a
+    /// `started` record and event, the run, and a second write and event. `None` when the step has to run
+    /// to know.
     fn configured_off(&self, _deps: &Deps) -> Option<String> {
         None
     }

@@ -108,12 +108,12 @@ fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
 /// `PRAGMA cache_size` of each SQLite connection: negative is KiB (256 KiB).
 const SQLITE_CACHE_KIB: &str = "-256";
 
-/// How long an idle SQLite connection is kept. Each holds its own memory (page cache, prepared
-/// statements, lookaside, its thread), and a burst opens all eight: kept for the driver's default ten
-/// minutes, a worker's private memory stayed almost four times its idle size after a burst (BENCHMARKS.md,
-/// memory). The driver closes connections idle longer than this (checked as often) and opens one again
-/// when none is left (`min_connections`); longer than the timers' default 5 s tick, so an idle worker's
-/// last connection is in use often enough to stay open. Opening one is a file open and a few pragmas.
+/// How long an idle SQLite connection is kept (the driver's default is ten minutes). Each holds its own
+/// memory (page cache, prepared statements, lookaside, its thread). The driver closes connections idle
+/// longer than this (checking as often) and opens one again when none is left (`min_connections`). The
+/// pool hands out the connection idle longest, so the timers' and sampler's queries keep several warm:
+/// this alone did not give a burst's memory back (BENCHMARKS.md, memory); the smaller pool did. Longer
+/// than the timers' default 5 s tick, so an idle worker's last connection is not closed and reopened.
 const SQLITE_IDLE: Duration = Duration::from_secs(10);
 
 impl Store {
